@@ -1,0 +1,157 @@
+//! The driver trait: what the engine needs from a database, and nothing of policy.
+
+use crate::graph::Heads;
+use crate::render::Dialect;
+use crate::revision::Direction;
+use std::fmt;
+use std::time::Duration;
+
+/// One step recorded in the history table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The revision.
+    pub revision: String,
+    /// Apply or undo.
+    pub direction: Direction,
+    /// The revision's checksum when it ran.
+    pub checksum: String,
+    /// `None` when the step succeeded; the error otherwise.
+    pub error: Option<String>,
+    /// How long a failed step ran before it failed (a successful one is timed by the database).
+    pub failed_after: Option<Duration>,
+    /// The operating-system user that ran the tool.
+    pub os_user: String,
+    /// The host the tool ran on.
+    pub host: String,
+    /// The tool's version.
+    pub tool_version: String,
+}
+
+/// One row read back from the history table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRecord {
+    /// The revision.
+    pub revision: String,
+    /// Apply or undo.
+    pub direction: Direction,
+    /// The checksum recorded.
+    pub checksum: String,
+    /// `applied` or `failed`.
+    pub outcome: String,
+    /// The error of a failed step.
+    pub error: Option<String>,
+    /// When it finished, as the database wrote it (ISO 8601, UTC).
+    pub finished_at: String,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
+    /// The database user.
+    pub db_user: String,
+    /// The OS user and host, `user@host`.
+    pub ran_by: String,
+    /// The tool version.
+    pub tool_version: String,
+}
+
+/// The tool's own tables, as found in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateTables {
+    /// `alembic_version` exists.
+    pub version: bool,
+    /// The history table exists.
+    pub history: bool,
+}
+
+/// A database error, classified for the engine's policy and the operator's eyes.
+///
+/// Messages never hold a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The server could not be reached.
+    Unreachable(String),
+    /// The server refused the credentials.
+    Authentication(String),
+    /// The database does not exist.
+    NoSuchDatabase(String),
+    /// The migration lock was not obtained within its budget.
+    LockBusy(Duration),
+    /// A statement gave up waiting for a table lock (`lock_timeout`): worth retrying.
+    LockTimeout(String),
+    /// A statement failed.
+    Statement {
+        /// The SQLSTATE code, if the server sent one.
+        code: Option<String>,
+        /// The server's message, with its detail and hint.
+        message: String,
+    },
+    /// The connection was lost or another I/O failure happened.
+    Io(String),
+    /// The database or driver cannot do this.
+    Unsupported(String),
+}
+
+impl DriverError {
+    /// Whether the same work may succeed if tried again shortly.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DriverError::LockTimeout(_))
+    }
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverError::Unreachable(m) => write!(f, "cannot reach the database server: {m}"),
+            DriverError::Authentication(m) => write!(f, "the database server refused the login: {m}"),
+            DriverError::NoSuchDatabase(m) => write!(f, "{m}"),
+            DriverError::LockBusy(waited) => write!(
+                f,
+                "another migration holds the lock; gave up after {:.1} s (raise --lock-wait, or wait for it to finish)",
+                waited.as_secs_f64()
+            ),
+            DriverError::LockTimeout(m) => write!(f, "gave up waiting for a table lock: {m}"),
+            DriverError::Statement { code: Some(code), message } => write!(f, "{message} (SQLSTATE {code})"),
+            DriverError::Statement { code: None, message } => f.write_str(message),
+            DriverError::Io(m) => write!(f, "connection failed: {m}"),
+            DriverError::Unsupported(m) => write!(f, "not supported: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+/// A statement failed while executing a list of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecError {
+    /// Which statement of the list failed, from 0 (`None`: beginning or committing the transaction).
+    pub statement: Option<usize>,
+    /// Why.
+    pub error: DriverError,
+}
+
+/// One database session as the engine sees it. Every method is one short contract.
+pub trait Driver {
+    /// The dialect to render for.
+    fn dialect(&self) -> Dialect;
+    /// The server's product and version, e.g. `PostgreSQL 15.19`.
+    fn server_version(&mut self) -> Result<String, DriverError>;
+    /// Takes the migration lock (held until `unlock` or disconnect), waiting at most `budget`.
+    fn lock(&mut self, budget: Duration) -> Result<(), DriverError>;
+    /// Releases the migration lock if held; harmless otherwise.
+    fn unlock(&mut self) -> Result<(), DriverError>;
+    /// Which of the tool's own tables exist.
+    fn state_tables(&mut self) -> Result<StateTables, DriverError>;
+    /// Statements that create the tool's tables where missing (idempotent).
+    fn bootstrap_statements(&self) -> Vec<String>;
+    /// The revisions recorded in `alembic_version` (empty when the table is missing).
+    fn read_heads(&mut self) -> Result<Heads, DriverError>;
+    /// The history table, oldest first (empty when it is missing).
+    fn read_history(&mut self) -> Result<Vec<HistoryRecord>, DriverError>;
+    /// Statements that move `alembic_version` from `before` to `after`.
+    fn version_statements(&self, before: &Heads, after: &Heads) -> Vec<String>;
+    /// The statement that records `entry` in the history table.
+    fn history_statement(&self, entry: &HistoryEntry) -> String;
+    /// Runs the statements in one transaction: all of them, or none.
+    fn execute_in_transaction(&mut self, statements: &[String]) -> Result<(), ExecError>;
+    /// Runs each statement on its own, outside any transaction block.
+    fn execute_each(&mut self, statements: &[String]) -> Result<(), ExecError>;
+}

@@ -1,0 +1,22 @@
+//! The pure core of identity-migrate: a schema is a value, a revision is a function on it.
+//!
+//! Nothing here does I/O. The schema model ([`schema`]), the ops and their fold ([`op`]), the
+//! revision graph and planning ([`graph`]), rendering per dialect ([`render`]), checksums
+//! ([`checksum`]), and the trait a database driver implements ([`driver`]).
+
+pub mod checksum;
+pub mod driver;
+pub mod graph;
+pub mod op;
+pub mod render;
+pub mod revision;
+pub mod schema;
+
+pub use graph::{Heads, ResolveError, RevisionGraph, Step, Target};
+pub use op::{ColumnChange, ModelError, Op, RawSql};
+pub use render::{Dialect, RenderError, Statement};
+pub use revision::{Direction, Revision};
+pub use schema::{
+    Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, ForeignKey, Index, IndexKey,
+    ReferentialAction, Schema, Table, TableName,
+};

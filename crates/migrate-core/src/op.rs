@@ -1,0 +1,578 @@
+//! Ops: one change each, and `apply`, the pure function that folds an op into a schema.
+//!
+//! `apply` refuses what the database would refuse (a duplicate relation name, a dropped table
+//! that is still referenced, a column that is not there), so a revision that cannot run is caught
+//! by a unit test instead of by a production database.
+
+use crate::schema::{Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, Index, Schema, Table, TableName};
+use std::fmt;
+
+/// A change to one column; each `Some` field is changed, each `None` left alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ColumnChange {
+    /// New type, with an optional `USING` conversion expression.
+    pub ty: Option<(ColumnType, Option<String>)>,
+    /// New nullability.
+    pub nullable: Option<bool>,
+    /// New default (`Some(None)` drops it).
+    pub default: Option<Option<DefaultExpr>>,
+}
+
+/// SQL that the model cannot express (data backfills, copies), with a body per dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawSql {
+    /// What it does, in a few words (shown in plans and reviews).
+    pub description: String,
+    /// The PostgreSQL body; `None` means this op does not apply there and is skipped.
+    pub postgres: Option<String>,
+    /// The SQLite body; `None` means this op does not apply there and is skipped.
+    pub sqlite: Option<String>,
+}
+
+/// One change to a schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Op {
+    /// Creates a database schema (namespace).
+    CreateSchema {
+        /// Its name.
+        name: String,
+    },
+    /// Drops an empty database schema.
+    DropSchema {
+        /// Its name.
+        name: String,
+    },
+    /// Creates a table with its columns and constraints (its indexes come by `CreateIndex`).
+    CreateTable(Table),
+    /// Drops a table that nothing references any more.
+    DropTable {
+        /// The table.
+        table: TableName,
+    },
+    /// Moves a table to another database schema (`None`: the default one).
+    SetTableSchema {
+        /// The table.
+        table: TableName,
+        /// Its new schema.
+        schema: Option<String>,
+    },
+    /// Renames a table within its schema.
+    RenameTable {
+        /// The table.
+        table: TableName,
+        /// Its new name.
+        to: String,
+    },
+    /// Adds a column at the end of a table.
+    AddColumn {
+        /// The table.
+        table: TableName,
+        /// The new column.
+        column: Column,
+    },
+    /// Drops a column, and the indexes and constraints over it.
+    DropColumn {
+        /// The table.
+        table: TableName,
+        /// The column's name.
+        column: String,
+    },
+    /// Renames a column.
+    RenameColumn {
+        /// The table.
+        table: TableName,
+        /// Current name.
+        from: String,
+        /// New name.
+        to: String,
+    },
+    /// Changes a column's type, nullability or default.
+    AlterColumn {
+        /// The table.
+        table: TableName,
+        /// The column's name.
+        column: String,
+        /// What changes.
+        change: ColumnChange,
+    },
+    /// Creates an index, optionally without blocking writes (then outside any transaction).
+    CreateIndex {
+        /// The table.
+        table: TableName,
+        /// The index.
+        index: Index,
+        /// `CREATE INDEX CONCURRENTLY` on PostgreSQL.
+        concurrently: bool,
+    },
+    /// Drops an index.
+    DropIndex {
+        /// The table it is on.
+        table: TableName,
+        /// The index's name.
+        name: String,
+        /// `DROP INDEX CONCURRENTLY` on PostgreSQL.
+        concurrently: bool,
+    },
+    /// Adds a constraint; `not_valid` skips checking existing rows (validate later).
+    AddConstraint {
+        /// The table.
+        table: TableName,
+        /// The constraint.
+        constraint: Constraint,
+        /// `NOT VALID` on PostgreSQL.
+        not_valid: bool,
+    },
+    /// Validates a constraint added `NOT VALID`.
+    ValidateConstraint {
+        /// The table.
+        table: TableName,
+        /// The constraint's name.
+        name: String,
+    },
+    /// Drops a constraint.
+    DropConstraint {
+        /// The table.
+        table: TableName,
+        /// The constraint's name.
+        name: String,
+    },
+    /// SQL the model cannot express; it leaves the schema as it is.
+    Sql(RawSql),
+}
+
+/// Why an op cannot apply to a schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// A table of that name is already there.
+    TableExists(TableName),
+    /// No such table.
+    NoSuchTable(TableName),
+    /// No such column.
+    NoSuchColumn(TableName, String),
+    /// A column of that name is already there.
+    ColumnExists(TableName, String),
+    /// A relation (table or index) of that name already exists in the schema.
+    RelationExists {
+        /// The clashing name.
+        name: String,
+        /// The table that owns the existing relation.
+        owner: TableName,
+    },
+    /// No such index on that table.
+    NoSuchIndex(TableName, String),
+    /// No such constraint on that table.
+    NoSuchConstraint(TableName, String),
+    /// A constraint of that name already exists on that table.
+    ConstraintExists(TableName, String),
+    /// The table is still referenced by a foreign key of another table.
+    StillReferenced {
+        /// The table being dropped (or whose column is being dropped).
+        table: TableName,
+        /// The referring table.
+        by: TableName,
+        /// The referring constraint.
+        constraint: String,
+    },
+    /// The database schema does not exist.
+    NoSuchSchema(String),
+    /// The database schema already exists.
+    SchemaExists(String),
+    /// The database schema still holds tables.
+    SchemaNotEmpty(String),
+    /// A table has a second primary key.
+    SecondPrimaryKey(TableName),
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelError::TableExists(t) => write!(f, "table {t} already exists"),
+            ModelError::NoSuchTable(t) => write!(f, "table {t} does not exist"),
+            ModelError::NoSuchColumn(t, c) => write!(f, "column {t}.{c} does not exist"),
+            ModelError::ColumnExists(t, c) => write!(f, "column {t}.{c} already exists"),
+            ModelError::RelationExists { name, owner } => {
+                write!(f, "relation \"{name}\" already exists (it belongs to table {owner})")
+            }
+            ModelError::NoSuchIndex(t, i) => write!(f, "index {i} on {t} does not exist"),
+            ModelError::NoSuchConstraint(t, c) => write!(f, "constraint {c} on {t} does not exist"),
+            ModelError::ConstraintExists(t, c) => write!(f, "constraint {c} on {t} already exists"),
+            ModelError::StillReferenced { table, by, constraint } => write!(
+                f,
+                "{table} is still referenced by foreign key {constraint} of {by}: drop that first"
+            ),
+            ModelError::NoSuchSchema(s) => write!(f, "schema {s} does not exist"),
+            ModelError::SchemaExists(s) => write!(f, "schema {s} already exists"),
+            ModelError::SchemaNotEmpty(s) => write!(f, "schema {s} still holds tables"),
+            ModelError::SecondPrimaryKey(t) => write!(f, "table {t} already has a primary key"),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+impl Op {
+    /// The table this op changes, if it changes one.
+    pub fn table(&self) -> Option<&TableName> {
+        match self {
+            Op::CreateTable(t) => Some(&t.name),
+            Op::DropTable { table }
+            | Op::SetTableSchema { table, .. }
+            | Op::RenameTable { table, .. }
+            | Op::AddColumn { table, .. }
+            | Op::DropColumn { table, .. }
+            | Op::RenameColumn { table, .. }
+            | Op::AlterColumn { table, .. }
+            | Op::CreateIndex { table, .. }
+            | Op::DropIndex { table, .. }
+            | Op::AddConstraint { table, .. }
+            | Op::ValidateConstraint { table, .. }
+            | Op::DropConstraint { table, .. } => Some(table),
+            Op::CreateSchema { .. } | Op::DropSchema { .. } | Op::Sql(_) => None,
+        }
+    }
+
+    /// Whether this op can run inside a transaction.
+    pub fn transactional(&self) -> bool {
+        !matches!(
+            self,
+            Op::CreateIndex { concurrently: true, .. } | Op::DropIndex { concurrently: true, .. }
+        )
+    }
+
+    /// Folds this op into `schema`, or says why the database would refuse it.
+    ///
+    /// On error the schema is left unchanged.
+    pub fn apply(&self, schema: &mut Schema) -> Result<(), ModelError> {
+        match self {
+            Op::CreateSchema { name } => {
+                if !schema.schemas.insert(name.clone()) {
+                    return Err(ModelError::SchemaExists(name.clone()));
+                }
+            }
+            Op::DropSchema { name } => {
+                if !schema.schemas.contains(name) {
+                    return Err(ModelError::NoSuchSchema(name.clone()));
+                }
+                if schema.tables.keys().any(|t| t.schema.as_ref() == Some(name)) {
+                    return Err(ModelError::SchemaNotEmpty(name.clone()));
+                }
+                schema.schemas.remove(name);
+            }
+            Op::CreateTable(table) => {
+                check_schema_exists(schema, table.name.schema.as_deref())?;
+                if schema.tables.contains_key(&table.name) {
+                    return Err(ModelError::TableExists(table.name.clone()));
+                }
+                for name in table.relation_names() {
+                    check_relation_free(schema, table.name.schema.as_deref(), name)?;
+                }
+                check_table_consistent(schema, table)?;
+                schema.tables.insert(table.name.clone(), table.clone());
+            }
+            Op::DropTable { table } => {
+                existing(schema, table)?;
+                check_not_referenced(schema, table, None)?;
+                schema.tables.remove(table);
+            }
+            Op::SetTableSchema { table, schema: to } => {
+                let moved = TableName {
+                    schema: to.clone(),
+                    name: table.name.clone(),
+                };
+                rename_table(schema, table, moved)?;
+            }
+            Op::RenameTable { table, to } => {
+                let renamed = TableName {
+                    schema: table.schema.clone(),
+                    name: to.clone(),
+                };
+                rename_table(schema, table, renamed)?;
+            }
+            Op::AddColumn { table, column } => {
+                let t = existing_mut(schema, table)?;
+                if t.find_column(&column.name).is_some() {
+                    return Err(ModelError::ColumnExists(table.clone(), column.name.clone()));
+                }
+                t.columns.push(column.clone());
+            }
+            Op::DropColumn { table, column } => {
+                existing_column(schema, table, column)?;
+                check_not_referenced(schema, table, Some(column))?;
+                let t = existing_mut(schema, table)?;
+                t.columns.retain(|c| &c.name != column);
+                // The database drops what depends on the column along with it.
+                t.constraints
+                    .retain(|_, c| !c.kind.columns().iter().any(|k| k == column));
+                t.indexes.retain(|_, i| !i.columns().any(|k| k == column));
+            }
+            Op::RenameColumn { table, from, to } => {
+                existing_column(schema, table, from)?;
+                if existing(schema, table)?.find_column(to).is_some() {
+                    return Err(ModelError::ColumnExists(table.clone(), to.clone()));
+                }
+                rename_column(schema, table, from, to);
+            }
+            Op::AlterColumn {
+                table,
+                column,
+                change,
+            } => {
+                existing_column(schema, table, column)?;
+                let t = existing_mut(schema, table)?;
+                if let Some(c) = t.columns.iter_mut().find(|c| &c.name == column) {
+                    if let Some((ty, _)) = &change.ty {
+                        c.ty = ty.clone();
+                    }
+                    if let Some(nullable) = change.nullable {
+                        c.nullable = nullable;
+                    }
+                    if let Some(default) = &change.default {
+                        c.default = default.clone();
+                    }
+                }
+            }
+            Op::CreateIndex { table, index, .. } => {
+                let t = existing(schema, table)?;
+                for c in index.columns() {
+                    if t.find_column(c).is_none() {
+                        return Err(ModelError::NoSuchColumn(table.clone(), c.to_owned()));
+                    }
+                }
+                check_relation_free(schema, table.schema.as_deref(), &index.name)?;
+                existing_mut(schema, table)?
+                    .indexes
+                    .insert(index.name.clone(), index.clone());
+            }
+            Op::DropIndex { table, name, .. } => {
+                let t = existing_mut(schema, table)?;
+                if t.indexes.remove(name).is_none() {
+                    return Err(ModelError::NoSuchIndex(table.clone(), name.clone()));
+                }
+            }
+            Op::AddConstraint {
+                table, constraint, ..
+            } => {
+                let t = existing(schema, table)?;
+                if t.constraints.contains_key(&constraint.name) {
+                    return Err(ModelError::ConstraintExists(
+                        table.clone(),
+                        constraint.name.clone(),
+                    ));
+                }
+                if matches!(constraint.kind, ConstraintKind::PrimaryKey { .. })
+                    && t.constraints
+                        .values()
+                        .any(|c| matches!(c.kind, ConstraintKind::PrimaryKey { .. }))
+                {
+                    return Err(ModelError::SecondPrimaryKey(table.clone()));
+                }
+                if constraint.kind.has_index() {
+                    check_relation_free(schema, table.schema.as_deref(), &constraint.name)?;
+                }
+                let mut candidate = t.clone();
+                candidate
+                    .constraints
+                    .insert(constraint.name.clone(), constraint.clone());
+                check_table_consistent(schema, &candidate)?;
+                existing_mut(schema, table)?
+                    .constraints
+                    .insert(constraint.name.clone(), constraint.clone());
+            }
+            Op::ValidateConstraint { table, name } => {
+                if !existing(schema, table)?.constraints.contains_key(name) {
+                    return Err(ModelError::NoSuchConstraint(table.clone(), name.clone()));
+                }
+            }
+            Op::DropConstraint { table, name } => {
+                let t = existing_mut(schema, table)?;
+                if t.constraints.remove(name).is_none() {
+                    return Err(ModelError::NoSuchConstraint(table.clone(), name.clone()));
+                }
+            }
+            Op::Sql(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Folds every op into `schema` in order; on error, says which op (by position) failed.
+pub fn apply_all(schema: &mut Schema, ops: &[Op]) -> Result<(), (usize, ModelError)> {
+    for (i, op) in ops.iter().enumerate() {
+        op.apply(schema).map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
+fn existing<'s>(schema: &'s Schema, table: &TableName) -> Result<&'s Table, ModelError> {
+    schema
+        .tables
+        .get(table)
+        .ok_or_else(|| ModelError::NoSuchTable(table.clone()))
+}
+
+fn existing_mut<'s>(schema: &'s mut Schema, table: &TableName) -> Result<&'s mut Table, ModelError> {
+    schema
+        .tables
+        .get_mut(table)
+        .ok_or_else(|| ModelError::NoSuchTable(table.clone()))
+}
+
+fn existing_column(schema: &Schema, table: &TableName, column: &str) -> Result<(), ModelError> {
+    match existing(schema, table)?.find_column(column) {
+        Some(_) => Ok(()),
+        None => Err(ModelError::NoSuchColumn(table.clone(), column.to_owned())),
+    }
+}
+
+fn check_schema_exists(schema: &Schema, name: Option<&str>) -> Result<(), ModelError> {
+    match name {
+        Some(s) if !schema.schemas.contains(s) => Err(ModelError::NoSuchSchema(s.to_owned())),
+        _ => Ok(()),
+    }
+}
+
+fn check_relation_free(schema: &Schema, namespace: Option<&str>, name: &str) -> Result<(), ModelError> {
+    match schema.relation_owner(namespace, name) {
+        Some(owner) => Err(ModelError::RelationExists {
+            name: name.to_owned(),
+            owner: owner.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Every column a table's constraints and indexes name exists, and every foreign key points at
+/// an existing table and columns.
+fn check_table_consistent(schema: &Schema, table: &Table) -> Result<(), ModelError> {
+    let has = |c: &str| table.find_column(c).is_some();
+    for constraint in table.constraints.values() {
+        if let Some(missing) = constraint.kind.columns().iter().find(|c| !has(c)) {
+            return Err(ModelError::NoSuchColumn(table.name.clone(), missing.clone()));
+        }
+        if let ConstraintKind::ForeignKey(fk) = &constraint.kind {
+            let target = if fk.ref_table == table.name {
+                table
+            } else {
+                existing(schema, &fk.ref_table)?
+            };
+            if let Some(missing) = fk.ref_columns.iter().find(|c| target.find_column(c).is_none()) {
+                return Err(ModelError::NoSuchColumn(fk.ref_table.clone(), missing.clone()));
+            }
+        }
+    }
+    for index in table.indexes.values() {
+        if let Some(missing) = index.columns().find(|c| !has(c)) {
+            return Err(ModelError::NoSuchColumn(table.name.clone(), missing.to_owned()));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &table.columns {
+        if !seen.insert(c.name.as_str()) {
+            return Err(ModelError::ColumnExists(table.name.clone(), c.name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses when another table's foreign key points at `table` (or at `column` of it).
+fn check_not_referenced(schema: &Schema, table: &TableName, column: Option<&str>) -> Result<(), ModelError> {
+    for other in schema.tables.values() {
+        for c in other.constraints.values() {
+            let ConstraintKind::ForeignKey(fk) = &c.kind else {
+                continue;
+            };
+            let self_reference = &other.name == table;
+            let hits = &fk.ref_table == table
+                && column.is_none_or(|col| fk.ref_columns.iter().any(|r| r == col));
+            if hits && !(self_reference && column.is_none()) {
+                return Err(ModelError::StillReferenced {
+                    table: table.clone(),
+                    by: other.name.clone(),
+                    constraint: c.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rename_table(schema: &mut Schema, from: &TableName, to: TableName) -> Result<(), ModelError> {
+    existing(schema, from)?;
+    check_schema_exists(schema, to.schema.as_deref())?;
+    if schema.tables.contains_key(&to) {
+        return Err(ModelError::TableExists(to));
+    }
+    let mut table = schema
+        .tables
+        .remove(from)
+        .ok_or_else(|| ModelError::NoSuchTable(from.clone()))?;
+    let names: Vec<String> = table.relation_names().map(str::to_owned).collect();
+    // The table is out of the schema here, so only other tables' relations can clash.
+    for name in &names {
+        let check_name = if name == &from.name { &to.name } else { name };
+        if let Err(e) = check_relation_free(schema, to.schema.as_deref(), check_name) {
+            schema.tables.insert(from.clone(), table);
+            return Err(e);
+        }
+    }
+    table.name = to.clone();
+    for other in schema.tables.values_mut() {
+        for c in other.constraints.values_mut() {
+            if let ConstraintKind::ForeignKey(fk) = &mut c.kind {
+                if &fk.ref_table == from {
+                    fk.ref_table = to.clone();
+                }
+            }
+        }
+    }
+    for c in table.constraints.values_mut() {
+        if let ConstraintKind::ForeignKey(fk) = &mut c.kind {
+            if &fk.ref_table == from {
+                fk.ref_table = to.clone();
+            }
+        }
+    }
+    schema.tables.insert(to, table);
+    Ok(())
+}
+
+fn rename_column(schema: &mut Schema, table: &TableName, from: &str, to: &str) {
+    let rename = |cols: &mut Vec<String>| {
+        for c in cols.iter_mut().filter(|c| *c == from) {
+            *c = to.to_owned();
+        }
+    };
+    for other in schema.tables.values_mut() {
+        let is_self = &other.name == table;
+        for c in other.constraints.values_mut() {
+            match &mut c.kind {
+                ConstraintKind::ForeignKey(fk) => {
+                    if is_self {
+                        rename(&mut fk.columns);
+                    }
+                    if &fk.ref_table == table {
+                        rename(&mut fk.ref_columns);
+                    }
+                }
+                ConstraintKind::PrimaryKey { columns } | ConstraintKind::Unique { columns } if is_self => {
+                    rename(columns)
+                }
+                _ => {}
+            }
+        }
+        if is_self {
+            for c in other.columns.iter_mut().filter(|c| c.name == from) {
+                c.name = to.to_owned();
+            }
+            for index in other.indexes.values_mut() {
+                for key in index.keys.iter_mut() {
+                    if matches!(key, crate::schema::IndexKey::Column(c) if c == from) {
+                        *key = crate::schema::IndexKey::Column(to.to_owned());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Rendering: `render(op, &schema_before, dialect) -> statements`, pure, one module per dialect.
+
+mod postgres;
+
+use crate::graph::{RevisionGraph, Step};
+use crate::op::{ModelError, Op};
+use crate::revision::Direction;
+use crate::schema::Schema;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A SQL dialect the tool renders for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// PostgreSQL 12 and later.
+    Postgres,
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Postgres => "postgresql",
+        })
+    }
+}
+
+/// One SQL statement, without its trailing semicolon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The SQL text.
+    pub sql: String,
+    /// Whether it may run inside a transaction block.
+    pub transactional: bool,
+}
+
+impl Statement {
+    /// A statement that may run inside a transaction.
+    pub fn new(sql: impl Into<String>) -> Self {
+        Statement {
+            sql: sql.into(),
+            transactional: true,
+        }
+    }
+}
+
+/// Why ops could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// An op does not apply to the schema it meets (the revision is wrong).
+    Model {
+        /// The revision.
+        revision: String,
+        /// Which way.
+        direction: Direction,
+        /// The op's position in its list, from 0.
+        op: usize,
+        /// What is wrong.
+        error: ModelError,
+    },
+    /// A step names a revision the graph does not have.
+    UnknownRevision(String),
+    /// The dialect cannot express this op.
+    Unsupported {
+        /// The dialect.
+        dialect: Dialect,
+        /// What it cannot do.
+        what: String,
+    },
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RenderError::Model {
+                revision,
+                direction,
+                op,
+                error,
+            } => write!(
+                f,
+                "revision {revision} ({}) op #{}: {error}",
+                direction.as_str(),
+                op + 1
+            ),
+            RenderError::UnknownRevision(id) => write!(f, "unknown revision {id}"),
+            RenderError::Unsupported { dialect, what } => {
+                write!(f, "{dialect} cannot {what}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+/// Renders one op against the schema it applies to.
+pub fn render(op: &Op, before: &Schema, dialect: Dialect) -> Result<Vec<Statement>, RenderError> {
+    match dialect {
+        Dialect::Postgres => Ok(postgres::render(op, before)),
+    }
+}
+
+/// Renders a list of ops of one revision, folding each into `schema` as it goes.
+pub fn render_ops(
+    revision: &str,
+    direction: Direction,
+    ops: &[Op],
+    schema: &mut Schema,
+    dialect: Dialect,
+) -> Result<Vec<Statement>, RenderError> {
+    let mut out = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        out.extend(render(op, schema, dialect)?);
+        op.apply(schema).map_err(|error| RenderError::Model {
+            revision: revision.to_owned(),
+            direction,
+            op: i,
+            error,
+        })?;
+    }
+    Ok(out)
+}
+
+/// Renders one plan step, folding its ops into `schema` (which must be the schema before it).
+pub fn render_step(
+    graph: &RevisionGraph,
+    step: &Step,
+    schema: &mut Schema,
+    dialect: Dialect,
+) -> Result<Vec<Statement>, RenderError> {
+    let revision = graph
+        .get(&step.revision)
+        .ok_or_else(|| RenderError::UnknownRevision(step.revision.clone()))?;
+    render_ops(
+        &revision.id,
+        step.direction,
+        revision.ops(step.direction),
+        schema,
+        dialect,
+    )
+}
+
+/// The schema after applying exactly the given revisions (ancestors included), in graph order.
+pub fn schema_at(graph: &RevisionGraph, applied: &BTreeSet<String>) -> Result<Schema, RenderError> {
+    let mut schema = Schema::new();
+    for r in graph.revisions().iter().filter(|r| applied.contains(&r.id)) {
+        crate::op::apply_all(&mut schema, &r.upgrade).map_err(|(op, error)| RenderError::Model {
+            revision: r.id.clone(),
+            direction: Direction::Up,
+            op,
+            error,
+        })?;
+    }
+    Ok(schema)
+}
+
+/// Quotes an identifier for PostgreSQL and SQLite when it needs quoting.
+pub fn quote_ident(ident: &str) -> String {
+    let plain = ident
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && ident
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !RESERVED.contains(&ident);
+    if plain {
+        ident.to_owned()
+    } else {
+        format!("\"{}\"", ident.replace('"', "\"\""))
+    }
+}
+
+/// Quotes a string literal the SQL-standard way (PostgreSQL with standard_conforming_strings).
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Words that cannot stand bare as a column or table name (PostgreSQL's reserved keywords and the
+/// type names it refuses as bare identifiers in some positions).
+const RESERVED: &[&str] = &[
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization",
+    "between", "binary", "both", "case", "cast", "check", "collate", "collation", "column",
+    "concurrently", "constraint", "create", "cross", "current_catalog", "current_date",
+    "current_role", "current_schema", "current_time", "current_timestamp", "current_user",
+    "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "false", "fetch",
+    "for", "foreign", "freeze", "from", "full", "grant", "group", "having", "ilike", "in",
+    "initially", "inner", "intersect", "into", "is", "isnull", "join", "lateral", "leading",
+    "left", "like", "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null",
+    "offset", "on", "only", "or", "order", "outer", "overlaps", "placing", "primary", "references",
+    "returning", "right", "select", "session_user", "similar", "some", "symmetric", "system_user",
+    "table", "tablesample", "then", "time", "timestamp", "to", "trailing", "true", "union",
+    "unique", "user", "using", "variadic", "verbose", "when", "where", "window", "with",
+];

@@ -1,0 +1,260 @@
+//! PostgreSQL rendering.
+
+use super::{quote_ident as q, quote_literal, Statement};
+use crate::op::{ColumnChange, Op};
+use crate::schema::{
+    Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, Index, IndexKey,
+    ReferentialAction, Schema, TableName,
+};
+
+pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
+    let one = |sql: String| vec![Statement::new(sql)];
+    match op {
+        Op::CreateSchema { name } => one(format!("CREATE SCHEMA {}", q(name))),
+        Op::DropSchema { name } => one(format!("DROP SCHEMA {}", q(name))),
+        Op::CreateTable(table) => {
+            let mut lines: Vec<String> = table.columns.iter().map(column_def).collect();
+            lines.extend(table.constraints.values().map(constraint_def));
+            one(format!(
+                "CREATE TABLE {} (\n    {}\n)",
+                table_name(&table.name),
+                lines.join(",\n    ")
+            ))
+        }
+        Op::DropTable { table } => one(format!("DROP TABLE {}", table_name(table))),
+        Op::SetTableSchema { table, schema } => one(format!(
+            "ALTER TABLE {} SET SCHEMA {}",
+            table_name(table),
+            q(schema.as_deref().unwrap_or("public"))
+        )),
+        Op::RenameTable { table, to } => one(format!(
+            "ALTER TABLE {} RENAME TO {}",
+            table_name(table),
+            q(to)
+        )),
+        Op::AddColumn { table, column } => one(format!(
+            "ALTER TABLE {} ADD COLUMN {}",
+            table_name(table),
+            column_def(column)
+        )),
+        Op::DropColumn { table, column } => one(format!(
+            "ALTER TABLE {} DROP COLUMN {}",
+            table_name(table),
+            q(column)
+        )),
+        Op::RenameColumn { table, from, to } => one(format!(
+            "ALTER TABLE {} RENAME COLUMN {} TO {}",
+            table_name(table),
+            q(from),
+            q(to)
+        )),
+        Op::AlterColumn {
+            table,
+            column,
+            change,
+        } => {
+            let clauses = alter_clauses(column, change);
+            if clauses.is_empty() {
+                Vec::new()
+            } else {
+                one(format!(
+                    "ALTER TABLE {} {}",
+                    table_name(table),
+                    clauses.join(", ")
+                ))
+            }
+        }
+        Op::CreateIndex {
+            table,
+            index,
+            concurrently,
+        } => vec![Statement {
+            sql: create_index(table, index, *concurrently),
+            transactional: !concurrently,
+        }],
+        Op::DropIndex {
+            table,
+            name,
+            concurrently,
+        } => vec![Statement {
+            sql: format!(
+                "DROP INDEX {}{}",
+                if *concurrently { "CONCURRENTLY " } else { "" },
+                qualified(table.schema.as_deref(), name)
+            ),
+            transactional: !concurrently,
+        }],
+        Op::AddConstraint {
+            table,
+            constraint,
+            not_valid,
+        } => one(format!(
+            "ALTER TABLE {} ADD {}{}",
+            table_name(table),
+            constraint_def(constraint),
+            if *not_valid { " NOT VALID" } else { "" }
+        )),
+        Op::ValidateConstraint { table, name } => one(format!(
+            "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+            table_name(table),
+            q(name)
+        )),
+        Op::DropConstraint { table, name } => one(format!(
+            "ALTER TABLE {} DROP CONSTRAINT {}",
+            table_name(table),
+            q(name)
+        )),
+        Op::Sql(raw) => raw
+            .postgres
+            .as_ref()
+            .map(|body| vec![Statement::new(body.trim().trim_end_matches(';').to_owned())])
+            .unwrap_or_default(),
+    }
+}
+
+fn table_name(t: &TableName) -> String {
+    qualified(t.schema.as_deref(), &t.name)
+}
+
+fn qualified(schema: Option<&str>, name: &str) -> String {
+    match schema {
+        Some(s) => format!("{}.{}", q(s), q(name)),
+        None => q(name),
+    }
+}
+
+pub(crate) fn type_sql(ty: &ColumnType) -> String {
+    match ty {
+        ColumnType::Uuid => "uuid".into(),
+        ColumnType::Varchar(Some(n)) => format!("varchar({n})"),
+        ColumnType::Varchar(None) => "varchar".into(),
+        ColumnType::Text => "text".into(),
+        ColumnType::Boolean => "boolean".into(),
+        ColumnType::SmallInt => "smallint".into(),
+        ColumnType::Integer => "integer".into(),
+        ColumnType::BigInt => "bigint".into(),
+        ColumnType::Numeric(Some((p, s))) => format!("numeric({p}, {s})"),
+        ColumnType::Numeric(None) => "numeric".into(),
+        ColumnType::Double => "double precision".into(),
+        ColumnType::Timestamp => "timestamp".into(),
+        ColumnType::TimestampTz => "timestamptz".into(),
+        ColumnType::Date => "date".into(),
+        ColumnType::Json => "json".into(),
+        ColumnType::Jsonb => "jsonb".into(),
+        ColumnType::Inet => "inet".into(),
+        ColumnType::Bytea => "bytea".into(),
+    }
+}
+
+fn default_sql(d: &DefaultExpr) -> String {
+    match d {
+        DefaultExpr::Bool(b) => b.to_string(),
+        DefaultExpr::Int(i) => i.to_string(),
+        DefaultExpr::Text(s) | DefaultExpr::Json(s) => quote_literal(s),
+        DefaultExpr::Now => "now()".into(),
+        DefaultExpr::RandomUuid => "gen_random_uuid()".into(),
+        DefaultExpr::Sql(s) => s.clone(),
+    }
+}
+
+fn column_def(c: &Column) -> String {
+    let mut s = format!("{} {}", q(&c.name), type_sql(&c.ty));
+    if let Some(d) = &c.default {
+        s.push_str(" DEFAULT ");
+        s.push_str(&default_sql(d));
+    }
+    if !c.nullable {
+        s.push_str(" NOT NULL");
+    }
+    s
+}
+
+fn column_list(cols: &[String]) -> String {
+    cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ")
+}
+
+fn action(a: ReferentialAction) -> &'static str {
+    match a {
+        ReferentialAction::NoAction => "NO ACTION",
+        ReferentialAction::Restrict => "RESTRICT",
+        ReferentialAction::Cascade => "CASCADE",
+        ReferentialAction::SetNull => "SET NULL",
+        ReferentialAction::SetDefault => "SET DEFAULT",
+    }
+}
+
+fn constraint_def(c: &Constraint) -> String {
+    let body = match &c.kind {
+        ConstraintKind::PrimaryKey { columns } => format!("PRIMARY KEY ({})", column_list(columns)),
+        ConstraintKind::Unique { columns } => format!("UNIQUE ({})", column_list(columns)),
+        ConstraintKind::ForeignKey(fk) => {
+            let mut s = format!(
+                "FOREIGN KEY ({}) REFERENCES {} ({})",
+                column_list(&fk.columns),
+                table_name(&fk.ref_table),
+                column_list(&fk.ref_columns)
+            );
+            if fk.on_delete != ReferentialAction::NoAction {
+                s.push_str(" ON DELETE ");
+                s.push_str(action(fk.on_delete));
+            }
+            if fk.on_update != ReferentialAction::NoAction {
+                s.push_str(" ON UPDATE ");
+                s.push_str(action(fk.on_update));
+            }
+            s
+        }
+        ConstraintKind::Check { expr } => format!("CHECK ({expr})"),
+    };
+    format!("CONSTRAINT {} {body}", q(&c.name))
+}
+
+fn create_index(table: &TableName, index: &Index, concurrently: bool) -> String {
+    let keys: Vec<String> = index
+        .keys
+        .iter()
+        .map(|k| match k {
+            IndexKey::Column(c) => q(c),
+            IndexKey::Expr(e) => format!("({e})"),
+        })
+        .collect();
+    let mut s = format!(
+        "CREATE {}INDEX {}{} ON {} ({})",
+        if index.unique { "UNIQUE " } else { "" },
+        if concurrently { "CONCURRENTLY " } else { "" },
+        q(&index.name),
+        table_name(table),
+        keys.join(", ")
+    );
+    if let Some(p) = &index.predicate {
+        s.push_str(" WHERE ");
+        s.push_str(p);
+    }
+    s
+}
+
+fn alter_clauses(column: &str, change: &ColumnChange) -> Vec<String> {
+    let col = q(column);
+    let mut out = Vec::new();
+    // Drop a default before a type change: the old default may not cast to the new type.
+    if let Some(None) = &change.default {
+        out.push(format!("ALTER COLUMN {col} DROP DEFAULT"));
+    }
+    if let Some((ty, using)) = &change.ty {
+        let mut s = format!("ALTER COLUMN {col} TYPE {}", type_sql(ty));
+        if let Some(u) = using {
+            s.push_str(" USING ");
+            s.push_str(u);
+        }
+        out.push(s);
+    }
+    if let Some(Some(d)) = &change.default {
+        out.push(format!("ALTER COLUMN {col} SET DEFAULT {}", default_sql(d)));
+    }
+    match change.nullable {
+        Some(true) => out.push(format!("ALTER COLUMN {col} DROP NOT NULL")),
+        Some(false) => out.push(format!("ALTER COLUMN {col} SET NOT NULL")),
+        None => {}
+    }
+    out
+}

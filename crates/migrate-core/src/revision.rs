@@ -1,0 +1,95 @@
+//! A revision: an id, its place in the graph, and the ops that move the schema up and down.
+
+use crate::op::Op;
+
+/// One revision of the schema.
+///
+/// Revisions come from anywhere (the identity crate, a test, a benchmark): the engine only needs
+/// this value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    /// Twelve lowercase hex digits, as Alembic writes them.
+    pub id: String,
+    /// The revisions this one follows: none for a root, two or more for a merge.
+    pub down: Vec<String>,
+    /// What it does, in one line.
+    pub message: String,
+    /// When it was written (ISO 8601 date or date-time).
+    pub created: String,
+    /// Ops that apply it.
+    pub upgrade: Vec<Op>,
+    /// Ops that undo it, applied to the schema the upgrade left.
+    pub downgrade: Vec<Op>,
+}
+
+impl Revision {
+    /// A revision with no ops yet.
+    pub fn new(id: &str, down: &[&str], message: &str) -> Self {
+        Revision {
+            id: id.to_owned(),
+            down: down.iter().map(|d| (*d).to_owned()).collect(),
+            message: message.to_owned(),
+            created: String::new(),
+            upgrade: Vec::new(),
+            downgrade: Vec::new(),
+        }
+    }
+
+    /// Sets the creation date.
+    pub fn created(mut self, created: &str) -> Self {
+        self.created = created.to_owned();
+        self
+    }
+
+    /// Sets the upgrade ops.
+    pub fn upgrade(mut self, ops: Vec<Op>) -> Self {
+        self.upgrade = ops;
+        self
+    }
+
+    /// Sets the downgrade ops.
+    pub fn downgrade(mut self, ops: Vec<Op>) -> Self {
+        self.downgrade = ops;
+        self
+    }
+
+    /// The ops of one direction.
+    pub fn ops(&self, direction: Direction) -> &[Op] {
+        match direction {
+            Direction::Up => &self.upgrade,
+            Direction::Down => &self.downgrade,
+        }
+    }
+
+    /// Whether every op of that direction can run inside a transaction.
+    pub fn transactional(&self, direction: Direction) -> bool {
+        self.ops(direction).iter().all(Op::transactional)
+    }
+}
+
+/// Which way a step moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// Apply a revision.
+    Up,
+    /// Undo a revision.
+    Down,
+}
+
+impl Direction {
+    /// `up` or `down`, as the history table records it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+/// Whether `id` has the form of a revision id: 12 lowercase hex digits.
+///
+/// Other forms (longer ids, words) are accepted by the graph too, as Alembic accepts them; this is
+/// what `revision` generates.
+pub fn is_canonical_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}

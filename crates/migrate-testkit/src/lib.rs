@@ -1,0 +1,23 @@
+//! Test support for the identity-migrate workspace: a real PostgreSQL server and one fresh
+//! database per test.
+//!
+//! The rules this crate serves: tests run in parallel and never share state, nothing mocks a
+//! database, and the test command does not assume that a PostgreSQL server is already running.
+//!
+//! - [`ensure_server`] finds or starts a trust-auth server once per process: the one named by
+//!   `IDENTITY_MIGRATE_TEST_PG`, else the local one at 127.0.0.1:5432, else the Debian cluster
+//!   started with `pg_ctlcluster`, else a private cluster under the temp directory (port 54329).
+//!   Test processes that race to start it are serialised by a file lock.
+//! - [`TestDb`] is a uniquely named database on that server, dropped when the value is.
+//! - [`auth_server`] is a second private cluster that checks passwords (scram-sha-256), for
+//!   tests of authentication failures.
+//! - [`describe_schema`] is an introspection oracle, written against `pg_catalog` and
+//!   independent of the product's code, that renders tables as normalized text.
+
+mod describe;
+mod server;
+mod testdb;
+
+pub use describe::describe_schema;
+pub use server::{auth_server, ensure_server, AuthServer, Server};
+pub use testdb::TestDb;
