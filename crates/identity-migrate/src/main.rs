@@ -1,1 +1,67 @@
-fn main() {}
+//! `identity-migrate`: the identity service's database migrations.
+//!
+//! Results go to stdout; logs and errors to stderr, one line per error, with a non-zero exit.
+
+mod args;
+mod commands;
+mod config;
+mod error;
+mod logger;
+mod output;
+
+use clap::Parser;
+
+fn main() {
+    std::process::exit(real_main());
+}
+
+fn real_main() -> i32 {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error ({}): please report it",
+            one_line(&msg)
+        );
+    }));
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    if !cli.global.no_dotenv {
+        if let Err(e) = dotenvy::dotenv() {
+            if !e.not_found() {
+                eprintln!("error: cannot read .env: {}", one_line(&e.to_string()));
+                return error::EXIT_BAD_INPUT;
+            }
+        }
+    }
+    if let Err(e) = logger::init(
+        cli.global.verbose,
+        cli.global.quiet,
+        cli.global.log_file.as_deref(),
+    ) {
+        eprintln!("error: {}", one_line(&e));
+        return error::EXIT_BAD_INPUT;
+    }
+    match commands::run(cli) {
+        Ok(()) | Err(error::CliError::OutputClosed) => 0,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e.to_string()));
+            e.exit_code()
+        }
+    }
+}
+
+/// Errors are one line, whatever the server or the OS put in them.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -16,7 +16,13 @@ pub fn checksums(graph: &RevisionGraph) -> Result<HashMap<String, String>, Rende
     let mut schema = Schema::new();
     let mut out = HashMap::with_capacity(graph.revisions().len());
     for r in graph.revisions() {
-        let statements = render_ops(&r.id, Direction::Up, &r.upgrade, &mut schema, Dialect::Postgres)?;
+        let statements = render_ops(
+            &r.id,
+            Direction::Up,
+            &r.upgrade,
+            &mut schema,
+            Dialect::Postgres,
+        )?;
         let mut hasher = Sha256::new();
         for s in &statements {
             hasher.update(s.sql.as_bytes());

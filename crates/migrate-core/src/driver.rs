@@ -128,10 +128,23 @@ pub struct ExecError {
     pub error: DriverError,
 }
 
-/// One database session as the engine sees it. Every method is one short contract.
-pub trait Driver {
+/// The SQL of the tool's own state (version and history tables), which needs no connection:
+/// `generate-sql` writes it for a database it cannot reach.
+pub trait StateSql {
     /// The dialect to render for.
     fn dialect(&self) -> Dialect;
+    /// Statements that create the tool's tables where missing (idempotent).
+    fn bootstrap_statements(&self) -> Vec<String>;
+    /// Statements that move `alembic_version` from `before` to `after`.
+    fn version_statements(&self, before: &Heads, after: &Heads) -> Vec<String>;
+    /// The statement that records `entry` in the history table.
+    fn history_statement(&self, entry: &HistoryEntry) -> String;
+}
+
+/// One database session as the engine sees it. Every method is one short contract.
+pub trait Driver {
+    /// The SQL of the tool's state for this database.
+    fn state_sql(&self) -> &dyn StateSql;
     /// The server's product and version, e.g. `PostgreSQL 15.19`.
     fn server_version(&mut self) -> Result<String, DriverError>;
     /// Takes the migration lock (held until `unlock` or disconnect), waiting at most `budget`.
@@ -140,16 +153,10 @@ pub trait Driver {
     fn unlock(&mut self) -> Result<(), DriverError>;
     /// Which of the tool's own tables exist.
     fn state_tables(&mut self) -> Result<StateTables, DriverError>;
-    /// Statements that create the tool's tables where missing (idempotent).
-    fn bootstrap_statements(&self) -> Vec<String>;
     /// The revisions recorded in `alembic_version` (empty when the table is missing).
     fn read_heads(&mut self) -> Result<Heads, DriverError>;
     /// The history table, oldest first (empty when it is missing).
     fn read_history(&mut self) -> Result<Vec<HistoryRecord>, DriverError>;
-    /// Statements that move `alembic_version` from `before` to `after`.
-    fn version_statements(&self, before: &Heads, after: &Heads) -> Vec<String>;
-    /// The statement that records `entry` in the history table.
-    fn history_statement(&self, entry: &HistoryEntry) -> String;
     /// Runs the statements in one transaction: all of them, or none.
     fn execute_in_transaction(&mut self, statements: &[String]) -> Result<(), ExecError>;
     /// Runs each statement on its own, outside any transaction block.

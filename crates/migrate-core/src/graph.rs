@@ -43,7 +43,10 @@ impl fmt::Display for GraphError {
         match self {
             GraphError::DuplicateId(id) => write!(f, "two revisions have the id {id}"),
             GraphError::UnknownDownRevision { revision, down } => {
-                write!(f, "revision {revision} follows {down}, which does not exist")
+                write!(
+                    f,
+                    "revision {revision} follows {down}, which does not exist"
+                )
             }
             GraphError::Cycle(ids) => write!(f, "revisions form a cycle: {}", ids.join(", ")),
             GraphError::InvalidId(id) => write!(f, "invalid revision id {id:?}"),
@@ -210,7 +213,8 @@ impl RevisionGraph {
         }
         // Kahn's algorithm; the ready set is ordered by input position for a stable result.
         let mut pending: Vec<usize> = parents.iter().map(Vec::len).collect();
-        let mut ready: BTreeSet<usize> = (0..revisions.len()).filter(|&i| pending[i] == 0).collect();
+        let mut ready: BTreeSet<usize> =
+            (0..revisions.len()).filter(|&i| pending[i] == 0).collect();
         let mut order = Vec::with_capacity(revisions.len());
         while let Some(i) = ready.pop_first() {
             order.push(i);
@@ -229,10 +233,7 @@ impl RevisionGraph {
             return Err(GraphError::Cycle(stuck));
         }
         let mut slots: Vec<Option<Revision>> = revisions.into_iter().map(Some).collect();
-        let revisions: Vec<Revision> = order
-            .iter()
-            .filter_map(|&i| slots[i].take())
-            .collect();
+        let revisions: Vec<Revision> = order.iter().filter_map(|&i| slots[i].take()).collect();
         let index: HashMap<String, usize> = revisions
             .iter()
             .enumerate()
@@ -329,7 +330,10 @@ impl RevisionGraph {
             "head" => return self.single_head_id().map(one),
             _ => {}
         }
-        if let Some(rest) = target.strip_prefix('+').or_else(|| target.strip_prefix('-')) {
+        if let Some(rest) = target
+            .strip_prefix('+')
+            .or_else(|| target.strip_prefix('-'))
+        {
             let n = parse_steps(target, rest)?;
             let start = self.single_current(current)?;
             let up = target.starts_with('+');
@@ -354,11 +358,13 @@ impl RevisionGraph {
             return Ok(given.to_owned());
         }
         if given.len() < 4 {
-            return Err(if self.revisions.iter().any(|r| r.id.starts_with(given)) && !given.is_empty() {
-                ResolveError::PrefixTooShort(given.to_owned())
-            } else {
-                ResolveError::Unknown(given.to_owned())
-            });
+            return Err(
+                if self.revisions.iter().any(|r| r.id.starts_with(given)) && !given.is_empty() {
+                    ResolveError::PrefixTooShort(given.to_owned())
+                } else {
+                    ResolveError::Unknown(given.to_owned())
+                },
+            );
         }
         let candidates: Vec<String> = self
             .revisions
@@ -379,7 +385,11 @@ impl RevisionGraph {
     /// The steps that bring a database at `current` to `target` by applying revisions.
     ///
     /// Revisions already applied are skipped; a target below the current state gives no steps.
-    pub fn plan_upgrade(&self, current: &Heads, target: &Target) -> Result<Vec<Step>, ResolveError> {
+    pub fn plan_upgrade(
+        &self,
+        current: &Heads,
+        target: &Target,
+    ) -> Result<Vec<Step>, ResolveError> {
         let applied = self.closure(self.known_indices(current)?);
         let wanted = match target {
             Target::Base => vec![false; self.revisions.len()],
@@ -408,7 +418,11 @@ impl RevisionGraph {
     ///
     /// Only the applied descendants of the target are undone (other branches stay as they are);
     /// a target that is not applied is an error.
-    pub fn plan_downgrade(&self, current: &Heads, target: &Target) -> Result<Vec<Step>, ResolveError> {
+    pub fn plan_downgrade(
+        &self,
+        current: &Heads,
+        target: &Target,
+    ) -> Result<Vec<Step>, ResolveError> {
         let mut applied = self.closure(self.known_indices(current)?);
         let undo: Vec<usize> = match target {
             Target::Base => (0..self.revisions.len()).filter(|&i| applied[i]).collect(),
@@ -467,12 +481,20 @@ impl RevisionGraph {
         match known.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(*one)),
-            _ => Err(ResolveError::CurrentNotSingle(current.iter().cloned().collect())),
+            _ => Err(ResolveError::CurrentNotSingle(
+                current.iter().cloned().collect(),
+            )),
         }
     }
 
     /// Walks `n` steps up (to children) or down (to parents), refusing branch points.
-    fn walk(&self, target: &str, start: Option<usize>, n: usize, up: bool) -> Result<Target, ResolveError> {
+    fn walk(
+        &self,
+        target: &str,
+        start: Option<usize>,
+        n: usize,
+        up: bool,
+    ) -> Result<Target, ResolveError> {
         let mut at = start;
         for taken in 0..n {
             let next: Vec<usize> = match (at, up) {
@@ -495,7 +517,8 @@ impl RevisionGraph {
                 }
                 many => {
                     return Err(ResolveError::AmbiguousStep {
-                        from: at.map_or_else(|| "base".to_owned(), |i| self.revisions[i].id.clone()),
+                        from: at
+                            .map_or_else(|| "base".to_owned(), |i| self.revisions[i].id.clone()),
                         candidates: many.iter().map(|&i| self.revisions[i].id.clone()).collect(),
                     })
                 }

@@ -4,7 +4,9 @@
 //! that is still referenced, a column that is not there), so a revision that cannot run is caught
 //! by a unit test instead of by a production database.
 
-use crate::schema::{Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, Index, Schema, Table, TableName};
+use crate::schema::{
+    Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, Index, Schema, Table, TableName,
+};
 use std::fmt;
 
 /// A change to one column; each `Some` field is changed, each `None` left alone.
@@ -193,12 +195,19 @@ impl fmt::Display for ModelError {
             ModelError::NoSuchColumn(t, c) => write!(f, "column {t}.{c} does not exist"),
             ModelError::ColumnExists(t, c) => write!(f, "column {t}.{c} already exists"),
             ModelError::RelationExists { name, owner } => {
-                write!(f, "relation \"{name}\" already exists (it belongs to table {owner})")
+                write!(
+                    f,
+                    "relation \"{name}\" already exists (it belongs to table {owner})"
+                )
             }
             ModelError::NoSuchIndex(t, i) => write!(f, "index {i} on {t} does not exist"),
             ModelError::NoSuchConstraint(t, c) => write!(f, "constraint {c} on {t} does not exist"),
             ModelError::ConstraintExists(t, c) => write!(f, "constraint {c} on {t} already exists"),
-            ModelError::StillReferenced { table, by, constraint } => write!(
+            ModelError::StillReferenced {
+                table,
+                by,
+                constraint,
+            } => write!(
                 f,
                 "{table} is still referenced by foreign key {constraint} of {by}: drop that first"
             ),
@@ -237,7 +246,13 @@ impl Op {
     pub fn transactional(&self) -> bool {
         !matches!(
             self,
-            Op::CreateIndex { concurrently: true, .. } | Op::DropIndex { concurrently: true, .. }
+            Op::CreateIndex {
+                concurrently: true,
+                ..
+            } | Op::DropIndex {
+                concurrently: true,
+                ..
+            }
         )
     }
 
@@ -255,7 +270,11 @@ impl Op {
                 if !schema.schemas.contains(name) {
                     return Err(ModelError::NoSuchSchema(name.clone()));
                 }
-                if schema.tables.keys().any(|t| t.schema.as_ref() == Some(name)) {
+                if schema
+                    .tables
+                    .keys()
+                    .any(|t| t.schema.as_ref() == Some(name))
+                {
                     return Err(ModelError::SchemaNotEmpty(name.clone()));
                 }
                 schema.schemas.remove(name);
@@ -398,9 +417,9 @@ impl Op {
 }
 
 /// Folds every op into `schema` in order; on error, says which op (by position) failed.
-pub fn apply_all(schema: &mut Schema, ops: &[Op]) -> Result<(), (usize, ModelError)> {
+pub fn apply_all(schema: &mut Schema, ops: &[Op]) -> Result<(), (usize, Box<ModelError>)> {
     for (i, op) in ops.iter().enumerate() {
-        op.apply(schema).map_err(|e| (i, e))?;
+        op.apply(schema).map_err(|e| (i, Box::new(e)))?;
     }
     Ok(())
 }
@@ -412,7 +431,10 @@ fn existing<'s>(schema: &'s Schema, table: &TableName) -> Result<&'s Table, Mode
         .ok_or_else(|| ModelError::NoSuchTable(table.clone()))
 }
 
-fn existing_mut<'s>(schema: &'s mut Schema, table: &TableName) -> Result<&'s mut Table, ModelError> {
+fn existing_mut<'s>(
+    schema: &'s mut Schema,
+    table: &TableName,
+) -> Result<&'s mut Table, ModelError> {
     schema
         .tables
         .get_mut(table)
@@ -433,7 +455,11 @@ fn check_schema_exists(schema: &Schema, name: Option<&str>) -> Result<(), ModelE
     }
 }
 
-fn check_relation_free(schema: &Schema, namespace: Option<&str>, name: &str) -> Result<(), ModelError> {
+fn check_relation_free(
+    schema: &Schema,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<(), ModelError> {
     match schema.relation_owner(namespace, name) {
         Some(owner) => Err(ModelError::RelationExists {
             name: name.to_owned(),
@@ -449,7 +475,10 @@ fn check_table_consistent(schema: &Schema, table: &Table) -> Result<(), ModelErr
     let has = |c: &str| table.find_column(c).is_some();
     for constraint in table.constraints.values() {
         if let Some(missing) = constraint.kind.columns().iter().find(|c| !has(c)) {
-            return Err(ModelError::NoSuchColumn(table.name.clone(), missing.clone()));
+            return Err(ModelError::NoSuchColumn(
+                table.name.clone(),
+                missing.clone(),
+            ));
         }
         if let ConstraintKind::ForeignKey(fk) = &constraint.kind {
             let target = if fk.ref_table == table.name {
@@ -457,14 +486,24 @@ fn check_table_consistent(schema: &Schema, table: &Table) -> Result<(), ModelErr
             } else {
                 existing(schema, &fk.ref_table)?
             };
-            if let Some(missing) = fk.ref_columns.iter().find(|c| target.find_column(c).is_none()) {
-                return Err(ModelError::NoSuchColumn(fk.ref_table.clone(), missing.clone()));
+            if let Some(missing) = fk
+                .ref_columns
+                .iter()
+                .find(|c| target.find_column(c).is_none())
+            {
+                return Err(ModelError::NoSuchColumn(
+                    fk.ref_table.clone(),
+                    missing.clone(),
+                ));
             }
         }
     }
     for index in table.indexes.values() {
         if let Some(missing) = index.columns().find(|c| !has(c)) {
-            return Err(ModelError::NoSuchColumn(table.name.clone(), missing.to_owned()));
+            return Err(ModelError::NoSuchColumn(
+                table.name.clone(),
+                missing.to_owned(),
+            ));
         }
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -477,7 +516,11 @@ fn check_table_consistent(schema: &Schema, table: &Table) -> Result<(), ModelErr
 }
 
 /// Refuses when another table's foreign key points at `table` (or at `column` of it).
-fn check_not_referenced(schema: &Schema, table: &TableName, column: Option<&str>) -> Result<(), ModelError> {
+fn check_not_referenced(
+    schema: &Schema,
+    table: &TableName,
+    column: Option<&str>,
+) -> Result<(), ModelError> {
     for other in schema.tables.values() {
         for c in other.constraints.values() {
             let ConstraintKind::ForeignKey(fk) = &c.kind else {
@@ -556,7 +599,9 @@ fn rename_column(schema: &mut Schema, table: &TableName, from: &str, to: &str) {
                         rename(&mut fk.ref_columns);
                     }
                 }
-                ConstraintKind::PrimaryKey { columns } | ConstraintKind::Unique { columns } if is_self => {
+                ConstraintKind::PrimaryKey { columns } | ConstraintKind::Unique { columns }
+                    if is_self =>
+                {
                     rename(columns)
                 }
                 _ => {}

@@ -91,5 +91,8 @@ impl Direction {
 /// Other forms (longer ids, words) are accepted by the graph too, as Alembic accepts them; this is
 /// what `revision` generates.
 pub fn is_canonical_id(id: &str) -> bool {
-    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 12
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

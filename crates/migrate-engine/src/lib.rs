@@ -1,1 +1,625 @@
-//! placeholder
+//! The engine holds the policy: lock, read the state, validate it, plan, apply each step with
+//! its version and history rows in one transaction, record failures, unlock on every path.
+//!
+//! It knows no database: everything goes through [`Driver`]. It knows no particular revisions:
+//! any [`RevisionGraph`] will do.
+
+use migrate_core::checksum::checksums;
+use migrate_core::driver::{Driver, DriverError, ExecError, HistoryEntry, HistoryRecord, StateSql};
+use migrate_core::render::{render_step, schema_at};
+use migrate_core::{
+    Direction, Heads, RenderError, ResolveError, RevisionGraph, Schema, Step, Target,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Who runs the tool, as the history table records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunIdentity {
+    /// The operating-system user.
+    pub os_user: String,
+    /// The host name.
+    pub host: String,
+    /// The tool's version.
+    pub tool_version: String,
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long to wait for another migrator to finish before giving up.
+    pub lock_wait: Duration,
+    /// How long to keep retrying a step whose statement lost a race for a table lock.
+    pub retry_budget: Duration,
+    /// Run every step in one transaction instead of one transaction per revision.
+    pub single_transaction: bool,
+    /// Go on even if applied revisions changed since they were applied.
+    pub accept_changed: bool,
+    /// Recorded in the history table.
+    pub identity: RunIdentity,
+}
+
+impl Options {
+    /// Defaults: wait 60 s for the lock, retry lock timeouts for 60 s, one transaction per revision.
+    pub fn new(identity: RunIdentity) -> Self {
+        Options {
+            lock_wait: Duration::from_secs(60),
+            retry_budget: Duration::from_secs(60),
+            single_transaction: false,
+            accept_changed: false,
+            identity,
+        }
+    }
+}
+
+/// What the operator asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    /// Apply revisions up to this target (`head`, an id, `+1`...).
+    Upgrade(String),
+    /// Undo revisions down to this target (`base`, an id, `-1`...).
+    Downgrade(String),
+}
+
+/// The database's position in the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The revisions in `alembic_version` (empty at base).
+    pub current: Heads,
+    /// The graph's heads.
+    pub heads: Vec<String>,
+    /// How many revisions are not applied yet.
+    pub pending: usize,
+    /// Whether every head is applied.
+    pub at_head: bool,
+}
+
+/// One step, ready to run: the revision's statements, then its version and history rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedStep {
+    /// The step.
+    pub step: Step,
+    /// The revision's message.
+    pub message: String,
+    /// Whether it runs in a transaction (false when it builds indexes concurrently).
+    pub transactional: bool,
+    /// The revision's own statements.
+    pub statements: Vec<String>,
+    /// The version-table and history statements, run in the same transaction as the above
+    /// (after them, in their own transaction, when the revision is not transactional).
+    pub bookkeeping: Vec<String>,
+}
+
+/// What a run would execute, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// Statements creating the tool's tables first (empty when they exist).
+    pub bootstrap: Vec<String>,
+    /// The steps.
+    pub steps: Vec<PreparedStep>,
+    /// All steps in one transaction.
+    pub single_transaction: bool,
+}
+
+/// A step that ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepReport {
+    /// The step.
+    pub step: Step,
+    /// The revision's message.
+    pub message: String,
+    /// Wall time, retries included.
+    pub elapsed: Duration,
+    /// Every statement executed, in order, bookkeeping included.
+    pub executed: Vec<String>,
+}
+
+/// What happened during a run, reported as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The lock is held and the plan is known.
+    Planned {
+        /// The steps about to run.
+        steps: Vec<Step>,
+    },
+    /// A step is about to run.
+    StepStarted(Step),
+    /// A step finished.
+    StepFinished(StepReport),
+    /// A step lost a race for a table lock and will be tried again.
+    Retrying {
+        /// The step.
+        step: Step,
+        /// Attempt number, from 2.
+        attempt: u32,
+    },
+}
+
+/// Why a command could not do its work. Every message tells the operator what to do next.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The database could not be used.
+    Driver(DriverError),
+    /// A target or the database's recorded state could not be resolved.
+    Resolve(ResolveError),
+    /// A revision could not be rendered (the revision itself is wrong).
+    Render(RenderError),
+    /// Applied revisions changed after they were applied.
+    ChangedRevisions(Vec<String>),
+    /// Single-transaction mode with a revision that cannot run in a transaction.
+    NotTransactional(String),
+    /// A step failed; everything before it stays applied, nothing of it does.
+    StepFailed(Box<StepFailure>),
+}
+
+/// A failed step, and what the run had completed before it.
+#[derive(Debug)]
+pub struct StepFailure {
+    /// The failed step.
+    pub step: Step,
+    /// The failing statement's position in the step and its text, when known.
+    pub statement: Option<(usize, String)>,
+    /// Why.
+    pub error: DriverError,
+    /// The steps that completed before it (they stay applied).
+    pub completed: Vec<StepReport>,
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Driver(e) => e.fmt(f),
+            EngineError::Resolve(e) => e.fmt(f),
+            EngineError::Render(e) => write!(f, "revision cannot be rendered: {e}"),
+            EngineError::ChangedRevisions(ids) => write!(
+                f,
+                "applied revision(s) {} changed since they were applied (checksum differs): review the change, then rerun with --accept-changed",
+                ids.join(", ")
+            ),
+            EngineError::NotTransactional(id) => write!(
+                f,
+                "revision {id} cannot run inside a transaction, so --single-transaction cannot be used"
+            ),
+            EngineError::StepFailed(failure) => {
+                let StepFailure {
+                    step,
+                    statement,
+                    error,
+                    completed,
+                } = failure.as_ref();
+                let at = if step.heads_before.is_empty() {
+                    "base".to_owned()
+                } else {
+                    join(&step.heads_before)
+                };
+                write!(
+                    f,
+                    "{} of revision {} failed",
+                    if step.direction == Direction::Up { "upgrade" } else { "downgrade" },
+                    step.revision
+                )?;
+                if let Some((i, sql)) = statement {
+                    write!(f, " at statement {} ({})", i + 1, first_line(sql))?;
+                }
+                write!(
+                    f,
+                    ": {error}; the database stays at {at}, with {} step(s) of this run completed before it",
+                    completed.len()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+impl From<DriverError> for EngineError {
+    fn from(e: DriverError) -> Self {
+        EngineError::Driver(e)
+    }
+}
+
+impl From<ResolveError> for EngineError {
+    fn from(e: ResolveError) -> Self {
+        EngineError::Resolve(e)
+    }
+}
+
+impl From<RenderError> for EngineError {
+    fn from(e: RenderError) -> Self {
+        EngineError::Render(e)
+    }
+}
+
+/// Runs commands against one database.
+pub struct Engine<'g> {
+    driver: Box<dyn Driver + 'g>,
+    graph: &'g RevisionGraph,
+    options: Options,
+}
+
+impl<'g> Engine<'g> {
+    /// An engine over a connected driver and a graph of revisions.
+    pub fn new(driver: Box<dyn Driver + 'g>, graph: &'g RevisionGraph, options: Options) -> Self {
+        Engine {
+            driver,
+            graph,
+            options,
+        }
+    }
+
+    /// The driver, for work around the engine.
+    pub fn driver(&mut self) -> &mut dyn Driver {
+        self.driver.as_mut()
+    }
+
+    /// Where the database stands. Reads only; takes no lock.
+    pub fn status(&mut self) -> Result<Status, EngineError> {
+        let current = self.driver.read_heads()?;
+        let applied = self.graph.applied(&current)?;
+        let heads: Vec<String> = self.graph.heads().into_iter().map(str::to_owned).collect();
+        Ok(Status {
+            at_head: heads.iter().all(|h| applied.contains(h)),
+            pending: self.graph.revisions().len() - applied.len(),
+            current,
+            heads,
+        })
+    }
+
+    /// The history table, oldest first. Reads only.
+    pub fn history(&mut self) -> Result<Vec<HistoryRecord>, EngineError> {
+        Ok(self.driver.read_history()?)
+    }
+
+    /// Revisions whose checksum differs from the one recorded when they were last applied.
+    pub fn changed_revisions(&mut self) -> Result<Vec<String>, EngineError> {
+        let current = self.driver.read_heads()?;
+        let applied = self.graph.applied(&current)?;
+        let history = self.driver.read_history()?;
+        self.changed_among(&applied, &history)
+    }
+
+    /// What `run` would execute, from the database's real current state. Changes nothing.
+    pub fn script(&mut self, intent: &Intent) -> Result<Script, EngineError> {
+        let tables = self.driver.state_tables()?;
+        let bootstrap = if tables.version && tables.history {
+            Vec::new()
+        } else {
+            self.driver.state_sql().bootstrap_statements()
+        };
+        let current = self.driver.read_heads()?;
+        let steps = prepare(
+            self.graph,
+            self.driver.state_sql(),
+            &self.options,
+            intent,
+            &current,
+        )?;
+        Ok(Script {
+            bootstrap,
+            steps,
+            single_transaction: self.options.single_transaction,
+        })
+    }
+
+    /// Runs the intent under the migration lock, reporting each event as it happens.
+    ///
+    /// The lock is released on every path out, errors included.
+    pub fn run(
+        &mut self,
+        intent: &Intent,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Vec<StepReport>, EngineError> {
+        self.driver.lock(self.options.lock_wait)?;
+        let result = self.run_locked(intent, on_event);
+        let unlocked = self.driver.unlock();
+        let reports = result?;
+        unlocked?;
+        Ok(reports)
+    }
+
+    fn run_locked(
+        &mut self,
+        intent: &Intent,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Vec<StepReport>, EngineError> {
+        let tables = self.driver.state_tables()?;
+        if !(tables.version && tables.history) {
+            let bootstrap = self.driver.state_sql().bootstrap_statements();
+            self.driver
+                .execute_in_transaction(&bootstrap)
+                .map_err(|e| EngineError::Driver(e.error))?;
+        }
+        // Read only now, under the lock: another migrator may have moved the database meanwhile.
+        let current = self.driver.read_heads()?;
+        let applied = self.graph.applied(&current)?;
+        if !self.options.accept_changed {
+            let history = self.driver.read_history()?;
+            let changed = self.changed_among(&applied, &history)?;
+            if !changed.is_empty() {
+                return Err(EngineError::ChangedRevisions(changed));
+            }
+        }
+        let prepared = prepare(
+            self.graph,
+            self.driver.state_sql(),
+            &self.options,
+            intent,
+            &current,
+        )?;
+        on_event(&Event::Planned {
+            steps: prepared.iter().map(|p| p.step.clone()).collect(),
+        });
+        if self.options.single_transaction && !prepared.is_empty() {
+            return self.run_as_one(prepared, on_event);
+        }
+        let mut done: Vec<StepReport> = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            on_event(&Event::StepStarted(p.step.clone()));
+            let started = Instant::now();
+            match self.execute_step(&p, on_event) {
+                Ok(()) => {
+                    let report = StepReport {
+                        step: p.step.clone(),
+                        message: p.message.clone(),
+                        elapsed: started.elapsed(),
+                        executed: p.statements.iter().chain(&p.bookkeeping).cloned().collect(),
+                    };
+                    on_event(&Event::StepFinished(report.clone()));
+                    done.push(report);
+                }
+                Err(e) => return Err(self.fail(&p, e, started.elapsed(), done)),
+            }
+        }
+        Ok(done)
+    }
+
+    fn run_as_one(
+        &mut self,
+        prepared: Vec<PreparedStep>,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Vec<StepReport>, EngineError> {
+        if let Some(p) = prepared.iter().find(|p| !p.transactional) {
+            return Err(EngineError::NotTransactional(p.step.revision.clone()));
+        }
+        let started = Instant::now();
+        let mut all = Vec::new();
+        let mut owner = Vec::new();
+        for (i, p) in prepared.iter().enumerate() {
+            for s in p.statements.iter().chain(&p.bookkeeping) {
+                all.push(s.clone());
+                owner.push(i);
+            }
+        }
+        if let Err(e) = self.driver.execute_in_transaction(&all) {
+            // Nothing of the run was kept: blame the step that failed, with its own statement index.
+            let i = e.statement.map_or(0, |s| owner[s]);
+            let first_of_step = owner.iter().position(|&o| o == i).unwrap_or(0);
+            let local = ExecError {
+                statement: e.statement.map(|s| s - first_of_step),
+                error: e.error,
+            };
+            return Err(self.fail(&prepared[i], local, started.elapsed(), Vec::new()));
+        }
+        let elapsed = started.elapsed();
+        let reports: Vec<StepReport> = prepared
+            .into_iter()
+            .map(|p| StepReport {
+                executed: p.statements.iter().chain(&p.bookkeeping).cloned().collect(),
+                step: p.step,
+                message: p.message,
+                elapsed,
+            })
+            .collect();
+        for r in &reports {
+            on_event(&Event::StepFinished(r.clone()));
+        }
+        Ok(reports)
+    }
+
+    /// Runs one step; a step that lost a race for a table lock is tried again within the budget.
+    fn execute_step(
+        &mut self,
+        p: &PreparedStep,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<(), ExecError> {
+        let started = Instant::now();
+        let mut attempt = 1;
+        loop {
+            let result = if p.transactional {
+                let all: Vec<String> = p.statements.iter().chain(&p.bookkeeping).cloned().collect();
+                self.driver.execute_in_transaction(&all)
+            } else {
+                // Statements that cannot run in a transaction go one by one; the version and
+                // history rows follow only when all of them succeeded.
+                self.driver.execute_each(&p.statements).and_then(|()| {
+                    self.driver
+                        .execute_in_transaction(&p.bookkeeping)
+                        .map_err(|e| ExecError {
+                            statement: e.statement.map(|s| s + p.statements.len()),
+                            error: e.error,
+                        })
+                })
+            };
+            match result {
+                Err(e)
+                    if e.error.is_retryable()
+                        && p.transactional
+                        && started.elapsed() < self.options.retry_budget =>
+                {
+                    attempt += 1;
+                    log::warn!(
+                        "{}: {}; retrying (attempt {attempt})",
+                        p.step.revision,
+                        e.error
+                    );
+                    on_event(&Event::Retrying {
+                        step: p.step.clone(),
+                        attempt,
+                    });
+                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(10))));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Records the failure in the history table (best effort, in its own transaction) and builds
+    /// the error that says what was kept.
+    fn fail(
+        &mut self,
+        p: &PreparedStep,
+        e: ExecError,
+        ran: Duration,
+        completed: Vec<StepReport>,
+    ) -> EngineError {
+        let statement = e.statement.map(|i| {
+            let all: Vec<&String> = p.statements.iter().chain(&p.bookkeeping).collect();
+            (i, all.get(i).map_or_else(String::new, |s| (*s).clone()))
+        });
+        let checksum = self.checksum_of(&p.step.revision);
+        let entry = HistoryEntry {
+            revision: p.step.revision.clone(),
+            direction: p.step.direction,
+            checksum,
+            error: Some(e.error.to_string()),
+            failed_after: Some(ran),
+            os_user: self.options.identity.os_user.clone(),
+            host: self.options.identity.host.clone(),
+            tool_version: self.options.identity.tool_version.clone(),
+        };
+        let record = self.driver.state_sql().history_statement(&entry);
+        if let Err(record_error) = self.driver.execute_in_transaction(&[record]) {
+            log::warn!(
+                "could not record the failure in the history table: {}",
+                record_error.error
+            );
+        }
+        EngineError::StepFailed(Box::new(StepFailure {
+            step: p.step.clone(),
+            statement,
+            error: e.error,
+            completed,
+        }))
+    }
+
+    fn checksum_of(&self, revision: &str) -> String {
+        checksums(self.graph)
+            .ok()
+            .and_then(|mut all| all.remove(revision))
+            .unwrap_or_default()
+    }
+
+    fn changed_among(
+        &self,
+        applied: &std::collections::BTreeSet<String>,
+        history: &[HistoryRecord],
+    ) -> Result<Vec<String>, EngineError> {
+        if history.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The last successful application of each revision is what its checksum must match.
+        let mut recorded: BTreeMap<&str, &str> = BTreeMap::new();
+        for h in history
+            .iter()
+            .filter(|h| h.outcome == "applied" && h.direction == Direction::Up)
+        {
+            recorded.insert(&h.revision, &h.checksum);
+        }
+        let sums: HashMap<String, String> = checksums(self.graph)?;
+        Ok(applied
+            .iter()
+            .filter(|id| {
+                recorded
+                    .get(id.as_str())
+                    .is_some_and(|old| sums.get(*id).is_some_and(|now| now != old))
+            })
+            .cloned()
+            .collect())
+    }
+}
+
+/// Resolves the intent against `current` and renders every step with its bookkeeping.
+///
+/// Needs no connection: `generate-sql` uses it for a database it cannot reach.
+pub fn prepare(
+    graph: &RevisionGraph,
+    sql: &dyn StateSql,
+    options: &Options,
+    intent: &Intent,
+    current: &Heads,
+) -> Result<Vec<PreparedStep>, EngineError> {
+    let applied = graph.applied(current)?;
+    let steps = match intent {
+        Intent::Upgrade(target) => {
+            let target = graph.resolve(target, current)?;
+            graph.plan_upgrade(current, &target)?
+        }
+        Intent::Downgrade(target) => {
+            let target = graph.resolve(target, current)?;
+            if let Target::Revisions(ids) = &target {
+                if let Some(missing) = ids.iter().find(|id| !applied.contains(*id)) {
+                    return Err(ResolveError::NotAnAncestor {
+                        target: missing.clone(),
+                        current: current.iter().cloned().collect(),
+                    }
+                    .into());
+                }
+            }
+            graph.plan_downgrade(current, &target)?
+        }
+    };
+    if steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sums = checksums(graph)?;
+    let mut schema: Schema = schema_at(graph, &applied)?;
+    let dialect = sql.dialect();
+    let mut prepared = Vec::with_capacity(steps.len());
+    for step in steps {
+        let revision = graph
+            .get(&step.revision)
+            .ok_or_else(|| RenderError::UnknownRevision(step.revision.clone()))?;
+        let statements: Vec<String> = render_step(graph, &step, &mut schema, dialect)?
+            .into_iter()
+            .map(|s| s.sql)
+            .collect();
+        let mut bookkeeping = sql.version_statements(&step.heads_before, &step.heads_after);
+        bookkeeping.push(sql.history_statement(&HistoryEntry {
+            revision: step.revision.clone(),
+            direction: step.direction,
+            checksum: sums.get(&step.revision).cloned().unwrap_or_default(),
+            error: None,
+            failed_after: None,
+            os_user: options.identity.os_user.clone(),
+            host: options.identity.host.clone(),
+            tool_version: options.identity.tool_version.clone(),
+        }));
+        prepared.push(PreparedStep {
+            transactional: revision.transactional(step.direction),
+            message: revision.message.clone(),
+            step,
+            statements,
+            bookkeeping,
+        });
+    }
+    Ok(prepared)
+}
+
+fn join(ids: &Heads) -> String {
+    ids.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+fn first_line(sql: &str) -> String {
+    let line = sql.lines().next().unwrap_or_default();
+    if line.len() > 80 {
+        format!(
+            "{}...",
+            &line[..line.char_indices().nth(77).map_or(line.len(), |(i, _)| i)]
+        )
+    } else {
+        line.to_owned()
+    }
+}

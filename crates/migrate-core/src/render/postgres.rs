@@ -15,11 +15,20 @@ pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
         Op::CreateTable(table) => {
             let mut lines: Vec<String> = table.columns.iter().map(column_def).collect();
             lines.extend(table.constraints.values().map(constraint_def));
-            one(format!(
+            let mut out = one(format!(
                 "CREATE TABLE {} (\n    {}\n)",
                 table_name(&table.name),
                 lines.join(",\n    ")
-            ))
+            ));
+            // Indexes given with the table are created with it, so the model never holds an
+            // index the database lacks.
+            out.extend(
+                table
+                    .indexes
+                    .values()
+                    .map(|index| Statement::new(create_index(&table.name, index, false))),
+            );
+            out
         }
         Op::DropTable { table } => one(format!("DROP TABLE {}", table_name(table))),
         Op::SetTableSchema { table, schema } => one(format!(

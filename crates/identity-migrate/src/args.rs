@@ -1,0 +1,122 @@
+//! The command line, as clap reads it.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Database migrations of the identity service: status, plan, migrate, rollback, SQL for review.
+#[derive(Debug, Parser)]
+#[command(name = "identity-migrate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Database URL (postgresql://user@host:5432/db; SQLAlchemy's postgresql+asyncpg:// too).
+    /// Strongest source; then --env, then DATABASE_URL, then identity-migrate.toml.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Named environment of identity-migrate.toml to use.
+    #[arg(long = "env", global = true, value_name = "NAME")]
+    pub environment: Option<String>,
+    /// Configuration file [default: ./identity-migrate.toml when present].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Do not read a .env file.
+    #[arg(long, global = true)]
+    pub no_dotenv: bool,
+    /// Database schema holding the identity tables and the tool's own [default: public].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub schema: Option<String>,
+    /// Seconds to wait for another migrator to finish [default: 60].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub lock_wait: Option<u64>,
+    /// Milliseconds one statement may wait for a table lock before it is retried [default: 5000].
+    #[arg(long, global = true, value_name = "MS")]
+    pub lock_timeout: Option<u64>,
+    /// Milliseconds one statement may run; 0 for no limit [default: 0].
+    #[arg(long, global = true, value_name = "MS")]
+    pub statement_timeout: Option<u64>,
+    /// More logging on stderr (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Also append the log to this file (created 0600).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Current revision(s), head(s), pending count, and whether the database is at head.
+    Status(JsonArg),
+    /// Every revision, oldest first: applied, current, head, when applied and how long it took.
+    #[command(alias = "history")]
+    List(JsonArg),
+    /// Apply every pending revision up to head.
+    Migrate(MigrateArgs),
+    /// Apply revisions up to REV (an id, a unique prefix, head, heads, +N, <id>+N).
+    MigrateTo {
+        /// The target revision.
+        #[arg(value_name = "REV")]
+        target: String,
+        #[command(flatten)]
+        run: MigrateArgs,
+    },
+    /// Undo revisions down to REV (an id, a unique prefix, base, -N, <id>-N).
+    Rollback {
+        /// The revision to roll back to (it stays applied).
+        #[arg(value_name = "REV")]
+        target: String,
+        #[command(flatten)]
+        run: MigrateArgs,
+    },
+    /// Write the SQL of a range of revisions for review, ready for `psql -v ON_ERROR_STOP=1 -1 -f`.
+    GenerateSql(GenerateSqlArgs),
+}
+
+/// `--json`.
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of the commands that change the database.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Print exactly the statements that would run, in order, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run all steps in one transaction instead of one transaction per revision.
+    #[arg(long)]
+    pub single_transaction: bool,
+    /// Go on although applied revisions changed since they were applied.
+    #[arg(long)]
+    pub accept_changed: bool,
+    /// Create the database first if it does not exist.
+    #[arg(long)]
+    pub create_database: bool,
+}
+
+/// Options of `generate-sql`.
+#[derive(Debug, Args)]
+pub struct GenerateSqlArgs {
+    /// Write to this file instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Start here [default: the database's current revision when it is reachable, else base].
+    #[arg(long, value_name = "REV")]
+    pub from: Option<String>,
+    /// End here [default: head].
+    #[arg(long, value_name = "REV", default_value = "head")]
+    pub to: String,
+}

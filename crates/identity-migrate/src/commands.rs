@@ -1,0 +1,431 @@
+//! One function per command: connect, ask the engine, print the result.
+
+use crate::args::{Cli, Command, GenerateSqlArgs, MigrateArgs};
+use crate::config::{self, Resolved};
+use crate::error::CliError;
+use crate::output::{self, duration_text, heads_text, Framing};
+use migrate_core::driver::{DriverError, HistoryRecord};
+use migrate_core::{Direction, Heads, RevisionGraph, Target};
+use migrate_engine::{Engine, EngineError, Event, Intent, Options, RunIdentity};
+use migrate_postgres::url::{self, ConnectionSettings};
+use migrate_postgres::{PostgresDriver, PostgresStateSql, SessionSettings};
+use serde_json::json;
+use std::io::Write;
+use std::time::Instant;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let cfg = config::resolve(&cli.global, &|k| std::env::var(k).ok())?;
+    let graph = identity_schema::graph();
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Status(a) => status(&mut out, &cfg, &graph, a.json),
+        Command::List(a) => list(&mut out, &cfg, &graph, a.json),
+        Command::Migrate(run) => {
+            migrate(&mut out, &cfg, &graph, Intent::Upgrade("head".into()), &run)
+        }
+        Command::MigrateTo { target, run } => {
+            migrate(&mut out, &cfg, &graph, Intent::Upgrade(target), &run)
+        }
+        Command::Rollback { target, run } => {
+            migrate(&mut out, &cfg, &graph, Intent::Downgrade(target), &run)
+        }
+        Command::GenerateSql(a) => generate_sql(&mut out, &cfg, &graph, &a),
+    }
+}
+
+fn settings(cfg: &Resolved) -> Result<ConnectionSettings, CliError> {
+    let url = cfg.database_url.as_deref().ok_or(CliError::NoDatabase)?;
+    Ok(url::parse_with_process_env(url)?)
+}
+
+fn connect(cfg: &Resolved, create: bool) -> Result<(PostgresDriver, ConnectionSettings), CliError> {
+    let settings = settings(cfg)?;
+    let session = SessionSettings {
+        schema: cfg.schema.clone(),
+        lock_timeout: cfg.lock_timeout,
+        statement_timeout: cfg.statement_timeout,
+    };
+    log::debug!(
+        "connecting to {} (from {})",
+        settings.redacted(),
+        cfg.source
+    );
+    match PostgresDriver::connect(&settings, session.clone()) {
+        Err(DriverError::NoSuchDatabase(_)) if create => {
+            log::info!("creating database {}", settings.database());
+            PostgresDriver::create_database(&settings)?;
+            Ok((PostgresDriver::connect(&settings, session)?, settings))
+        }
+        other => Ok((other?, settings)),
+    }
+}
+
+fn engine<'g>(
+    driver: PostgresDriver,
+    graph: &'g RevisionGraph,
+    cfg: &Resolved,
+    run: Option<&MigrateArgs>,
+) -> Engine<'g> {
+    let mut options = Options::new(identity());
+    options.lock_wait = cfg.lock_wait;
+    if let Some(run) = run {
+        options.single_transaction = run.single_transaction;
+        options.accept_changed = run.accept_changed;
+    }
+    Engine::new(Box::new(driver), graph, options)
+}
+
+fn identity() -> RunIdentity {
+    let os_user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    RunIdentity {
+        os_user,
+        host,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+fn io_error(e: std::io::Error) -> CliError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return CliError::OutputClosed;
+    }
+    CliError::Io(format!("cannot write output: {e}"))
+}
+
+fn message_of<'g>(graph: &'g RevisionGraph, id: &str) -> &'g str {
+    graph.get(id).map_or("", |r| r.message.as_str())
+}
+
+fn status(
+    out: &mut dyn Write,
+    cfg: &Resolved,
+    graph: &RevisionGraph,
+    json: bool,
+) -> Result<(), CliError> {
+    let (driver, settings) = connect(cfg, false)?;
+    let status = engine(driver, graph, cfg, None).status()?;
+    let current: Vec<_> = status
+        .current
+        .iter()
+        .map(|id| json!({"revision": id, "message": message_of(graph, id), "head": status.heads.contains(id)}))
+        .collect();
+    if json {
+        let value = json!({
+            "database": settings.redacted(),
+            "current": current,
+            "heads": status.heads,
+            "pending": status.pending,
+            "at_head": status.at_head,
+        });
+        writeln!(out, "{value}").map_err(io_error)?;
+        return Ok(());
+    }
+    let current_text = if status.current.is_empty() {
+        "base (no revision applied)".to_owned()
+    } else {
+        status
+            .current
+            .iter()
+            .map(|id| {
+                let head = if status.heads.contains(id) {
+                    " (head)"
+                } else {
+                    ""
+                };
+                format!("{id}{head} {}", message_of(graph, id))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let state = if status.at_head {
+        "up to date".to_owned()
+    } else {
+        format!(
+            "{} revision(s) pending: run `identity-migrate migrate`",
+            status.pending
+        )
+    };
+    let rows = [
+        ("database", settings.redacted()),
+        ("current", current_text),
+        ("head", status.heads.join(", ")),
+        ("pending", status.pending.to_string()),
+        ("state", state),
+    ];
+    for (k, v) in rows {
+        writeln!(out, "{k:<9} {v}").map_err(io_error)?;
+    }
+    Ok(())
+}
+
+fn list(
+    out: &mut dyn Write,
+    cfg: &Resolved,
+    graph: &RevisionGraph,
+    json: bool,
+) -> Result<(), CliError> {
+    let (driver, _) = connect(cfg, false)?;
+    let mut engine = engine(driver, graph, cfg, None);
+    let status = engine.status()?;
+    let history = engine.history()?;
+    let applied = graph.applied(&status.current).map_err(EngineError::from)?;
+    let last_applied = |id: &str| -> Option<&HistoryRecord> {
+        history
+            .iter()
+            .rev()
+            .find(|h| h.revision == id && h.direction == Direction::Up && h.outcome == "applied")
+    };
+    if json {
+        let items: Vec<_> = graph
+            .revisions()
+            .iter()
+            .map(|r| {
+                let record = applied
+                    .contains(&r.id)
+                    .then(|| last_applied(&r.id))
+                    .flatten();
+                json!({
+                    "revision": r.id,
+                    "down_revisions": r.down,
+                    "message": r.message,
+                    "created": r.created,
+                    "applied": applied.contains(&r.id),
+                    "current": status.current.contains(&r.id),
+                    "head": status.heads.contains(&r.id),
+                    "applied_at": record.map(|h| h.finished_at.clone()),
+                    "duration_ms": record.map(|h| h.duration_ms),
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::Value::Array(items)).map_err(io_error)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = graph
+        .revisions()
+        .iter()
+        .map(|r| {
+            let record = applied
+                .contains(&r.id)
+                .then(|| last_applied(&r.id))
+                .flatten();
+            let mut marks = Vec::new();
+            if status.current.contains(&r.id) {
+                marks.push("current");
+            }
+            if status.heads.contains(&r.id) {
+                marks.push("head");
+            }
+            vec![
+                r.id.clone(),
+                if r.down.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.down.join(",")
+                },
+                if applied.contains(&r.id) { "yes" } else { "no" }.to_owned(),
+                marks.join(","),
+                record.map_or_else(String::new, |h| h.finished_at.clone()),
+                record.map_or_else(String::new, |h| duration_text(h.duration_ms)),
+                r.message.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        out,
+        &[
+            "REVISION",
+            "DOWN",
+            "APPLIED",
+            "MARK",
+            "APPLIED AT",
+            "TOOK",
+            "MESSAGE",
+        ],
+        &rows,
+    )
+    .map_err(io_error)
+}
+
+fn migrate(
+    out: &mut dyn Write,
+    cfg: &Resolved,
+    graph: &RevisionGraph,
+    intent: Intent,
+    run: &MigrateArgs,
+) -> Result<(), CliError> {
+    let (driver, settings) = connect(cfg, run.create_database && !run.dry_run)?;
+    let mut engine = engine(driver, graph, cfg, Some(run));
+    if run.dry_run {
+        let script = engine.script(&intent)?;
+        let (from, to) = match (script.steps.first(), script.steps.last()) {
+            (Some(first), Some(last)) => (
+                heads_text(&first.step.heads_before),
+                heads_text(&last.step.heads_after),
+            ),
+            _ => {
+                let status = engine.status()?;
+                (heads_text(&status.current), heads_text(&status.current))
+            }
+        };
+        let header = vec![
+            "identity-migrate dry run: nothing below was executed".to_owned(),
+            format!("Database: {}", settings.redacted()),
+            format!("From {from} to {to}: {} step(s)", script.steps.len()),
+        ];
+        output::script(out, &header, &script, Framing::Transactions).map_err(io_error)?;
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut on_event = |event: &Event| {
+        let line = match event {
+            Event::Planned { steps } if steps.is_empty() => None,
+            Event::Planned { steps } => Some(format!("{} step(s) to run", steps.len())),
+            Event::StepFinished(r) => Some(format!(
+                "{} {}  {}  ({})",
+                if r.step.direction == Direction::Up {
+                    "applied "
+                } else {
+                    "reverted"
+                },
+                r.step.revision,
+                r.message,
+                duration_text(r.elapsed.as_secs_f64() * 1000.0)
+            )),
+            _ => None,
+        };
+        if let Some(line) = line {
+            // A closed stdout must not stop a migration halfway: the database is what matters.
+            let _ = writeln!(out, "{line}");
+        }
+    };
+    let reports = engine.run(&intent, &mut on_event)?;
+    let status = engine.status()?;
+    let at = heads_text(&status.current);
+    let head_note = if status.at_head { " (head)" } else { "" };
+    let summary = match reports.first().map(|r| r.step.direction) {
+        None => format!("Nothing to do: the database is at {at}{head_note}."),
+        Some(Direction::Up) => format!(
+            "Applied {} revision(s) in {}; the database is at {at}{head_note}.",
+            reports.len(),
+            duration_text(started.elapsed().as_secs_f64() * 1000.0)
+        ),
+        Some(Direction::Down) => format!(
+            "Reverted {} revision(s) in {}; the database is at {at}{head_note}.",
+            reports.len(),
+            duration_text(started.elapsed().as_secs_f64() * 1000.0)
+        ),
+    };
+    writeln!(out, "{summary}").map_err(io_error)
+}
+
+fn generate_sql(
+    out: &mut dyn Write,
+    cfg: &Resolved,
+    graph: &RevisionGraph,
+    args: &GenerateSqlArgs,
+) -> Result<(), CliError> {
+    let from: Heads = match &args.from {
+        Some(rev) => match graph
+            .resolve(rev, &Heads::new())
+            .map_err(EngineError::from)?
+        {
+            Target::Base => Heads::new(),
+            Target::Revisions(ids) => ids,
+        },
+        None => current_or_base(cfg)?,
+    };
+    let target = graph.resolve(&args.to, &from).map_err(EngineError::from)?;
+    let applied = graph.applied(&from).map_err(EngineError::from)?;
+    let downward = match &target {
+        Target::Base => !from.is_empty(),
+        Target::Revisions(ids) => ids.iter().all(|id| applied.contains(id)) && ids != &from,
+    };
+    let to_text = match &target {
+        Target::Base => "base".to_owned(),
+        Target::Revisions(ids) => heads_text(ids),
+    };
+    // Resolved ids, so a relative `--to` means the same in the plan as in the header; several
+    // ids only come from `heads`.
+    let to_arg = match &target {
+        Target::Base => "base".to_owned(),
+        Target::Revisions(ids) if ids.len() > 1 => "heads".to_owned(),
+        Target::Revisions(ids) => heads_text(ids),
+    };
+    let intent = if downward {
+        Intent::Downgrade(to_arg)
+    } else {
+        Intent::Upgrade(to_arg)
+    };
+    let steps = migrate_engine::prepare(
+        graph,
+        &PostgresStateSql,
+        &Options::new(identity()),
+        &intent,
+        &from,
+    )?;
+    let script = migrate_engine::Script {
+        bootstrap: if from.is_empty() {
+            migrate_core::driver::StateSql::bootstrap_statements(&PostgresStateSql)
+        } else {
+            Vec::new()
+        },
+        steps,
+        single_transaction: true,
+    };
+    let mut header = vec![
+        "identity-migrate generate-sql".to_owned(),
+        format!(
+            "Range: {} -> {to_text} ({} step(s)), PostgreSQL",
+            heads_text(&from),
+            script.steps.len()
+        ),
+        "Apply with: psql -v ON_ERROR_STOP=1 -1 -f FILE (one transaction: all or nothing)"
+            .to_owned(),
+    ];
+    if script.steps.iter().any(|s| !s.transactional) {
+        header.push(
+            "WARNING: some statements cannot run in a transaction: apply without -1".to_owned(),
+        );
+    }
+    match &args.output {
+        Some(path) => {
+            let mut buffer = Vec::new();
+            output::script(&mut buffer, &header, &script, Framing::Bare).map_err(io_error)?;
+            std::fs::write(path, buffer)
+                .map_err(|e| CliError::Io(format!("cannot write {}: {e}", path.display())))?;
+            log::info!("wrote {} ({} step(s))", path.display(), script.steps.len());
+            Ok(())
+        }
+        None => output::script(out, &header, &script, Framing::Bare).map_err(io_error),
+    }
+}
+
+/// The database's current revision when it can be reached, else base (said on stderr).
+fn current_or_base(cfg: &Resolved) -> Result<Heads, CliError> {
+    if cfg.database_url.is_none() {
+        log::info!("no database configured: generating from base");
+        return Ok(Heads::new());
+    }
+    match connect(cfg, false) {
+        Ok((mut driver, settings)) => {
+            let heads = migrate_core::driver::Driver::read_heads(&mut driver)?;
+            log::info!(
+                "generating from the current revision of {}: {}",
+                settings.redacted(),
+                heads_text(&heads)
+            );
+            Ok(heads)
+        }
+        Err(CliError::Engine(EngineError::Driver(e))) => {
+            log::warn!("database not reachable ({e}): generating from base");
+            Ok(Heads::new())
+        }
+        Err(e) => Err(e),
+    }
+}

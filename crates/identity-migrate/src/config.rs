@@ -1,0 +1,257 @@
+//! Where the database and the session settings come from, strongest first:
+//! `--database-url`, `--env NAME` (identity-migrate.toml), `DATABASE_URL` (environment or .env),
+//! the file's default environment.
+//!
+//! `--env` beats `DATABASE_URL` on purpose: naming an environment on the command line is a
+//! deliberate choice, while a variable may linger in a shell from earlier work.
+
+use crate::args::GlobalArgs;
+use crate::error::CliError;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration file's name, looked up in the working directory.
+pub const CONFIG_FILE: &str = "identity-migrate.toml";
+
+/// identity-migrate.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Environment used when none is named.
+    pub default_environment: Option<String>,
+    /// Named environments.
+    #[serde(default)]
+    pub environments: BTreeMap<String, Environment>,
+}
+
+/// One named environment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// The database URL (better without a password: use PGPASSWORD, ~/.pgpass or the below).
+    pub database_url: Option<String>,
+    /// The name of an environment variable holding the URL, so secrets stay out of the file.
+    pub database_url_env: Option<String>,
+    /// Database schema.
+    pub schema: Option<String>,
+    /// Seconds to wait for the migration lock.
+    pub lock_wait: Option<u64>,
+    /// Milliseconds a statement may wait for a table lock.
+    pub lock_timeout: Option<u64>,
+    /// Milliseconds a statement may run (0: no limit).
+    pub statement_timeout: Option<u64>,
+}
+
+/// Everything a command needs to connect, resolved.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The database URL (may hold a password: never print it, print the redacted form).
+    pub database_url: Option<String>,
+    /// Where the URL came from, for messages.
+    pub source: &'static str,
+    /// Database schema.
+    pub schema: String,
+    /// Lock wait budget.
+    pub lock_wait: Duration,
+    /// Per-statement lock timeout.
+    pub lock_timeout: Duration,
+    /// Per-statement run time limit.
+    pub statement_timeout: Option<Duration>,
+}
+
+/// Resolves the configuration from the flags, the environment and the file.
+pub fn resolve(
+    global: &GlobalArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Resolved, CliError> {
+    let file = load_file(global.config.as_deref())?;
+    let chosen = global
+        .environment
+        .clone()
+        .or_else(|| file.as_ref().and_then(|f| f.default_environment.clone()));
+    let environment = match (&chosen, &file) {
+        (Some(name), Some(f)) => Some(f.environments.get(name).ok_or_else(|| {
+            CliError::Config(format!(
+                "environment {name:?} is not in {CONFIG_FILE} (it has: {})",
+                f.environments
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?),
+        (Some(name), None) if global.environment.is_some() => {
+            return Err(CliError::Config(format!(
+                "--env {name} given but there is no {CONFIG_FILE} here: create one or pass --config"
+            )))
+        }
+        _ => None,
+    };
+    let env_url = |e: &Environment| -> Result<Option<String>, CliError> {
+        if let Some(var) = &e.database_url_env {
+            return env(var).map(Some).ok_or_else(|| {
+                CliError::Config(format!(
+                    "environment {:?} reads its URL from ${var}, which is not set",
+                    chosen.as_deref().unwrap_or_default()
+                ))
+            });
+        }
+        Ok(e.database_url.clone())
+    };
+    let (database_url, source) = if let Some(url) = &global.database_url {
+        (Some(url.clone()), "--database-url")
+    } else if let (Some(e), true) = (environment, global.environment.is_some()) {
+        (env_url(e)?, "--env")
+    } else if let Some(url) = env("DATABASE_URL").filter(|u| !u.is_empty()) {
+        (Some(url), "DATABASE_URL")
+    } else if let Some(e) = environment {
+        (env_url(e)?, CONFIG_FILE)
+    } else {
+        (None, "default")
+    };
+    let pick =
+        |flag: Option<u64>, file: Option<u64>, default: u64| flag.or(file).unwrap_or(default);
+    let lock_wait = pick(global.lock_wait, environment.and_then(|e| e.lock_wait), 60);
+    let lock_timeout = pick(
+        global.lock_timeout,
+        environment.and_then(|e| e.lock_timeout),
+        5000,
+    );
+    let statement_timeout = pick(
+        global.statement_timeout,
+        environment.and_then(|e| e.statement_timeout),
+        0,
+    );
+    Ok(Resolved {
+        database_url,
+        source,
+        schema: global
+            .schema
+            .clone()
+            .or_else(|| environment.and_then(|e| e.schema.clone()))
+            .unwrap_or_else(|| "public".to_owned()),
+        lock_wait: Duration::from_secs(lock_wait),
+        lock_timeout: Duration::from_millis(lock_timeout),
+        statement_timeout: (statement_timeout > 0)
+            .then(|| Duration::from_millis(statement_timeout)),
+    })
+}
+
+fn load_file(explicit: Option<&Path>) -> Result<Option<ConfigFile>, CliError> {
+    let path: PathBuf = match explicit {
+        Some(p) => p.to_owned(),
+        None => {
+            let p = PathBuf::from(CONFIG_FILE);
+            if !p.exists() {
+                return Ok(None);
+            }
+            p
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CliError::Config(format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text)
+        .map(Some)
+        .map_err(|e| CliError::Config(format!("{} is not valid: {}", path.display(), e.message())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn global(args: &[&str]) -> GlobalArgs {
+        let mut argv = vec!["identity-migrate"];
+        argv.extend_from_slice(args);
+        argv.push("status");
+        crate::args::Cli::parse_from(argv).global
+    }
+
+    fn write_config(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join(CONFIG_FILE);
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    const FILE: &str = r#"
+default_environment = "dev"
+[environments.dev]
+database_url = "postgresql:///dev"
+lock_wait = 7
+[environments.prod]
+database_url_env = "PROD_URL"
+schema = "identity"
+"#;
+
+    #[test]
+    fn flag_beats_everything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = write_config(dir.path(), FILE);
+        let g = global(&[
+            "--database-url",
+            "postgresql:///flag",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--env",
+            "prod",
+        ]);
+        let r = resolve(&g, &|k| {
+            (k == "DATABASE_URL").then(|| "postgresql:///envvar".to_owned())
+        })
+        .expect("resolve");
+        assert_eq!(r.database_url.as_deref(), Some("postgresql:///flag"));
+        assert_eq!(r.schema, "identity");
+    }
+
+    #[test]
+    fn named_environment_beats_database_url_and_reads_its_variable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = write_config(dir.path(), FILE);
+        let g = global(&["--config", cfg.to_str().expect("utf8"), "--env", "prod"]);
+        let r = resolve(&g, &|k| match k {
+            "DATABASE_URL" => Some("postgresql:///envvar".to_owned()),
+            "PROD_URL" => Some("postgresql:///prod".to_owned()),
+            _ => None,
+        })
+        .expect("resolve");
+        assert_eq!(r.database_url.as_deref(), Some("postgresql:///prod"));
+    }
+
+    #[test]
+    fn database_url_beats_the_default_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = write_config(dir.path(), FILE);
+        let g = global(&["--config", cfg.to_str().expect("utf8")]);
+        let r = resolve(&g, &|k| {
+            (k == "DATABASE_URL").then(|| "postgresql:///envvar".to_owned())
+        })
+        .expect("resolve");
+        assert_eq!(r.database_url.as_deref(), Some("postgresql:///envvar"));
+        assert_eq!(r.lock_wait, Duration::from_secs(7));
+        let r = resolve(&g, &|_| None).expect("resolve");
+        assert_eq!(r.database_url.as_deref(), Some("postgresql:///dev"));
+    }
+
+    #[test]
+    fn unknown_environment_and_missing_variable_are_config_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = write_config(dir.path(), FILE);
+        let g = global(&["--config", cfg.to_str().expect("utf8"), "--env", "staging"]);
+        let e = resolve(&g, &|_| None).expect_err("unknown env");
+        assert!(e.to_string().contains("dev, prod"), "{e}");
+        let g = global(&["--config", cfg.to_str().expect("utf8"), "--env", "prod"]);
+        let e = resolve(&g, &|_| None).expect_err("missing var");
+        assert!(e.to_string().contains("$PROD_URL"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = write_config(dir.path(), "[environments.dev]\ndatabse_url = \"x\"\n");
+        let g = global(&["--config", cfg.to_str().expect("utf8")]);
+        let e = resolve(&g, &|_| None).expect_err("typo");
+        assert!(e.to_string().contains("databse_url"), "{e}");
+    }
+}

@@ -1,0 +1,72 @@
+//! The binary's errors: one line each, and the exit code that goes with it.
+
+use migrate_core::driver::DriverError;
+use migrate_engine::EngineError;
+use migrate_postgres::url::UrlError;
+use std::fmt;
+
+/// Exit code of bad input: usage, configuration, URL, unknown or ambiguous revision.
+pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code of a failure while doing the work: unreachable server, failed step, busy lock.
+pub const EXIT_FAILURE: i32 = 1;
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// The configuration is wrong.
+    Config(String),
+    /// The database URL is wrong.
+    Url(UrlError),
+    /// No database was configured.
+    NoDatabase,
+    /// The engine refused or failed.
+    Engine(EngineError),
+    /// A file could not be written.
+    Io(String),
+    /// Whoever read the output stopped reading (`| head`): not worth a message.
+    OutputClosed,
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Config(_) | CliError::Url(_) | CliError::NoDatabase => EXIT_BAD_INPUT,
+            CliError::Engine(EngineError::Resolve(_)) => EXIT_BAD_INPUT,
+            CliError::Engine(_) | CliError::Io(_) => EXIT_FAILURE,
+            CliError::OutputClosed => 0,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Config(m) | CliError::Io(m) => f.write_str(m),
+            CliError::Url(e) => e.fmt(f),
+            CliError::NoDatabase => f.write_str(
+                "no database configured: set DATABASE_URL, pass --database-url, or name an environment of identity-migrate.toml with --env",
+            ),
+            CliError::Engine(e) => e.fmt(f),
+            CliError::OutputClosed => f.write_str("output closed"),
+        }
+    }
+}
+
+impl From<EngineError> for CliError {
+    fn from(e: EngineError) -> Self {
+        CliError::Engine(e)
+    }
+}
+
+impl From<DriverError> for CliError {
+    fn from(e: DriverError) -> Self {
+        CliError::Engine(EngineError::Driver(e))
+    }
+}
+
+impl From<UrlError> for CliError {
+    fn from(e: UrlError) -> Self {
+        CliError::Url(e)
+    }
+}
