@@ -41,15 +41,27 @@ pub enum GraphError {
 impl fmt::Display for GraphError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GraphError::DuplicateId(id) => write!(f, "two revisions have the id {id}"),
-            GraphError::UnknownDownRevision { revision, down } => {
-                write!(
-                    f,
-                    "revision {revision} follows {down}, which does not exist"
-                )
-            }
-            GraphError::Cycle(ids) => write!(f, "revisions form a cycle: {}", ids.join(", ")),
-            GraphError::InvalidId(id) => write!(f, "invalid revision id {id:?}"),
+            GraphError::DuplicateId(id) => write!(
+                f,
+                "two revisions have the id {id}: give one of them a new id, and point the \
+                 revisions that follow it at that id"
+            ),
+            GraphError::UnknownDownRevision { revision, down } => write!(
+                f,
+                "revision {revision} follows {down}, which does not exist: register {down} in \
+                 the revision list, or correct the down revisions of {revision}"
+            ),
+            GraphError::Cycle(ids) => write!(
+                f,
+                "revisions {} form or follow a cycle: a revision may follow only older ones; \
+                 correct their down revisions",
+                ids.join(", ")
+            ),
+            GraphError::InvalidId(id) => write!(
+                f,
+                "invalid revision id {id:?}: use only letters, digits and `_` (12 hex digits \
+                 by convention)"
+            ),
         }
     }
 }
@@ -134,7 +146,10 @@ impl fmt::Display for ResolveError {
                 "there are several heads ({}): name one, or `heads` for all of them",
                 heads.join(", ")
             ),
-            ResolveError::Empty => write!(f, "there are no revisions"),
+            ResolveError::Empty => write!(
+                f,
+                "there are no revisions: the only targets are base, head and heads"
+            ),
             ResolveError::AmbiguousStep { from, candidates } => write!(
                 f,
                 "cannot step from {from}: it leads to {}; name the revision instead",

@@ -185,6 +185,8 @@ pub enum ModelError {
     SchemaNotEmpty(String),
     /// A table has a second primary key.
     SecondPrimaryKey(TableName),
+    /// Only foreign keys and CHECK constraints can be added `NOT VALID`.
+    CannotBeNotValid(TableName, String),
 }
 
 impl fmt::Display for ModelError {
@@ -215,6 +217,11 @@ impl fmt::Display for ModelError {
             ModelError::SchemaExists(s) => write!(f, "schema {s} already exists"),
             ModelError::SchemaNotEmpty(s) => write!(f, "schema {s} still holds tables"),
             ModelError::SecondPrimaryKey(t) => write!(f, "table {t} already has a primary key"),
+            ModelError::CannotBeNotValid(t, c) => write!(
+                f,
+                "constraint {c} on {t} cannot be added NOT VALID: only foreign keys and CHECK \
+                 constraints can; add it without not_valid"
+            ),
         }
     }
 }
@@ -284,8 +291,15 @@ impl Op {
                 if schema.tables.contains_key(&table.name) {
                     return Err(ModelError::TableExists(table.name.clone()));
                 }
+                let mut own = std::collections::BTreeSet::new();
                 for name in table.relation_names() {
                     check_relation_free(schema, table.name.schema.as_deref(), name)?;
+                    if !own.insert(name) {
+                        return Err(ModelError::RelationExists {
+                            name: name.to_owned(),
+                            owner: table.name.clone(),
+                        });
+                    }
                 }
                 check_table_consistent(schema, table)?;
                 schema.tables.insert(table.name.clone(), table.clone());
@@ -371,9 +385,17 @@ impl Op {
                 }
             }
             Op::AddConstraint {
-                table, constraint, ..
+                table,
+                constraint,
+                not_valid,
             } => {
                 let t = existing(schema, table)?;
+                if *not_valid && constraint.kind.has_index() {
+                    return Err(ModelError::CannotBeNotValid(
+                        table.clone(),
+                        constraint.name.clone(),
+                    ));
+                }
                 if t.constraints.contains_key(&constraint.name) {
                     return Err(ModelError::ConstraintExists(
                         table.clone(),
@@ -542,7 +564,15 @@ fn check_not_referenced(
 }
 
 fn rename_table(schema: &mut Schema, from: &TableName, to: TableName) -> Result<(), ModelError> {
-    existing(schema, from)?;
+    if existing(schema, from)?
+        .relation_names()
+        .any(|r| r != from.name && r == to.name)
+    {
+        return Err(ModelError::RelationExists {
+            name: to.name,
+            owner: from.clone(),
+        });
+    }
     check_schema_exists(schema, to.schema.as_deref())?;
     if schema.tables.contains_key(&to) {
         return Err(ModelError::TableExists(to));

@@ -28,7 +28,10 @@ impl Spec {
             .input_order
             .iter()
             .map(|&i| {
-                let down: Vec<&str> = self.parents[i].iter().map(|&p| self.ids[p].as_str()).collect();
+                let down: Vec<&str> = self.parents[i]
+                    .iter()
+                    .map(|&p| self.ids[p].as_str())
+                    .collect();
                 Revision::new(&self.ids[i], &down, "generated")
             })
             .collect();
@@ -80,7 +83,8 @@ impl Spec {
     }
 
     fn is_down_closed(&self, set: &Set) -> bool {
-        set.iter().all(|&i| self.parents[i].iter().all(|p| set.contains(p)))
+        set.iter()
+            .all(|&i| self.parents[i].iter().all(|p| set.contains(p)))
     }
 
     /// The applied set that is the closure of the picked revisions.
@@ -161,10 +165,20 @@ fn revision_ids(steps: &[Step]) -> Vec<&str> {
 }
 
 /// Checks an upgrade plan from `applied`; returns the applied set it ends with.
-fn check_upgrade(spec: &Spec, applied: &Set, wanted: &Set, steps: &[Step]) -> Result<Set, TestCaseError> {
+fn check_upgrade(
+    spec: &Spec,
+    applied: &Set,
+    wanted: &Set,
+    steps: &[Step],
+) -> Result<Set, TestCaseError> {
     let expected: Set = wanted.difference(applied).copied().collect();
     let planned: Set = steps.iter().map(|s| spec.index_of(&s.revision)).collect();
-    prop_assert_eq!(planned.len(), steps.len(), "a revision is applied twice: {:?}", revision_ids(steps));
+    prop_assert_eq!(
+        planned.len(),
+        steps.len(),
+        "a revision is applied twice: {:?}",
+        revision_ids(steps)
+    );
     prop_assert_eq!(spec.ids_of(&planned), spec.ids_of(&expected));
     let mut state = applied.clone();
     let mut heads = spec.maximal(applied);
@@ -179,7 +193,12 @@ fn check_upgrade(spec: &Spec, applied: &Set, wanted: &Set, steps: &[Step]) -> Re
         prop_assert_eq!(&step.heads_before, &heads);
         state.insert(i);
         heads = spec.maximal(&state);
-        prop_assert_eq!(&step.heads_after, &heads, "after applying {}", step.revision);
+        prop_assert_eq!(
+            &step.heads_after,
+            &heads,
+            "after applying {}",
+            step.revision
+        );
     }
     let union: Set = applied.union(wanted).copied().collect();
     prop_assert_eq!(heads, spec.maximal(&union));
@@ -187,16 +206,30 @@ fn check_upgrade(spec: &Spec, applied: &Set, wanted: &Set, steps: &[Step]) -> Re
 }
 
 /// Checks a downgrade plan from `applied` that must undo exactly `undo`; returns what stays.
-fn check_downgrade(spec: &Spec, applied: &Set, undo: &Set, steps: &[Step]) -> Result<Set, TestCaseError> {
+fn check_downgrade(
+    spec: &Spec,
+    applied: &Set,
+    undo: &Set,
+    steps: &[Step],
+) -> Result<Set, TestCaseError> {
     let planned: Set = steps.iter().map(|s| spec.index_of(&s.revision)).collect();
-    prop_assert_eq!(planned.len(), steps.len(), "a revision is undone twice: {:?}", revision_ids(steps));
+    prop_assert_eq!(
+        planned.len(),
+        steps.len(),
+        "a revision is undone twice: {:?}",
+        revision_ids(steps)
+    );
     prop_assert_eq!(spec.ids_of(&planned), spec.ids_of(undo));
     let mut state = applied.clone();
     let mut heads = spec.maximal(applied);
     for step in steps {
         let i = spec.index_of(&step.revision);
         prop_assert_eq!(step.direction, Direction::Down);
-        prop_assert!(state.contains(&i), "{} is undone but was not applied", step.revision);
+        prop_assert!(
+            state.contains(&i),
+            "{} is undone but was not applied",
+            step.revision
+        );
         prop_assert!(
             !spec.children(i).any(|c| state.contains(&c)),
             "{} is undone while a child of it stays applied",
@@ -429,7 +462,10 @@ proptest! {
         let back_target = if original.is_empty() { Target::Base } else { revisions(original.clone()) };
         let down = graph.plan_downgrade(&top, &back_target).expect("the original heads are applied");
         let newly: Set = after_up.difference(&applied).copied().collect();
-        let above_original: Set = applied.iter().flat_map(|&h| spec.strict_descendants(h)).collect();
+        let above_original: Set = original
+            .iter()
+            .flat_map(|h| spec.strict_descendants(spec.index_of(h)))
+            .collect();
         let undo: Set = if original.is_empty() {
             after_up.clone()
         } else {
@@ -543,7 +579,12 @@ proptest! {
 
 /// What `resolve_id` must say about `given`, found by comparing it with every id.
 fn check_prefix(spec: &Spec, graph: &RevisionGraph, given: &str) -> Result<(), TestCaseError> {
-    let matching: Vec<String> = spec.ids.iter().filter(|id| id.starts_with(given)).cloned().collect();
+    let matching: Vec<String> = spec
+        .ids
+        .iter()
+        .filter(|id| id.starts_with(given))
+        .cloned()
+        .collect();
     let resolved = graph.resolve_id(given);
     if spec.ids.iter().any(|id| id == given) {
         prop_assert_eq!(resolved, Ok(given.to_owned()));
@@ -560,7 +601,9 @@ fn check_prefix(spec: &Spec, graph: &RevisionGraph, given: &str) -> Result<(), T
             [one] => prop_assert_eq!(resolved, Ok(one.clone())),
             many => {
                 let Err(ResolveError::Ambiguous { prefix, candidates }) = resolved else {
-                    return Err(TestCaseError::fail(format!("{given} matches {many:?} but gave {resolved:?}")));
+                    return Err(TestCaseError::fail(format!(
+                        "{given} matches {many:?} but gave {resolved:?}"
+                    )));
                 };
                 prop_assert_eq!(prefix, given);
                 prop_assert_eq!(sorted(candidates), sorted(many.to_vec()));

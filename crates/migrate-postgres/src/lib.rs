@@ -133,9 +133,12 @@ fn open(settings: &ConnectionSettings, session: &SessionSettings) -> Result<Clie
         .connect(NoTls)
         .map_err(|e| classify_connect(e, settings))?;
     let statement_timeout = session.statement_timeout.map_or(0, |d| d.as_millis());
+    // Server-side keepalives: if this host dies, the server notices within about a minute and
+    // frees the migration lock, instead of after the kernel's two-hour default.
     client
         .batch_execute(&format!(
-            "SET search_path = {}; SET lock_timeout = {}; SET statement_timeout = {}; SET client_min_messages = warning",
+            "SET search_path = {}; SET lock_timeout = {}; SET statement_timeout = {}; SET client_min_messages = warning; \
+             SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3",
             quote_ident(&session.schema),
             session.lock_timeout.as_millis(),
             statement_timeout

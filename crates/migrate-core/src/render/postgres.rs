@@ -76,11 +76,28 @@ pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
         Op::CreateIndex {
             table,
             index,
-            concurrently,
-        } => vec![Statement {
-            sql: create_index(table, index, *concurrently),
-            transactional: !concurrently,
-        }],
+            concurrently: false,
+        } => one(create_index(table, index, false)),
+        // A concurrent build that fails (or whose client dies) leaves an INVALID index behind,
+        // and `IF NOT EXISTS` would accept it. Dropping whatever is there first makes the step
+        // safe to run again, so the next run finishes the job instead of hitting a dead end.
+        Op::CreateIndex {
+            table,
+            index,
+            concurrently: true,
+        } => vec![
+            Statement {
+                sql: format!(
+                    "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                    qualified(table.schema.as_deref(), &index.name)
+                ),
+                transactional: false,
+            },
+            Statement {
+                sql: create_index(table, index, true),
+                transactional: false,
+            },
+        ],
         Op::DropIndex {
             table,
             name,
@@ -88,7 +105,7 @@ pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
         } => vec![Statement {
             sql: format!(
                 "DROP INDEX {}{}",
-                if *concurrently { "CONCURRENTLY " } else { "" },
+                if *concurrently { "CONCURRENTLY IF EXISTS " } else { "" },
                 qualified(table.schema.as_deref(), name)
             ),
             transactional: !concurrently,
@@ -246,7 +263,7 @@ fn alter_clauses(column: &str, change: &ColumnChange) -> Vec<String> {
     let col = q(column);
     let mut out = Vec::new();
     // Drop a default before a type change: the old default may not cast to the new type.
-    if let Some(None) = &change.default {
+    if matches!(change.default, Some(None)) || (change.ty.is_some() && change.default.is_some()) {
         out.push(format!("ALTER COLUMN {col} DROP DEFAULT"));
     }
     if let Some((ty, using)) = &change.ty {
