@@ -65,7 +65,7 @@ pub enum Command {
     /// Apply revisions up to REV (an id, a unique prefix, head, heads, +N, <id>+N).
     MigrateTo {
         /// The target revision.
-        #[arg(value_name = "REV")]
+        #[arg(value_name = "REV", allow_hyphen_values = true)]
         target: String,
         #[command(flatten)]
         run: MigrateArgs,
@@ -73,7 +73,7 @@ pub enum Command {
     /// Undo revisions down to REV (an id, a unique prefix, base, -N, <id>-N).
     Rollback {
         /// The revision to roll back to (it stays applied).
-        #[arg(value_name = "REV")]
+        #[arg(value_name = "REV", allow_hyphen_values = true)]
         target: String,
         #[command(flatten)]
         run: MigrateArgs,

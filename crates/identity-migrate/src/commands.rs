@@ -338,7 +338,7 @@ fn generate_sql(
             Target::Base => Heads::new(),
             Target::Revisions(ids) => ids,
         },
-        None => current_or_base(cfg)?,
+        None => current_or_base(cfg, graph)?,
     };
     let target = graph.resolve(&args.to, &from).map_err(EngineError::from)?;
     let applied = graph.applied(&from).map_err(EngineError::from)?;
@@ -407,7 +407,7 @@ fn generate_sql(
 }
 
 /// The database's current revision when it can be reached, else base (said on stderr).
-fn current_or_base(cfg: &Resolved) -> Result<Heads, CliError> {
+fn current_or_base(cfg: &Resolved, graph: &RevisionGraph) -> Result<Heads, CliError> {
     if cfg.database_url.is_none() {
         log::info!("no database configured: generating from base");
         return Ok(Heads::new());
@@ -415,6 +415,7 @@ fn current_or_base(cfg: &Resolved) -> Result<Heads, CliError> {
     match connect(cfg, false) {
         Ok((mut driver, settings)) => {
             let heads = migrate_core::driver::Driver::read_heads(&mut driver)?;
+            graph.applied(&heads).map_err(EngineError::from)?;
             log::info!(
                 "generating from the current revision of {}: {}",
                 settings.redacted(),

@@ -30,10 +30,18 @@ fn real_main() -> i32 {
     }));
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
+        Err(e) if !e.use_stderr() => {
+            // Help and version: clap prints them to stdout, exit 0.
             let _ = e.print();
             return e.exit_code();
+        }
+        Err(e) => {
+            // Usage errors are one line too, like every other error.
+            let text = e.render().to_string();
+            let first = text.split("\n\n").next().unwrap_or_default();
+            let first = first.strip_prefix("error:").unwrap_or(first);
+            eprintln!("error: {} (see identity-migrate --help)", one_line(first));
+            return error::EXIT_BAD_INPUT;
         }
     };
     if !cli.global.no_dotenv {

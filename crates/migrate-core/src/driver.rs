@@ -15,16 +15,41 @@ pub struct HistoryEntry {
     pub direction: Direction,
     /// The revision's checksum when it ran.
     pub checksum: String,
-    /// `None` when the step succeeded; the error otherwise.
-    pub error: Option<String>,
-    /// How long a failed step ran before it failed (a successful one is timed by the database).
-    pub failed_after: Option<Duration>,
+    /// How it ended.
+    pub outcome: Outcome,
     /// The operating-system user that ran the tool.
     pub os_user: String,
     /// The host the tool ran on.
     pub host: String,
     /// The tool's version.
     pub tool_version: String,
+}
+
+/// How a history entry ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The step was applied (timed by the database: its transaction's start to this row).
+    Applied,
+    /// The step failed after running this long, with this error.
+    Failed {
+        /// The error, one line.
+        error: String,
+        /// How long it ran.
+        after: Duration,
+    },
+    /// An operator accepted the revision's new checksum (`--accept-changed`); nothing ran.
+    Accepted,
+}
+
+impl Outcome {
+    /// `applied`, `failed` or `accepted`, as the history table records it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Accepted => "accepted",
+        }
+    }
 }
 
 /// One row read back from the history table.
@@ -36,7 +61,7 @@ pub struct HistoryRecord {
     pub direction: Direction,
     /// The checksum recorded.
     pub checksum: String,
-    /// `applied` or `failed`.
+    /// `applied`, `failed` or `accepted`.
     pub outcome: String,
     /// The error of a failed step.
     pub error: Option<String>,

@@ -375,7 +375,9 @@ fn create_index_concurrently_runs_outside_a_transaction() {
         vec![false, false]
     );
     assert!(
-        statements[0].sql.starts_with("DROP INDEX CONCURRENTLY IF EXISTS"),
+        statements[0]
+            .sql
+            .starts_with("DROP INDEX CONCURRENTLY IF EXISTS"),
         "a rerun must replace an INVALID index left by a failed build: {}",
         statements[0].sql
     );

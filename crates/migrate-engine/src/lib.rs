@@ -5,7 +5,9 @@
 //! any [`RevisionGraph`] will do.
 
 use migrate_core::checksum::checksums;
-use migrate_core::driver::{Driver, DriverError, ExecError, HistoryEntry, HistoryRecord, StateSql};
+use migrate_core::driver::{
+    Driver, DriverError, ExecError, HistoryEntry, HistoryRecord, Outcome, StateSql,
+};
 use migrate_core::render::{render_step, schema_at};
 use migrate_core::{
     Direction, Heads, RenderError, ResolveError, RevisionGraph, Schema, Step, Target,
@@ -89,6 +91,9 @@ pub struct PreparedStep {
     /// The version-table and history statements, run in the same transaction as the above
     /// (after them, in their own transaction, when the revision is not transactional).
     pub bookkeeping: Vec<String>,
+    /// Statements that remove what a failed non-transactional run leaves half-done (an
+    /// INVALID index), so that nothing unusable stays in place.
+    pub cleanup: Vec<String>,
 }
 
 /// What a run would execute, in order.
@@ -165,6 +170,9 @@ pub struct StepFailure {
     pub error: DriverError,
     /// The steps that completed before it (they stay applied).
     pub completed: Vec<StepReport>,
+    /// Where the database stays: the failed step's start, or the run's start when the whole
+    /// run was one transaction.
+    pub stays_at: Heads,
 }
 
 impl fmt::Display for EngineError {
@@ -188,11 +196,12 @@ impl fmt::Display for EngineError {
                     statement,
                     error,
                     completed,
+                    stays_at,
                 } = failure.as_ref();
-                let at = if step.heads_before.is_empty() {
+                let at = if stays_at.is_empty() {
                     "base".to_owned()
                 } else {
-                    join(&step.heads_before)
+                    join(stays_at)
                 };
                 write!(
                     f,
@@ -283,12 +292,6 @@ impl<'g> Engine<'g> {
 
     /// What `run` would execute, from the database's real current state. Changes nothing.
     pub fn script(&mut self, intent: &Intent) -> Result<Script, EngineError> {
-        let tables = self.driver.state_tables()?;
-        let bootstrap = if tables.version && tables.history {
-            Vec::new()
-        } else {
-            self.driver.state_sql().bootstrap_statements()
-        };
         let current = self.driver.read_heads()?;
         let steps = prepare(
             self.graph,
@@ -297,6 +300,13 @@ impl<'g> Engine<'g> {
             intent,
             &current,
         )?;
+        // As `run`: the tool's tables are created only when there is something to run.
+        let tables = self.driver.state_tables()?;
+        let bootstrap = if steps.is_empty() || (tables.version && tables.history) {
+            Vec::new()
+        } else {
+            self.driver.state_sql().bootstrap_statements()
+        };
         Ok(Script {
             bootstrap,
             steps,
@@ -325,23 +335,15 @@ impl<'g> Engine<'g> {
         intent: &Intent,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Vec<StepReport>, EngineError> {
-        let tables = self.driver.state_tables()?;
-        if !(tables.version && tables.history) {
-            let bootstrap = self.driver.state_sql().bootstrap_statements();
-            self.driver
-                .execute_in_transaction(&bootstrap)
-                .map_err(|e| EngineError::Driver(e.error))?;
-        }
         // Read only now, under the lock: another migrator may have moved the database meanwhile.
         let current = self.driver.read_heads()?;
         let applied = self.graph.applied(&current)?;
-        if !self.options.accept_changed {
-            let history = self.driver.read_history()?;
-            let changed = self.changed_among(&applied, &history)?;
-            if !changed.is_empty() {
-                return Err(EngineError::ChangedRevisions(changed));
-            }
+        let history = self.driver.read_history()?;
+        let changed = self.changed_among(&applied, &history)?;
+        if !changed.is_empty() && !self.options.accept_changed {
+            return Err(EngineError::ChangedRevisions(changed));
         }
+        // Everything is validated before the first write: a refused run leaves no trace.
         let prepared = prepare(
             self.graph,
             self.driver.state_sql(),
@@ -352,6 +354,19 @@ impl<'g> Engine<'g> {
         on_event(&Event::Planned {
             steps: prepared.iter().map(|p| p.step.clone()).collect(),
         });
+        if prepared.is_empty() && changed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tables = self.driver.state_tables()?;
+        if !(tables.version && tables.history) {
+            let bootstrap = self.driver.state_sql().bootstrap_statements();
+            self.driver
+                .execute_in_transaction(&bootstrap)
+                .map_err(|e| EngineError::Driver(e.error))?;
+        }
+        if !changed.is_empty() {
+            self.accept(&changed)?;
+        }
         if self.options.single_transaction && !prepared.is_empty() {
             return self.run_as_one(prepared, on_event);
         }
@@ -370,7 +385,10 @@ impl<'g> Engine<'g> {
                     on_event(&Event::StepFinished(report.clone()));
                     done.push(report);
                 }
-                Err(e) => return Err(self.fail(&p, e, started.elapsed(), done)),
+                Err(e) => {
+                    let stays_at = p.step.heads_before.clone();
+                    return Err(self.fail(&p, e, started.elapsed(), done, stays_at));
+                }
             }
         }
         Ok(done)
@@ -401,7 +419,8 @@ impl<'g> Engine<'g> {
                 statement: e.statement.map(|s| s - first_of_step),
                 error: e.error,
             };
-            return Err(self.fail(&prepared[i], local, started.elapsed(), Vec::new()));
+            let stays_at = prepared[0].step.heads_before.clone();
+            return Err(self.fail(&prepared[i], local, started.elapsed(), Vec::new(), stays_at));
         }
         let elapsed = started.elapsed();
         let reports: Vec<StepReport> = prepared
@@ -417,6 +436,30 @@ impl<'g> Engine<'g> {
             on_event(&Event::StepFinished(r.clone()));
         }
         Ok(reports)
+    }
+
+    /// Records that an operator accepted the new checksums of changed revisions, so that the
+    /// next run does not ask again.
+    fn accept(&mut self, changed: &[String]) -> Result<(), EngineError> {
+        let sums = checksums(self.graph)?;
+        let rows: Vec<String> = changed
+            .iter()
+            .map(|id| {
+                log::warn!("accepting the changed checksum of applied revision {id}");
+                self.driver.state_sql().history_statement(&HistoryEntry {
+                    revision: id.clone(),
+                    direction: Direction::Up,
+                    checksum: sums.get(id).cloned().unwrap_or_default(),
+                    outcome: Outcome::Accepted,
+                    os_user: self.options.identity.os_user.clone(),
+                    host: self.options.identity.host.clone(),
+                    tool_version: self.options.identity.tool_version.clone(),
+                })
+            })
+            .collect();
+        self.driver
+            .execute_in_transaction(&rows)
+            .map_err(|e| EngineError::Driver(e.error))
     }
 
     /// Runs one step; a step that lost a race for a table lock is tried again within the budget.
@@ -461,6 +504,16 @@ impl<'g> Engine<'g> {
                     });
                     std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(10))));
                 }
+                Err(e) if !p.transactional => {
+                    if let Err(cleanup) = self.driver.execute_each(&p.cleanup) {
+                        log::warn!(
+                            "{}: could not remove what the failed step left: {}",
+                            p.step.revision,
+                            cleanup.error
+                        );
+                    }
+                    return Err(e);
+                }
                 other => return other,
             }
         }
@@ -474,6 +527,7 @@ impl<'g> Engine<'g> {
         e: ExecError,
         ran: Duration,
         completed: Vec<StepReport>,
+        stays_at: Heads,
     ) -> EngineError {
         let statement = e.statement.map(|i| {
             let all: Vec<&String> = p.statements.iter().chain(&p.bookkeeping).collect();
@@ -484,8 +538,10 @@ impl<'g> Engine<'g> {
             revision: p.step.revision.clone(),
             direction: p.step.direction,
             checksum,
-            error: Some(e.error.to_string()),
-            failed_after: Some(ran),
+            outcome: Outcome::Failed {
+                error: e.error.to_string(),
+                after: ran,
+            },
             os_user: self.options.identity.os_user.clone(),
             host: self.options.identity.host.clone(),
             tool_version: self.options.identity.tool_version.clone(),
@@ -502,6 +558,7 @@ impl<'g> Engine<'g> {
             statement,
             error: e.error,
             completed,
+            stays_at,
         }))
     }
 
@@ -520,12 +577,12 @@ impl<'g> Engine<'g> {
         if history.is_empty() {
             return Ok(Vec::new());
         }
-        // The last successful application of each revision is what its checksum must match.
+        // The last successful application of each revision, or the last change an operator
+        // accepted, is what its checksum must match.
         let mut recorded: BTreeMap<&str, &str> = BTreeMap::new();
-        for h in history
-            .iter()
-            .filter(|h| h.outcome == "applied" && h.direction == Direction::Up)
-        {
+        for h in history.iter().filter(|h| {
+            (h.outcome == "applied" && h.direction == Direction::Up) || h.outcome == "accepted"
+        }) {
             recorded.insert(&h.revision, &h.checksum);
         }
         let sums: HashMap<String, String> = checksums(self.graph)?;
@@ -591,13 +648,19 @@ pub fn prepare(
             revision: step.revision.clone(),
             direction: step.direction,
             checksum: sums.get(&step.revision).cloned().unwrap_or_default(),
-            error: None,
-            failed_after: None,
+            outcome: Outcome::Applied,
             os_user: options.identity.os_user.clone(),
             host: options.identity.host.clone(),
             tool_version: options.identity.tool_version.clone(),
         }));
+        let cleanup = revision
+            .ops(step.direction)
+            .iter()
+            .flat_map(|op| migrate_core::render::cleanup(op, dialect))
+            .map(|s| s.sql)
+            .collect();
         prepared.push(PreparedStep {
+            cleanup,
             transactional: revision.transactional(step.direction),
             message: revision.message.clone(),
             step,

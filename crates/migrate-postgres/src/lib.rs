@@ -1,10 +1,11 @@
 //! The PostgreSQL driver: one work session and one lock session, the tool's state tables, and
 //! statement execution. It holds SQL and sessions; every decision belongs to the engine.
 
+pub mod backup;
 pub mod url;
 
 use migrate_core::driver::{
-    Driver, DriverError, ExecError, HistoryEntry, HistoryRecord, StateSql, StateTables,
+    Driver, DriverError, ExecError, HistoryEntry, HistoryRecord, Outcome, StateSql, StateTables,
 };
 use migrate_core::render::{quote_ident, quote_literal};
 use migrate_core::{Dialect, Direction, Heads};
@@ -227,7 +228,7 @@ impl StateSql for PostgresStateSql {
                 "CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (\n    version_num varchar(32) NOT NULL,\n    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)\n)"
             ),
             format!(
-                "CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (\n    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    revision varchar(32) NOT NULL,\n    direction varchar(4) NOT NULL CHECK (direction IN ('up', 'down')),\n    checksum varchar(64) NOT NULL,\n    outcome varchar(8) NOT NULL CHECK (outcome IN ('applied', 'failed')),\n    error text,\n    started_at timestamptz NOT NULL,\n    finished_at timestamptz NOT NULL,\n    db_user text NOT NULL DEFAULT current_user,\n    os_user text NOT NULL,\n    host text NOT NULL,\n    tool_version text NOT NULL\n)"
+                "CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (\n    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    revision varchar(32) NOT NULL,\n    direction varchar(4) NOT NULL CHECK (direction IN ('up', 'down')),\n    checksum varchar(64) NOT NULL,\n    outcome varchar(8) NOT NULL CHECK (outcome IN ('applied', 'failed', 'accepted')),\n    error text,\n    started_at timestamptz NOT NULL,\n    finished_at timestamptz NOT NULL,\n    db_user text NOT NULL DEFAULT current_user,\n    os_user text NOT NULL,\n    host text NOT NULL,\n    tool_version text NOT NULL\n)"
             ),
         ]
     }
@@ -260,18 +261,15 @@ impl StateSql for PostgresStateSql {
     fn history_statement(&self, entry: &HistoryEntry) -> String {
         // A successful step is timed by the database itself: its transaction began right before
         // the revision's first statement, and this row is its last statement.
-        let (outcome, error, started_at) = match (&entry.error, entry.failed_after) {
-            (None, _) => (
-                "applied",
-                "NULL".to_owned(),
-                "transaction_timestamp()".to_owned(),
-            ),
-            (Some(err), ran) => (
-                "failed",
-                quote_literal(err),
+        let (error, started_at) = match &entry.outcome {
+            Outcome::Applied | Outcome::Accepted => {
+                ("NULL".to_owned(), "transaction_timestamp()".to_owned())
+            }
+            Outcome::Failed { error, after } => (
+                quote_literal(error),
                 format!(
                     "clock_timestamp() - interval '{} milliseconds'",
-                    ran.unwrap_or_default().as_millis()
+                    after.as_millis()
                 ),
             ),
         };
@@ -280,7 +278,7 @@ impl StateSql for PostgresStateSql {
             quote_literal(&entry.revision),
             quote_literal(entry.direction.as_str()),
             quote_literal(&entry.checksum),
-            quote_literal(outcome),
+            quote_literal(entry.outcome.as_str()),
             error,
             started_at,
             quote_literal(&entry.os_user),

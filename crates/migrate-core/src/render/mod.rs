@@ -101,6 +101,15 @@ pub fn render(op: &Op, before: &Schema, dialect: Dialect) -> Result<Vec<Statemen
     }
 }
 
+/// Statements that remove what an op run outside a transaction leaves behind when it fails
+/// halfway (an INVALID index after a failed concurrent build). Empty for transactional ops: their
+/// transaction's rollback already does this.
+pub fn cleanup(op: &Op, dialect: Dialect) -> Vec<Statement> {
+    match dialect {
+        Dialect::Postgres => postgres::cleanup(op),
+    }
+}
+
 /// Renders a list of ops of one revision, folding each into `schema` as it goes.
 pub fn render_ops(
     revision: &str,

@@ -86,13 +86,7 @@ pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
             index,
             concurrently: true,
         } => vec![
-            Statement {
-                sql: format!(
-                    "DROP INDEX CONCURRENTLY IF EXISTS {}",
-                    qualified(table.schema.as_deref(), &index.name)
-                ),
-                transactional: false,
-            },
+            drop_index_if_exists(table, &index.name),
             Statement {
                 sql: create_index(table, index, true),
                 transactional: false,
@@ -105,7 +99,11 @@ pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
         } => vec![Statement {
             sql: format!(
                 "DROP INDEX {}{}",
-                if *concurrently { "CONCURRENTLY IF EXISTS " } else { "" },
+                if *concurrently {
+                    "CONCURRENTLY IF EXISTS "
+                } else {
+                    ""
+                },
                 qualified(table.schema.as_deref(), name)
             ),
             transactional: !concurrently,
@@ -135,6 +133,27 @@ pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
             .as_ref()
             .map(|body| vec![Statement::new(body.trim().trim_end_matches(';').to_owned())])
             .unwrap_or_default(),
+    }
+}
+
+pub(super) fn cleanup(op: &Op) -> Vec<Statement> {
+    match op {
+        Op::CreateIndex {
+            table,
+            index,
+            concurrently: true,
+        } => vec![drop_index_if_exists(table, &index.name)],
+        _ => Vec::new(),
+    }
+}
+
+fn drop_index_if_exists(table: &TableName, name: &str) -> Statement {
+    Statement {
+        sql: format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {}",
+            qualified(table.schema.as_deref(), name)
+        ),
+        transactional: false,
     }
 }
 

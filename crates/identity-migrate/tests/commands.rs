@@ -1,0 +1,198 @@
+//! The everyday commands against a real PostgreSQL database: status, migrate, list (and its
+//! `history` alias), migrate-to, rollback, `--json`, `--help`; results on stdout, logs on stderr.
+
+mod common;
+
+use common::{db_at, history, run, run_db, tables, tempdir, version, Json, R1, R2};
+use migrate_testkit::TestDb;
+
+#[test]
+fn status_of_a_fresh_database_is_base_with_two_pending() {
+    let dir = tempdir();
+    let db = TestDb::new();
+    let out = run_db(dir.path(), &db, &["status"]).ok();
+    assert!(out.stdout.contains("base"), "{out}");
+    assert!(out.stdout.contains(&format!("head      {R2}")), "{out}");
+    assert!(out.stdout.contains("pending   2"), "{out}");
+    assert_eq!(out.stderr, "", "{out}");
+    // status reads only: it creates nothing.
+    assert!(tables(&db).is_empty(), "{:?}", tables(&db));
+
+    let json = Json::parse(&run_db(dir.path(), &db, &["status", "--json"]).ok().stdout);
+    assert_eq!(json.get("current"), &Json::Array(Vec::new()));
+    assert_eq!(json.get("pending"), &Json::Number(2.0));
+    assert_eq!(json.get("at_head"), &Json::Bool(false));
+    assert_eq!(
+        json.get("heads"),
+        &Json::Array(vec![Json::String(R2.into())])
+    );
+}
+
+#[test]
+fn migrate_then_status_list_and_their_json() {
+    let dir = tempdir();
+    let db = TestDb::new();
+    let out = run_db(dir.path(), &db, &["migrate"]).ok();
+    // One line per step and a summary, nothing else; logs (if any) on stderr only.
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let steps: Vec<&&str> = lines.iter().filter(|l| l.starts_with("applied ")).collect();
+    assert_eq!(steps.len(), 2, "{out}");
+    assert!(steps[0].contains(R1) && steps[1].contains(R2), "{out}");
+    let last = lines.last().expect("a summary line");
+    assert!(
+        last.starts_with("Applied 2 revision(s)") && last.contains(R2) && last.contains("(head)"),
+        "{out}"
+    );
+    assert!(
+        lines.len() <= 4,
+        "only a plan line, the steps and a summary:\n{out}"
+    );
+    for noise in ["info:", "debug:", "warn:", "error:", "trace:"] {
+        assert!(!out.stdout.contains(noise), "log line on stdout:\n{out}");
+    }
+    assert_eq!(version(&db), Some(vec![R2.to_owned()]));
+    assert_eq!(
+        history(&db),
+        [format!("{R1} up applied"), format!("{R2} up applied")]
+    );
+
+    let status = run_db(dir.path(), &db, &["status"]).ok();
+    assert!(status.stdout.contains(&format!("{R2} (head)")), "{status}");
+    assert!(status.stdout.contains("pending   0"), "{status}");
+    assert!(status.stdout.contains("up to date"), "{status}");
+
+    let list = run_db(dir.path(), &db, &["list"]).ok();
+    let rows: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(rows.len(), 3, "a header and two revisions:\n{list}");
+    assert!(rows[0].starts_with("REVISION"), "{list}");
+    assert!(rows[1].starts_with(R1) && rows[2].starts_with(R2), "{list}");
+    for row in &rows[1..] {
+        assert!(row.contains(" yes "), "applied:\n{list}");
+        let stamp = row
+            .split_whitespace()
+            .any(|w| w.len() == 20 && w.as_bytes()[10] == b'T' && w.ends_with('Z'));
+        assert!(stamp, "applied at:\n{list}");
+    }
+    assert!(rows[2].contains("current,head"), "{list}");
+    assert!(!rows[1].contains("head"), "{list}");
+
+    let json = Json::parse(&run_db(dir.path(), &db, &["list", "--json"]).ok().stdout);
+    let items = json.items();
+    assert_eq!(items.len(), 2);
+    for (item, id) in items.iter().zip([R1, R2]) {
+        assert_eq!(item.get("revision").str(), id);
+        assert_eq!(item.get("applied"), &Json::Bool(true));
+        let at = item.get("applied_at").str();
+        assert!(at.len() == 20 && at.ends_with('Z'), "{at}");
+        assert!(matches!(item.get("duration_ms"), Json::Number(ms) if *ms >= 0.0));
+        assert_eq!(item.get("head"), &Json::Bool(id == R2));
+        assert_eq!(item.get("current"), &Json::Bool(id == R2));
+    }
+    assert_eq!(
+        items[1].get("down_revisions"),
+        &Json::Array(vec![Json::String(R1.into())])
+    );
+
+    let json = Json::parse(&run_db(dir.path(), &db, &["status", "--json"]).ok().stdout);
+    assert_eq!(json.get("at_head"), &Json::Bool(true));
+    assert_eq!(json.get("pending"), &Json::Number(0.0));
+    let current = json.get("current").items();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].get("revision").str(), R2);
+    assert_eq!(current[0].get("head"), &Json::Bool(true));
+    assert!(json.get("database").str().contains(db.name()));
+
+    // A second migrate has nothing to do and says so.
+    let again = run_db(dir.path(), &db, &["migrate"]).ok();
+    assert!(again.stdout.starts_with("Nothing to do"), "{again}");
+    assert_eq!(history(&db).len(), 2);
+}
+
+#[test]
+fn history_is_an_alias_of_list() {
+    let dir = tempdir();
+    let db = db_at(dir.path(), "head");
+    let list = run_db(dir.path(), &db, &["list"]).ok();
+    let hist = run_db(dir.path(), &db, &["history"]).ok();
+    assert_eq!(list.stdout, hist.stdout);
+    let hist_json = run_db(dir.path(), &db, &["history", "--json"]).ok();
+    assert_eq!(Json::parse(&hist_json.stdout).items().len(), 2);
+}
+
+#[test]
+fn migrate_to_a_prefix_then_rollback_to_base() {
+    let dir = tempdir();
+    let db = TestDb::new();
+    let out = run_db(dir.path(), &db, &["migrate-to", "9747"]).ok();
+    assert!(out.stdout.contains(&format!("applied  {R1}")), "{out}");
+    assert!(!out.stdout.contains(&format!("applied  {R2}")), "{out}");
+    assert_eq!(version(&db), Some(vec![R1.to_owned()]));
+    assert!(tables(&db).contains(&"users_simple".to_owned()));
+    assert!(!tables(&db).contains(&"users".to_owned()));
+
+    let out = run_db(dir.path(), &db, &["rollback", "base"]).ok();
+    assert!(out.stdout.contains(&format!("reverted {R1}")), "{out}");
+    assert!(out.stdout.contains("Reverted 1 revision(s)"), "{out}");
+    assert_eq!(version(&db), Some(Vec::new()));
+    assert_eq!(
+        tables(&db),
+        ["alembic_version", "identity_migrate_history"],
+        "only the tool's own tables stay"
+    );
+    assert_eq!(
+        history(&db),
+        [format!("{R1} up applied"), format!("{R1} down applied")]
+    );
+}
+
+#[test]
+fn rollback_minus_one() {
+    let dir = tempdir();
+    let db = db_at(dir.path(), "head");
+    let out = run_db(dir.path(), &db, &["rollback", "-1"]).ok();
+    assert!(out.stdout.contains(&format!("reverted {R2}")), "{out}");
+    assert_eq!(version(&db), Some(vec![R1.to_owned()]));
+}
+
+#[test]
+fn rollback_relative_after_double_dash() {
+    // The spelling that works today while `rollback -1` does not (see above).
+    let dir = tempdir();
+    let db = db_at(dir.path(), "head");
+    let out = run_db(dir.path(), &db, &["rollback", "--", "-1"]).ok();
+    assert!(out.stdout.contains(&format!("reverted {R2}")), "{out}");
+    assert_eq!(version(&db), Some(vec![R1.to_owned()]));
+    assert!(!tables(&db).contains(&"users".to_owned()));
+    let out = run_db(dir.path(), &db, &["migrate-to", "+1"]).ok();
+    assert!(out.stdout.contains(&format!("applied  {R2}")), "{out}");
+    assert_eq!(version(&db), Some(vec![R2.to_owned()]));
+}
+
+#[test]
+fn help_of_every_command() {
+    let dir = tempdir();
+    let top = run(dir.path(), &["--help"]).ok();
+    let commands = [
+        "status",
+        "list",
+        "migrate",
+        "migrate-to",
+        "rollback",
+        "generate-sql",
+    ];
+    for c in commands {
+        assert!(top.stdout.contains(&format!("  {c} ")), "{c} in:\n{top}");
+        let out = run(dir.path(), &[c, "--help"]).ok();
+        assert!(
+            out.stdout.contains(&format!("Usage: identity-migrate {c}")),
+            "{c}:\n{out}"
+        );
+        assert_eq!(out.stderr, "", "{c}:\n{out}");
+    }
+    let out = run(dir.path(), &["history", "--help"]).ok();
+    assert!(out.stdout.contains("Usage: identity-migrate"), "{out}");
+    let out = run(dir.path(), &["help", "rollback"]).ok();
+    assert!(out.stdout.contains("rollback"), "{out}");
+    let out = run(dir.path(), &["--version"]).ok();
+    assert!(out.stdout.starts_with("identity-migrate "), "{out}");
+}

@@ -1,0 +1,393 @@
+//! Shared helpers of the command-line tests: run the binary in a clean environment, look at a
+//! test database, and read JSON without a JSON crate (the dev-dependencies hold none).
+//!
+//! Every run removes `DATABASE_URL` and every `PG*` variable, points `HOME` at the test's own
+//! directory (so no `~/.pgpass` answers for it) and runs in that directory, so that no stray
+//! `.env` or `identity-migrate.toml` is picked up.
+
+#![allow(dead_code)]
+
+use migrate_testkit::TestDb;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The first revision.
+pub const R1: &str = "974799e38366";
+/// The second revision, the head.
+pub const R2: &str = "68d314520251";
+
+/// What one run of the binary gave.
+#[derive(Debug, Clone)]
+pub struct Out {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Out {
+    /// Panics unless the run exited 0.
+    #[track_caller]
+    pub fn ok(self) -> Out {
+        assert_eq!(self.code, 0, "expected success:\n{self}");
+        self
+    }
+
+    /// stdout and stderr together, for "appears nowhere" checks.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}---",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A fresh temporary directory to run in.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("create a temporary directory")
+}
+
+/// The binary, in `dir`, with a clean environment (see the module doc); `.env` is not read.
+pub fn command(dir: &Path) -> Command {
+    let mut c = command_with_dotenv(dir);
+    c.arg("--no-dotenv");
+    c
+}
+
+/// Like [`command`], but the binary may read `dir/.env`.
+pub fn command_with_dotenv(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_identity-migrate"));
+    c.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PG") {
+            c.env_remove(name);
+        }
+    }
+    c
+}
+
+/// Runs a prepared command to completion.
+pub fn output(c: &mut Command) -> Out {
+    let o = c.output().expect("run identity-migrate");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Runs the binary with `args` in `dir` (no `.env`).
+pub fn run(dir: &Path, args: &[&str]) -> Out {
+    output(command(dir).args(args))
+}
+
+/// Runs the binary against `db` (`--database-url` first, then `args`).
+pub fn run_db(dir: &Path, db: &TestDb, args: &[&str]) -> Out {
+    let url = db.url();
+    output(command(dir).args(["--database-url", &url]).args(args))
+}
+
+/// Asserts the shape of every bad-input answer: a non-zero exit (`code`), exactly one line on
+/// stderr starting with `error: `, no panic, nothing on stdout. Returns the error line.
+#[track_caller]
+pub fn assert_one_error(out: &Out, code: i32) -> String {
+    assert_eq!(out.code, code, "exit code:\n{out}");
+    assert_eq!(out.stdout, "", "stdout must be empty:\n{out}");
+    assert_one_error_line(out)
+}
+
+/// Like [`assert_one_error`] without the exit code and stdout checks (a failed step may have
+/// said what it was about to do on stdout).
+#[track_caller]
+pub fn assert_one_error_line(out: &Out) -> String {
+    assert_ne!(out.code, 0, "expected a failure:\n{out}");
+    assert!(!out.all().contains("panicked"), "panic:\n{out}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr must be exactly one line:\n{out}");
+    assert!(lines[0].starts_with("error: "), "error line:\n{out}");
+    assert!(out.stderr.ends_with('\n'), "unterminated line:\n{out}");
+    lines[0].to_owned()
+}
+
+/// The first column of every row of `sql`, as text (the query must return text).
+pub fn strings(db: &TestDb, sql: &str) -> Vec<String> {
+    db.client()
+        .query(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+/// Runs SQL on the database.
+pub fn execute(db: &TestDb, sql: &str) {
+    db.client()
+        .batch_execute(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The tables of the `public` schema, sorted.
+pub fn tables(db: &TestDb) -> Vec<String> {
+    strings(
+        db,
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    )
+}
+
+/// Every relation of any kind (tables, sequences, indexes, views) outside the system schemas.
+pub fn relations(db: &TestDb) -> Vec<String> {
+    strings(
+        db,
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
+    )
+}
+
+/// `alembic_version`'s rows, sorted; `None` when the table does not exist.
+pub fn version(db: &TestDb) -> Option<Vec<String>> {
+    let exists = strings(
+        db,
+        "SELECT (to_regclass('public.alembic_version') IS NOT NULL)::text",
+    );
+    (exists == ["true"]).then(|| {
+        strings(
+            db,
+            "SELECT version_num::text FROM alembic_version ORDER BY 1",
+        )
+    })
+}
+
+/// The history table as `revision direction outcome` lines, oldest first; empty if absent.
+pub fn history(db: &TestDb) -> Vec<String> {
+    let exists = strings(
+        db,
+        "SELECT (to_regclass('public.identity_migrate_history') IS NOT NULL)::text",
+    );
+    if exists != ["true"] {
+        return Vec::new();
+    }
+    strings(
+        db,
+        "SELECT revision || ' ' || direction || ' ' || outcome FROM identity_migrate_history ORDER BY id",
+    )
+}
+
+/// The schema as the test kit's oracle prints it, plus the tool's tables' contents.
+pub fn snapshot(db: &TestDb) -> String {
+    let mut client = db.client();
+    let schema = migrate_testkit::describe_schema(&mut client, &["public"]);
+    format!(
+        "{schema}\nversion {:?}\nhistory {:?}\nrelations {:?}",
+        version(db),
+        history(db),
+        relations(db)
+    )
+}
+
+/// A migrated database at `target` (`head`, an id...).
+pub fn db_at(dir: &Path, target: &str) -> TestDb {
+    let db = TestDb::new();
+    run_db(dir, &db, &["migrate-to", target]).ok();
+    db
+}
+
+/// A parsed JSON value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    /// `null`
+    Null,
+    /// `true` or `false`
+    Bool(bool),
+    /// A number.
+    Number(f64),
+    /// A string.
+    String(String),
+    /// An array.
+    Array(Vec<Json>),
+    /// An object, keys in document order.
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// Parses one JSON document (surrounding whitespace allowed); panics if it is not JSON.
+    #[track_caller]
+    pub fn parse(text: &str) -> Json {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let v = p
+            .value()
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        p.ws();
+        assert_eq!(p.i, p.s.len(), "trailing text after JSON: {text}");
+        v
+    }
+
+    /// The member `key` of an object; panics if absent.
+    #[track_caller]
+    pub fn get(&self, key: &str) -> &Json {
+        match self {
+            Json::Object(members) => members
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| panic!("no member {key:?} in {self:?}")),
+            _ => panic!("not an object: {self:?}"),
+        }
+    }
+
+    /// The elements of an array; panics otherwise.
+    #[track_caller]
+    pub fn items(&self) -> &[Json] {
+        match self {
+            Json::Array(items) => items,
+            _ => panic!("not an array: {self:?}"),
+        }
+    }
+
+    /// The text of a string; panics otherwise.
+    #[track_caller]
+    pub fn str(&self) -> &str {
+        match self {
+            Json::String(s) => s,
+            _ => panic!("not a string: {self:?}"),
+        }
+    }
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, lit: &str) -> Result<(), String> {
+        if self.s[self.i..].starts_with(lit.as_bytes()) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(format!("expected {lit} at {}", self.i))
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        self.ws();
+        match self.s.get(self.i) {
+            Some(b'n') => self.eat("null").map(|()| Json::Null),
+            Some(b't') => self.eat("true").map(|()| Json::Bool(true)),
+            Some(b'f') => self.eat("false").map(|()| Json::Bool(false)),
+            Some(b'"') => self.string().map(Json::String),
+            Some(b'[') => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.eat("]").is_ok() {
+                    return Ok(Json::Array(items));
+                }
+                loop {
+                    items.push(self.value()?);
+                    self.ws();
+                    if self.eat(",").is_err() {
+                        self.eat("]")?;
+                        return Ok(Json::Array(items));
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.i += 1;
+                let mut members = Vec::new();
+                self.ws();
+                if self.eat("}").is_ok() {
+                    return Ok(Json::Object(members));
+                }
+                loop {
+                    self.ws();
+                    let key = self.string()?;
+                    self.ws();
+                    self.eat(":")?;
+                    members.push((key, self.value()?));
+                    self.ws();
+                    if self.eat(",").is_err() {
+                        self.eat("}")?;
+                        return Ok(Json::Object(members));
+                    }
+                }
+            }
+            Some(c) if *c == b'-' || c.is_ascii_digit() => {
+                let start = self.i;
+                while self.i < self.s.len() && b"+-.eE0123456789".contains(&self.s[self.i]) {
+                    self.i += 1;
+                }
+                let text =
+                    std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
+                text.parse()
+                    .map(Json::Number)
+                    .map_err(|e| format!("bad number {text}: {e}"))
+            }
+            other => Err(format!("unexpected {other:?} at {}", self.i)),
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.eat("\"")?;
+        let mut out = Vec::new();
+        loop {
+            let c = *self.s.get(self.i).ok_or("unterminated string")?;
+            self.i += 1;
+            match c {
+                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
+                b'\\' => {
+                    let e = *self.s.get(self.i).ok_or("unterminated escape")?;
+                    self.i += 1;
+                    let ch = match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hex = self.s.get(self.i..self.i + 4).ok_or("short \\u escape")?;
+                            self.i += 4;
+                            let code = u32::from_str_radix(
+                                std::str::from_utf8(hex).map_err(|e| e.to_string())?,
+                                16,
+                            )
+                            .map_err(|e| e.to_string())?;
+                            char::from_u32(code).unwrap_or('\u{fffd}')
+                        }
+                        other => return Err(format!("bad escape \\{}", other as char)),
+                    };
+                    let mut buf = [0; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                }
+                c if c < 0x20 => return Err("control character in string".to_owned()),
+                c => out.push(c),
+            }
+        }
+    }
+}

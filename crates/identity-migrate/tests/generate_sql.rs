@@ -1,0 +1,214 @@
+//! `generate-sql`: a script for review that, applied with `psql -v ON_ERROR_STOP=1 -1`, gives
+//! the same schema as `migrate` (compared with `pg_dump --schema-only`).
+
+mod common;
+
+use common::{db_at, run, run_db, tempdir, version, R1, R2};
+use migrate_testkit::TestDb;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs a PostgreSQL client program against `db` (its URL as the connection string), with no
+/// PG* variable and no ~/.pgpass of the machine; panics unless it succeeds.
+fn pg_tool(program: &str, db: &TestDb, home: &Path, args: &[&str]) -> String {
+    let mut c = Command::new(program);
+    c.args(args).arg("-d").arg(db.url()).env("HOME", home);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PG") {
+            c.env_remove(name);
+        }
+    }
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The schema as pg_dump prints it, without what differs between two identical databases:
+/// the database's name, the `\restrict` keys of newer pg_dump releases, and version comments.
+fn schema_dump(db: &TestDb, home: &Path) -> String {
+    pg_tool(
+        "/usr/bin/pg_dump",
+        db,
+        home,
+        &["--schema-only", "--no-owner", "--no-privileges"],
+    )
+    .lines()
+    .filter(|l| {
+        !l.contains(db.name())
+            && !l.starts_with("\\restrict")
+            && !l.starts_with("\\unrestrict")
+            && !l.starts_with("-- Dumped ")
+    })
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+#[test]
+fn generated_sql_applied_by_psql_equals_migrate() {
+    let dir = tempdir();
+    let file = dir.path().join("identity.sql");
+    // No database configured at all: the script goes from base.
+    let out = run(
+        dir.path(),
+        &[
+            "generate-sql",
+            "--output",
+            file.to_str().expect("utf-8 path"),
+        ],
+    )
+    .ok();
+    assert_eq!(out.stdout, "", "the script goes to the file:\n{out}");
+    let script = std::fs::read_to_string(&file).expect("read the script");
+    assert!(
+        script.contains(&format!("-- Range: base -> {R2} (2 step(s)), PostgreSQL")),
+        "{script}"
+    );
+    assert!(
+        !script.contains("BEGIN;") && !script.contains("COMMIT;"),
+        "psql -1 frames it"
+    );
+
+    let by_psql = TestDb::new();
+    pg_tool(
+        "/usr/bin/psql",
+        &by_psql,
+        dir.path(),
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-1",
+            "-f",
+            file.to_str().expect("utf-8"),
+        ],
+    );
+    let migrated = db_at(dir.path(), "head");
+
+    let a = schema_dump(&by_psql, dir.path());
+    let b = schema_dump(&migrated, dir.path());
+    assert!(a.contains("CREATE TABLE public.users ("), "{a}");
+    assert_eq!(a, b, "pg_dump --schema-only differs");
+    assert_eq!(version(&by_psql), Some(vec![R2.to_owned()]));
+    assert_eq!(common::history(&by_psql), common::history(&migrated));
+
+    // And the tool accepts the database psql built as its own.
+    let status = run_db(dir.path(), &by_psql, &["status"]).ok();
+    assert!(status.stdout.contains("up to date"), "{status}");
+}
+
+#[test]
+fn generate_sql_from_the_first_revision() {
+    let dir = tempdir();
+    let out = run(dir.path(), &["generate-sql", "--from", R1, "--to", "head"]).ok();
+    assert!(
+        out.stdout
+            .contains(&format!("-- Range: {R1} -> {R2} (1 step(s))")),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("CREATE TABLE users_simple"), "{out}");
+    assert!(!out.stdout.contains("CREATE TABLE IF NOT EXISTS"), "{out}");
+    assert!(out.stdout.contains("CREATE TABLE users ("), "{out}");
+
+    // Applied with psql to a database at R1, it reaches head like migrate does.
+    let file = dir.path().join("step.sql");
+    std::fs::write(&file, &out.stdout).expect("write");
+    let by_psql = db_at(dir.path(), R1);
+    pg_tool(
+        "/usr/bin/psql",
+        &by_psql,
+        dir.path(),
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-1",
+            "-f",
+            file.to_str().expect("utf-8"),
+        ],
+    );
+    let migrated = db_at(dir.path(), "head");
+    assert_eq!(
+        schema_dump(&by_psql, dir.path()),
+        schema_dump(&migrated, dir.path())
+    );
+}
+
+#[test]
+fn generate_sql_from_a_database_at_head_has_no_steps() {
+    let dir = tempdir();
+    let db = db_at(dir.path(), "head");
+    let out = run_db(dir.path(), &db, &["generate-sql"]).ok();
+    assert!(
+        out.stdout
+            .contains(&format!("-- Range: {R2} -> {R2} (0 step(s))")),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("CREATE"), "{out}");
+    assert!(!out.stdout.contains("INSERT"), "{out}");
+}
+
+#[test]
+fn generate_sql_from_a_database_starts_at_its_revision() {
+    let dir = tempdir();
+    let db = db_at(dir.path(), R1);
+    let out = run_db(dir.path(), &db, &["generate-sql"]).ok();
+    assert!(
+        out.stdout
+            .contains(&format!("-- Range: {R1} -> {R2} (1 step(s))")),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("CREATE TABLE users_simple"), "{out}");
+    // Logs say where it started, on stderr only.
+    assert!(out.stderr.contains(R1), "{out}");
+    assert_eq!(
+        version(&db),
+        Some(vec![R1.to_owned()]),
+        "generate-sql changes nothing"
+    );
+}
+
+#[test]
+fn generate_sql_downward() {
+    let dir = tempdir();
+    let out = run(dir.path(), &["generate-sql", "--from", R2, "--to", "base"]).ok();
+    assert!(
+        out.stdout
+            .contains(&format!("-- Range: {R2} -> base (2 step(s))")),
+        "{out}"
+    );
+    assert!(out.stdout.contains("DROP TABLE users;"), "{out}");
+
+    // Applied with psql to a database at head, it gives what `rollback base` gives.
+    let file = dir.path().join("down.sql");
+    std::fs::write(&file, &out.stdout).expect("write");
+    let by_psql = db_at(dir.path(), "head");
+    pg_tool(
+        "/usr/bin/psql",
+        &by_psql,
+        dir.path(),
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-1",
+            "-f",
+            file.to_str().expect("utf-8"),
+        ],
+    );
+    let rolled_back = db_at(dir.path(), "head");
+    run_db(dir.path(), &rolled_back, &["rollback", "base"]).ok();
+    assert_eq!(
+        schema_dump(&by_psql, dir.path()),
+        schema_dump(&rolled_back, dir.path())
+    );
+    assert_eq!(version(&by_psql), Some(Vec::new()));
+}

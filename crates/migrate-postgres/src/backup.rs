@@ -1,0 +1,409 @@
+//! Backup and restore through PostgreSQL's own tools: `pg_dump`, `pg_restore` and `psql`.
+//!
+//! The connection reaches the child processes through libpq's environment variables, never
+//! their arguments, so no password shows in `/proc/<pid>/cmdline` or `ps`.
+
+use crate::url::{ConnectionSettings, Host};
+use migrate_core::driver::DriverError;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// pg_dump's archive formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One compressed file, restorable table by table (`pg_dump -Fc`).
+    Custom,
+    /// One file per table in a directory; dumps tables in parallel (`pg_dump -Fd -j N`).
+    Directory,
+    /// A plain SQL script (`pg_dump -Fp`).
+    Plain,
+}
+
+impl Format {
+    /// The name used on the command line and in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Custom => "custom",
+            Format::Directory => "directory",
+            Format::Plain => "plain",
+        }
+    }
+
+    /// The file name extension (empty for a directory).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Custom => ".dump",
+            Format::Directory => "",
+            Format::Plain => ".sql",
+        }
+    }
+
+    /// Parses `custom`, `directory` or `plain`.
+    pub fn parse(text: &str) -> Option<Format> {
+        match text {
+            "custom" => Some(Format::Custom),
+            "directory" => Some(Format::Directory),
+            "plain" => Some(Format::Plain),
+            _ => None,
+        }
+    }
+}
+
+/// The client tools, of the server's major version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTools {
+    /// `pg_dump`.
+    pub pg_dump: PathBuf,
+    /// `pg_restore`.
+    pub pg_restore: PathBuf,
+    /// `psql`.
+    pub psql: PathBuf,
+    /// `pg_dump --version`, e.g. `pg_dump (PostgreSQL) 15.19`.
+    pub version: String,
+}
+
+/// Finds `pg_dump`, `pg_restore` and `psql` of the server's major version: first on `PATH`, then
+/// in `/usr/lib/postgresql/<major>/bin`. Says precisely what is missing or mismatched.
+pub fn find_tools(server_major: u32) -> Result<ClientTools, DriverError> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    candidates.push(PathBuf::from(format!(
+        "/usr/lib/postgresql/{server_major}/bin"
+    )));
+    let mut seen = Vec::new();
+    for dir in candidates {
+        let pg_dump = dir.join("pg_dump");
+        if !pg_dump.is_file() {
+            continue;
+        }
+        let version = tool_version(&pg_dump)?;
+        let major = major_of(&version);
+        if major == Some(server_major) {
+            let tools = ClientTools {
+                pg_restore: dir.join("pg_restore"),
+                psql: dir.join("psql"),
+                pg_dump,
+                version,
+            };
+            for tool in [&tools.pg_restore, &tools.psql] {
+                if !tool.is_file() {
+                    return Err(DriverError::Unsupported(format!(
+                        "{} is missing next to {}: install the PostgreSQL {server_major} client tools",
+                        tool.display(),
+                        tools.pg_dump.display()
+                    )));
+                }
+            }
+            return Ok(tools);
+        }
+        seen.push(format!("{} ({version})", pg_dump.display()));
+    }
+    Err(DriverError::Unsupported(if seen.is_empty() {
+        format!("pg_dump not found: install the PostgreSQL {server_major} client tools (postgresql-client-{server_major})")
+    } else {
+        format!(
+            "no pg_dump of PostgreSQL {server_major} (the server's version) found, only {}: install postgresql-client-{server_major} or put its bin directory first on PATH",
+            seen.join(", ")
+        )
+    }))
+}
+
+fn tool_version(tool: &Path) -> Result<String, DriverError> {
+    let out = Command::new(tool)
+        .arg("--version")
+        .output()
+        .map_err(|e| DriverError::Unsupported(format!("cannot run {}: {e}", tool.display())))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `15` of `pg_dump (PostgreSQL) 15.19 (Debian ...)`.
+fn major_of(version: &str) -> Option<u32> {
+    version
+        .split_whitespace()
+        .find_map(|w| w.split('.').next()?.parse::<u32>().ok())
+}
+
+/// The libpq environment that carries the connection to a child tool.
+fn child_command(tool: &Path, settings: &ConnectionSettings) -> Command {
+    let mut cmd = Command::new(tool);
+    // Nothing of the caller's libpq environment may redirect the child elsewhere.
+    for var in [
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+        "PGSERVICE",
+        "PGSERVICEFILE",
+        "PGOPTIONS",
+        "PGAPPNAME",
+        "PGCONNECT_TIMEOUT",
+    ] {
+        cmd.env_remove(var);
+    }
+    match &settings.host {
+        Host::Tcp(h) => cmd.env("PGHOST", h),
+        Host::Socket(p) => cmd.env("PGHOST", p),
+    };
+    cmd.env("PGPORT", settings.port.to_string())
+        .env("PGUSER", &settings.user)
+        .env("PGDATABASE", &settings.dbname)
+        .env("PGAPPNAME", "identity-migrate")
+        .env("PGSSLMODE", "disable");
+    if let Some(password) = &settings.password {
+        cmd.env("PGPASSWORD", password.expose_secret());
+    }
+    if let Some(timeout) = settings.connect_timeout {
+        cmd.env("PGCONNECT_TIMEOUT", timeout.as_secs().max(2).to_string());
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Waits for a child, reporting progress every half second after the first second, and turns a
+/// failure into one line with the tool's last message.
+fn wait(
+    mut child: Child,
+    what: &str,
+    progress: &mut dyn FnMut(Duration),
+) -> Result<(), DriverError> {
+    let started = Instant::now();
+    let mut stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(err) = stderr.as_mut() {
+            let _ = err.read_to_string(&mut text);
+        }
+        text
+    });
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {
+                std::thread::sleep(Duration::from_millis(50));
+                if started.elapsed() > Duration::from_secs(1) {
+                    progress(started.elapsed());
+                }
+            }
+            Err(e) => return Err(DriverError::Io(format!("{what}: {e}"))),
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message");
+    Err(DriverError::Statement {
+        code: None,
+        message: format!("{what} failed ({status}): {}", last.trim()),
+    })
+}
+
+/// Runs `pg_dump` of the whole database into `out`, reading `snapshot` when given so that the
+/// archive holds exactly what the caller counted in that snapshot.
+pub fn dump(
+    tools: &ClientTools,
+    settings: &ConnectionSettings,
+    format: Format,
+    jobs: u32,
+    snapshot: Option<&str>,
+    out: &Path,
+    progress: &mut dyn FnMut(Duration),
+) -> Result<(), DriverError> {
+    let mut cmd = child_command(&tools.pg_dump, settings);
+    cmd.arg("--no-password")
+        .arg(format!("--format={}", format.as_str()))
+        .arg("--file")
+        .arg(out);
+    match format {
+        // Light compression: on two cores, zlib's default level makes pg_dump CPU-bound.
+        Format::Custom => {
+            cmd.arg("--compress=1");
+        }
+        Format::Directory => {
+            cmd.arg("--compress=1")
+                .arg(format!("--jobs={}", jobs.max(1)));
+        }
+        Format::Plain => {}
+    }
+    if let Some(id) = snapshot {
+        cmd.arg(format!("--snapshot={id}"));
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| DriverError::Io(format!("cannot start {}: {e}", tools.pg_dump.display())))?;
+    wait(child, "pg_dump", progress)
+}
+
+/// Reads a whole archive, decompressing every data block, and counts the rows of each table.
+///
+/// `pg_restore --list` only reads the table of contents and accepts a truncated archive; this
+/// decodes everything, so truncation and corruption fail here.
+pub fn read_archive(
+    tools: &ClientTools,
+    archive: &Path,
+    format: Format,
+) -> Result<BTreeMap<String, u64>, DriverError> {
+    if format == Format::Plain {
+        let file = std::fs::File::open(archive)
+            .map_err(|e| DriverError::Io(format!("cannot read {}: {e}", archive.display())))?;
+        return count_copy_rows(BufReader::new(file), true);
+    }
+    let mut child = Command::new(&tools.pg_restore)
+        .arg("--file=-")
+        .arg(archive)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            DriverError::Io(format!("cannot start {}: {e}", tools.pg_restore.display()))
+        })?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| DriverError::Io("pg_restore gave no output".to_owned()))?;
+    let counted = count_copy_rows(BufReader::with_capacity(1 << 20, stdout), false);
+    wait(child, "reading the archive with pg_restore", &mut |_| {})?;
+    counted
+}
+
+/// Counts the data lines of every `COPY ... FROM stdin;` block of a SQL stream. In a plain
+/// script an unterminated block (a truncated file) is an error.
+fn count_copy_rows(
+    reader: impl BufRead,
+    strict: bool,
+) -> Result<BTreeMap<String, u64>, DriverError> {
+    let mut counts = BTreeMap::new();
+    let mut current: Option<(String, u64)> = None;
+    let mut line = Vec::new();
+    let mut reader = reader;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| DriverError::Io(format!("reading the archive: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        if let Some((table, rows)) = current.as_mut() {
+            if line == b"\\.\n" || line == b"\\." {
+                counts.insert(std::mem::take(table), *rows);
+                current = None;
+            } else {
+                *rows += 1;
+            }
+            continue;
+        }
+        if line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;\n") {
+            let text = String::from_utf8_lossy(&line);
+            let table = text[5..]
+                .split(" (")
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(" FROM stdin;\n")
+                .to_owned();
+            current = Some((table, 0));
+        }
+    }
+    if let (Some((table, _)), true) = (current, strict) {
+        return Err(DriverError::Io(format!(
+            "the archive ends inside the data of {table}: it is truncated"
+        )));
+    }
+    Ok(counts)
+}
+
+/// Restores an archive into the database of `settings` in ONE transaction with every error
+/// fatal: it either all lands or nothing changes. `replace` first drops the archive's objects
+/// where they exist (in the same transaction).
+pub fn restore(
+    tools: &ClientTools,
+    settings: &ConnectionSettings,
+    archive: &Path,
+    format: Format,
+    replace: bool,
+    progress: &mut dyn FnMut(Duration),
+) -> Result<(), DriverError> {
+    let mut cmd = match format {
+        Format::Plain => {
+            let mut cmd = child_command(&tools.psql, settings);
+            cmd.args([
+                "--no-password",
+                "--no-psqlrc",
+                "--quiet",
+                "--single-transaction",
+            ])
+            .args(["--set", "ON_ERROR_STOP=1", "--file"])
+            .arg(archive);
+            cmd
+        }
+        Format::Custom | Format::Directory => {
+            let mut cmd = child_command(&tools.pg_restore, settings);
+            cmd.args([
+                "--no-password",
+                "--single-transaction",
+                "--exit-on-error",
+                "--no-owner",
+            ])
+            .arg(format!("--dbname={}", settings.dbname));
+            if replace {
+                cmd.args(["--clean", "--if-exists"]);
+            }
+            cmd.arg(archive);
+            cmd
+        }
+    };
+    // One transaction cannot use pg_restore's parallel jobs; parallel index builds inside the
+    // server give back most of what they would.
+    cmd.env(
+        "PGOPTIONS",
+        "-c maintenance_work_mem=256MB -c max_parallel_maintenance_workers=2",
+    );
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| DriverError::Io(format!("cannot start the restore: {e}")))?;
+    wait(child, "restore", progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_rows_of_each_copy_block() {
+        let sql = "SET x = 1;\nCOPY public.users (id, email) FROM stdin;\n1\ta\n2\tb\n\\.\n\nCOPY public.empty (id) FROM stdin;\n\\.\n";
+        let counts = count_copy_rows(sql.as_bytes(), true).expect("counts");
+        assert_eq!(counts.get("public.users"), Some(&2));
+        assert_eq!(counts.get("public.empty"), Some(&0));
+    }
+
+    #[test]
+    fn a_plain_script_cut_inside_data_is_refused() {
+        let sql = "COPY public.users (id) FROM stdin;\n1\n2\n";
+        let err = count_copy_rows(sql.as_bytes(), true).expect_err("truncated");
+        assert!(err.to_string().contains("public.users"), "{err}");
+    }
+
+    #[test]
+    fn reads_the_major_version_of_a_tool() {
+        assert_eq!(
+            major_of("pg_dump (PostgreSQL) 15.19 (Debian 15.19-0+deb12u1)"),
+            Some(15)
+        );
+        assert_eq!(major_of("pg_dump (PostgreSQL) 17beta1"), None);
+    }
+}
