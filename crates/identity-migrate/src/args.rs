@@ -47,6 +47,9 @@ pub struct GlobalArgs {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Directory for backups with a default name [default: the working directory].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
     /// Also append the log to this file (created 0600).
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
@@ -80,6 +83,45 @@ pub enum Command {
     },
     /// Write the SQL of a range of revisions for review, ready for `psql -v ON_ERROR_STOP=1 -1 -f`.
     GenerateSql(GenerateSqlArgs),
+    /// Back up the database with pg_dump: written privately, verified, with a manifest.
+    Backup(BackupArgs),
+    /// Restore a backup: verified first, in one transaction, row counts checked after.
+    Restore {
+        /// The backup (file or directory) to restore.
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// Replace a database that already holds tables (a safety backup of them is taken first).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `backup` and its `verify`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub verify: Option<BackupCommand>,
+    /// Write here instead of identity_service_backup_YYYYMMDD_HHMMSS.dump in the backup directory.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Archive format: custom (one file, default), directory (parallel), plain (SQL).
+    #[arg(long, value_name = "FORMAT", default_value = "custom", value_parser = ["custom", "directory", "plain"])]
+    pub format: String,
+    /// Parallel jobs for the directory format.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub jobs: u32,
+}
+
+/// Subcommands of `backup`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Check a backup: manifest checksums, and a full read of the archive against its row counts.
+    Verify {
+        /// The backup to check.
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
 }
 
 /// `--json`.
@@ -105,6 +147,9 @@ pub struct MigrateArgs {
     /// Create the database first if it does not exist.
     #[arg(long)]
     pub create_database: bool,
+    /// Take a verified backup before the first statement; if it fails, nothing is migrated.
+    #[arg(long)]
+    pub backup: bool,
 }
 
 /// Options of `generate-sql`.

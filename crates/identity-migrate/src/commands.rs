@@ -1,6 +1,6 @@
 //! One function per command: connect, ask the engine, print the result.
 
-use crate::args::{Cli, Command, GenerateSqlArgs, MigrateArgs};
+use crate::args::{BackupArgs, BackupCommand, Cli, Command, GenerateSqlArgs, MigrateArgs};
 use crate::config::{self, Resolved};
 use crate::error::CliError;
 use crate::output::{self, duration_text, heads_text, Framing};
@@ -31,6 +31,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             migrate(&mut out, &cfg, &graph, Intent::Downgrade(target), &run)
         }
         Command::GenerateSql(a) => generate_sql(&mut out, &cfg, &graph, &a),
+        Command::Backup(a) => match &a.verify {
+            Some(BackupCommand::Verify { path }) => backup_verify(&mut out, &cfg, path),
+            None => backup(&mut out, &cfg, &a),
+        },
+        Command::Restore { path, yes } => restore(&mut out, &cfg, &path, yes),
     }
 }
 
@@ -273,13 +278,28 @@ fn migrate(
                 (heads_text(&status.current), heads_text(&status.current))
             }
         };
-        let header = vec![
+        let mut header = vec![
             "identity-migrate dry run: nothing below was executed".to_owned(),
             format!("Database: {}", settings.redacted()),
             format!("From {from} to {to}: {} step(s)", script.steps.len()),
         ];
+        if run.backup && !script.steps.is_empty() {
+            header.push(format!(
+                "A verified backup would be taken first, into {} (none was taken now).",
+                cfg.backup_dir.display()
+            ));
+        }
         output::script(out, &header, &script, Framing::Transactions).map_err(io_error)?;
         return Ok(());
+    }
+    if run.backup {
+        // Only when there is something to run: the backup is the price of a change.
+        if engine.script(&intent)?.steps.is_empty() {
+            log::info!("nothing to migrate: no backup taken");
+        } else {
+            let taken = take_backup(&settings, &backup_request(cfg, None, "custom", 1)?)?;
+            writeln!(out, "backup   {} (verified)", taken.path.display()).map_err(io_error)?;
+        }
     }
     let started = Instant::now();
     let mut on_event = |event: &Event| {
@@ -429,4 +449,187 @@ fn current_or_base(cfg: &Resolved, graph: &RevisionGraph) -> Result<Heads, CliEr
         }
         Err(e) => Err(e),
     }
+}
+
+fn backup_request(
+    cfg: &Resolved,
+    output: Option<&std::path::Path>,
+    format: &str,
+    jobs: u32,
+) -> Result<migrate_backup::BackupRequest, CliError> {
+    Ok(migrate_backup::BackupRequest {
+        dir: cfg.backup_dir.clone(),
+        output: output.map(std::path::Path::to_owned),
+        format: migrate_backup::Format::parse(format)
+            .ok_or_else(|| CliError::Config(format!("unknown backup format {format:?}")))?,
+        jobs,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+/// Draws a progress line on a terminal for anything that takes more than a second.
+struct ProgressLine {
+    on_terminal: bool,
+    drawn: bool,
+    last: Instant,
+}
+
+impl ProgressLine {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        ProgressLine {
+            on_terminal: std::io::stderr().is_terminal(),
+            drawn: false,
+            last: Instant::now(),
+        }
+    }
+
+    fn update(&mut self, what: &str, p: migrate_backup::Progress) {
+        if !self.on_terminal
+            || p.elapsed.as_secs_f64() < 1.0
+            || self.last.elapsed().as_millis() < 250
+        {
+            return;
+        }
+        self.last = Instant::now();
+        self.drawn = true;
+        let size = if p.bytes > 0 {
+            format!("{:.1} MB, ", p.bytes as f64 / 1e6)
+        } else {
+            String::new()
+        };
+        eprint!("\r{what}: {size}{:.0} s   ", p.elapsed.as_secs_f64());
+    }
+}
+
+impl Drop for ProgressLine {
+    fn drop(&mut self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
+}
+
+fn take_backup(
+    settings: &ConnectionSettings,
+    request: &migrate_backup::BackupRequest,
+) -> Result<migrate_backup::Backup, CliError> {
+    let mut line = ProgressLine::new();
+    let taken = migrate_backup::backup(settings, request, &mut |p| line.update("backup", p))?;
+    log::info!(
+        "backup {} written and verified: {} table(s), {} row(s), {:.1} MB",
+        taken.path.display(),
+        taken.manifest.tables.len(),
+        taken.manifest.tables.values().sum::<u64>(),
+        taken.manifest.files.iter().map(|f| f.bytes).sum::<u64>() as f64 / 1e6
+    );
+    Ok(taken)
+}
+
+fn backup(out: &mut dyn Write, cfg: &Resolved, args: &BackupArgs) -> Result<(), CliError> {
+    let settings = settings(cfg)?;
+    let request = backup_request(cfg, args.output.as_deref(), &args.format, args.jobs)?;
+    let taken = take_backup(&settings, &request)?;
+    let m = &taken.manifest;
+    let rows = [
+        ("backup", taken.path.display().to_string()),
+        (
+            "manifest",
+            migrate_backup::manifest_path(&taken.path)
+                .display()
+                .to_string(),
+        ),
+        ("format", m.format.clone()),
+        (
+            "revision",
+            if m.revisions.is_empty() {
+                "base".to_owned()
+            } else {
+                m.revisions.join(", ")
+            },
+        ),
+        ("tables", m.tables.len().to_string()),
+        ("rows", m.tables.values().sum::<u64>().to_string()),
+        (
+            "size",
+            format!(
+                "{:.1} MB",
+                m.files.iter().map(|f| f.bytes).sum::<u64>() as f64 / 1e6
+            ),
+        ),
+        (
+            "verified",
+            "checksums and a full read of the archive".to_owned(),
+        ),
+    ];
+    for (k, v) in rows {
+        writeln!(out, "{k:<9} {v}").map_err(io_error)?;
+    }
+    Ok(())
+}
+
+fn backup_verify(
+    out: &mut dyn Write,
+    cfg: &Resolved,
+    path: &std::path::Path,
+) -> Result<(), CliError> {
+    // The archive is read with the client tools of the server it came from, found by the manifest.
+    let manifest = migrate_backup::read_manifest(path)?;
+    let major = manifest
+        .server_version
+        .split(['.', ' '])
+        .next()
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(0);
+    let tools = match migrate_postgres::backup::find_tools(major) {
+        Ok(tools) => tools,
+        Err(e) if cfg.database_url.is_some() => {
+            log::debug!("{e}; using the tools of the configured server");
+            migrate_backup::tools_for(&settings(cfg)?)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let manifest = migrate_backup::verify(path, &tools)?;
+    writeln!(
+        out,
+        "{}: intact ({} file(s) match their SHA-256, {} row(s) in {} table(s) read back)",
+        path.display(),
+        manifest.files.len(),
+        manifest.tables.values().sum::<u64>(),
+        manifest.tables.len()
+    )
+    .map_err(io_error)
+}
+
+fn restore(
+    out: &mut dyn Write,
+    cfg: &Resolved,
+    path: &std::path::Path,
+    yes: bool,
+) -> Result<(), CliError> {
+    let settings = settings(cfg)?;
+    let safety = backup_request(cfg, None, "custom", 1)?;
+    let mut line = ProgressLine::new();
+    let restored = migrate_backup::restore(&settings, path, yes, &safety, &mut |p| {
+        line.update("restore", p)
+    })?;
+    drop(line);
+    if let Some(safety) = &restored.safety_backup {
+        writeln!(
+            out,
+            "safety backup of the previous content: {}",
+            safety.path.display()
+        )
+        .map_err(io_error)?;
+    }
+    writeln!(
+        out,
+        "restored {} into {}: {} row(s) in {} table(s), matching the manifest; the database is at {}",
+        path.display(),
+        settings.redacted(),
+        restored.manifest.tables.values().sum::<u64>(),
+        restored.manifest.tables.len(),
+        if restored.revisions.is_empty() { "base".to_owned() } else { restored.revisions.join(", ") }
+    )
+    .map_err(io_error)
 }

@@ -42,6 +42,8 @@ pub struct Environment {
     pub lock_timeout: Option<u64>,
     /// Milliseconds a statement may run (0: no limit).
     pub statement_timeout: Option<u64>,
+    /// Directory for backups.
+    pub backup_dir: Option<std::path::PathBuf>,
 }
 
 /// Everything a command needs to connect, resolved.
@@ -59,6 +61,8 @@ pub struct Resolved {
     pub lock_timeout: Duration,
     /// Per-statement run time limit.
     pub statement_timeout: Option<Duration>,
+    /// Directory for backups with a default name.
+    pub backup_dir: PathBuf,
 }
 
 /// Resolves the configuration from the flags, the environment and the file.
@@ -136,6 +140,11 @@ pub fn resolve(
         lock_timeout: Duration::from_millis(lock_timeout),
         statement_timeout: (statement_timeout > 0)
             .then(|| Duration::from_millis(statement_timeout)),
+        backup_dir: global
+            .backup_dir
+            .clone()
+            .or_else(|| environment.and_then(|e| e.backup_dir.clone()))
+            .unwrap_or_else(|| PathBuf::from(".")),
     })
 }
 

@@ -23,6 +23,8 @@ pub enum CliError {
     Engine(EngineError),
     /// A file could not be written.
     Io(String),
+    /// A backup, verification or restore failed.
+    Backup(migrate_backup::BackupError),
     /// Whoever read the output stopped reading (`| head`): not worth a message.
     OutputClosed,
 }
@@ -35,6 +37,8 @@ impl CliError {
             CliError::Engine(EngineError::Resolve(_)) => EXIT_BAD_INPUT,
             CliError::Engine(_) | CliError::Io(_) => EXIT_FAILURE,
             CliError::OutputClosed => 0,
+            CliError::Backup(migrate_backup::BackupError::NotEmpty { .. }) => EXIT_BAD_INPUT,
+            CliError::Backup(_) => EXIT_FAILURE,
         }
     }
 }
@@ -49,6 +53,7 @@ impl fmt::Display for CliError {
             ),
             CliError::Engine(e) => e.fmt(f),
             CliError::OutputClosed => f.write_str("output closed"),
+            CliError::Backup(e) => e.fmt(f),
         }
     }
 }
@@ -68,5 +73,11 @@ impl From<DriverError> for CliError {
 impl From<UrlError> for CliError {
     fn from(e: UrlError) -> Self {
         CliError::Url(e)
+    }
+}
+
+impl From<migrate_backup::BackupError> for CliError {
+    fn from(e: migrate_backup::BackupError) -> Self {
+        CliError::Backup(e)
     }
 }

@@ -6,7 +6,7 @@
 use crate::url::{ConnectionSettings, Host};
 use migrate_core::driver::DriverError;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -197,15 +197,7 @@ fn wait(
     if status.success() {
         return Ok(());
     }
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no message");
-    Err(DriverError::Statement {
-        code: None,
-        message: format!("{what} failed ({status}): {}", last.trim()),
-    })
+    Err(tool_failed(what, status, &text))
 }
 
 /// Runs `pg_dump` of the whole database into `out`, reading `snapshot` when given so that the
@@ -244,6 +236,129 @@ pub fn dump(
         .spawn()
         .map_err(|e| DriverError::Io(format!("cannot start {}: {e}", tools.pg_dump.display())))?;
     wait(child, "pg_dump", progress)
+}
+
+/// Dumps the database in the custom format and streams it into `sink`, decoding it as it goes:
+/// every byte pg_dump writes is also fed to `pg_restore --file=-`, whose SQL output is counted
+/// table by table. One pass gives the archive, its proof of readability and its row counts.
+pub fn dump_streaming(
+    tools: &ClientTools,
+    settings: &ConnectionSettings,
+    snapshot: Option<&str>,
+    sink: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<BTreeMap<String, u64>, DriverError> {
+    let mut cmd = child_command(&tools.pg_dump, settings);
+    // No --file: pg_dump writes to stdout only when none is given ("-" would be a file name).
+    cmd.args(["--no-password", "--format=custom", "--compress=1"]);
+    if let Some(id) = snapshot {
+        cmd.arg(format!("--snapshot={id}"));
+    }
+    let mut dump = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| DriverError::Io(format!("cannot start {}: {e}", tools.pg_dump.display())))?;
+    let mut decode = Command::new(&tools.pg_restore)
+        .arg("--file=-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            DriverError::Io(format!("cannot start {}: {e}", tools.pg_restore.display()))
+        })?;
+    let dump_errors = drain(dump.stderr.take());
+    let decode_errors = drain(decode.stderr.take());
+    let decoded = decode.stdout.take();
+    let counter = std::thread::spawn(move || match decoded {
+        Some(out) => count_copy_rows(BufReader::with_capacity(1 << 20, out), false),
+        None => Err(DriverError::Io("pg_restore gave no output".to_owned())),
+    });
+    let pumped = pump(dump.stdout.take(), decode.stdin.take(), sink, progress);
+    if pumped.is_err() {
+        // A failed write (a full disk) must not leave pg_dump blocked on a pipe forever.
+        let _ = dump.kill();
+    }
+    let dump_status = dump
+        .wait()
+        .map_err(|e| DriverError::Io(format!("pg_dump: {e}")))?;
+    let decode_status = decode
+        .wait()
+        .map_err(|e| DriverError::Io(format!("pg_restore: {e}")))?;
+    let counts = counter
+        .join()
+        .map_err(|_| DriverError::Io("the archive reader stopped".to_owned()))?;
+    pumped?;
+    if !dump_status.success() {
+        return Err(tool_failed("pg_dump", dump_status, &joined(dump_errors)));
+    }
+    if !decode_status.success() {
+        return Err(tool_failed(
+            "reading back the archive with pg_restore",
+            decode_status,
+            &joined(decode_errors),
+        ));
+    }
+    counts
+}
+
+/// Copies pg_dump's output to the sink and to the decoder, in 1 MiB chunks.
+fn pump(
+    from: Option<std::process::ChildStdout>,
+    decoder: Option<std::process::ChildStdin>,
+    sink: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), DriverError> {
+    let mut from = from.ok_or_else(|| DriverError::Io("pg_dump gave no output".to_owned()))?;
+    let mut decoder =
+        decoder.ok_or_else(|| DriverError::Io("pg_restore took no input".to_owned()))?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = from
+            .read(&mut buffer)
+            .map_err(|e| DriverError::Io(format!("reading pg_dump's output: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        sink.write_all(&buffer[..n])
+            .map_err(|e| DriverError::Io(format!("writing the backup: {e}")))?;
+        decoder
+            .write_all(&buffer[..n])
+            .map_err(|e| DriverError::Io(format!("feeding the archive reader: {e}")))?;
+        total += n as u64;
+        progress(total);
+    }
+    sink.flush()
+        .map_err(|e| DriverError::Io(format!("writing the backup: {e}")))?;
+    Ok(())
+}
+
+fn drain(stream: Option<std::process::ChildStderr>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut s) = stream {
+            let _ = s.read_to_string(&mut text);
+        }
+        text
+    })
+}
+
+fn joined(handle: std::thread::JoinHandle<String>) -> String {
+    handle.join().unwrap_or_default()
+}
+
+fn tool_failed(what: &str, status: std::process::ExitStatus, stderr: &str) -> DriverError {
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message");
+    DriverError::Statement {
+        code: None,
+        message: format!("{what} failed ({status}): {}", last.trim()),
+    }
 }
 
 /// Reads a whole archive, decompressing every data block, and counts the rows of each table.

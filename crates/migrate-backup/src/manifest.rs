@@ -1,0 +1,57 @@
+//! The manifest beside every backup: what it holds and how to check it.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One file of an archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the archive (the file's own name for a one-file archive).
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// What a backup holds, written as JSON beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Version of this manifest's layout.
+    pub format_version: u32,
+    /// `identity-migrate`.
+    pub tool: String,
+    /// The tool's version.
+    pub tool_version: String,
+    /// When the snapshot was taken (UTC).
+    pub created_at: String,
+    /// The database, as a URL without its password.
+    pub database: String,
+    /// The server's version.
+    pub server_version: String,
+    /// `pg_dump --version`.
+    pub pg_dump_version: String,
+    /// `custom`, `directory` or `plain`.
+    pub format: String,
+    /// The database's revision(s) at the time.
+    pub revisions: Vec<String>,
+    /// Rows per table, counted in the snapshot the archive holds.
+    pub tables: BTreeMap<String, u64>,
+    /// Every file with its size and SHA-256.
+    pub files: Vec<FileEntry>,
+}
+
+impl Manifest {
+    /// The manifest as pretty JSON.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// Reads a manifest.
+    pub fn from_json(text: &str) -> Result<Manifest, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
