@@ -173,14 +173,7 @@ fn wait(
     progress: &mut dyn FnMut(Duration),
 ) -> Result<(), DriverError> {
     let started = Instant::now();
-    let mut stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(err) = stderr.as_mut() {
-            let _ = err.read_to_string(&mut text);
-        }
-        text
-    });
+    let errors = drain(child.stderr.take());
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -193,11 +186,10 @@ fn wait(
             Err(e) => return Err(DriverError::Io(format!("{what}: {e}"))),
         }
     };
-    let text = reader.join().unwrap_or_default();
     if status.success() {
         return Ok(());
     }
-    Err(tool_failed(what, status, &text))
+    Err(tool_failed(what, status, &joined(errors)))
 }
 
 /// Runs `pg_dump` of the whole database into `out`, reading `snapshot` when given so that the
