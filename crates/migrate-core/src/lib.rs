@@ -17,6 +17,6 @@ pub use op::{ColumnChange, ModelError, Op, RawSql};
 pub use render::{Dialect, RenderError, Statement};
 pub use revision::{Direction, Revision};
 pub use schema::{
-    Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, ForeignKey, Index, IndexKey,
-    ReferentialAction, Schema, Table, TableName,
+    Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, ForeignKey, Function, Index,
+    IndexKey, ReferentialAction, Schema, Table, TableName, Trigger, TriggerEvent, TriggerTiming,
 };

@@ -5,7 +5,8 @@
 //! by a unit test instead of by a production database.
 
 use crate::schema::{
-    Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, Index, Schema, Table, TableName,
+    Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, Function, Index, Schema, Table,
+    TableName, Trigger,
 };
 use std::fmt;
 
@@ -139,6 +140,27 @@ pub enum Op {
         /// The constraint's name.
         name: String,
     },
+    /// Creates a trigger function.
+    CreateFunction(Function),
+    /// Drops a trigger function that no trigger calls any more.
+    DropFunction {
+        /// The function.
+        name: TableName,
+    },
+    /// Creates a row-level trigger on a table.
+    CreateTrigger {
+        /// The table.
+        table: TableName,
+        /// The trigger.
+        trigger: Trigger,
+    },
+    /// Drops a trigger.
+    DropTrigger {
+        /// The table.
+        table: TableName,
+        /// The trigger's name.
+        name: String,
+    },
     /// SQL the model cannot express; it leaves the schema as it is.
     Sql(RawSql),
 }
@@ -185,6 +207,23 @@ pub enum ModelError {
     SchemaNotEmpty(String),
     /// A table has a second primary key.
     SecondPrimaryKey(TableName),
+    /// A function of that name already exists.
+    FunctionExists(TableName),
+    /// No such function.
+    NoSuchFunction(TableName),
+    /// The function is still called by a trigger.
+    FunctionInUse {
+        /// The function.
+        function: TableName,
+        /// The table whose trigger calls it.
+        table: TableName,
+        /// The trigger.
+        trigger: String,
+    },
+    /// A trigger of that name already exists on the table.
+    TriggerExists(TableName, String),
+    /// No such trigger on the table.
+    NoSuchTrigger(TableName, String),
     /// Only foreign keys and CHECK constraints can be added `NOT VALID`.
     CannotBeNotValid(TableName, String),
 }
@@ -217,6 +256,18 @@ impl fmt::Display for ModelError {
             ModelError::SchemaExists(s) => write!(f, "schema {s} already exists"),
             ModelError::SchemaNotEmpty(s) => write!(f, "schema {s} still holds tables"),
             ModelError::SecondPrimaryKey(t) => write!(f, "table {t} already has a primary key"),
+            ModelError::FunctionExists(n) => write!(f, "function {n} already exists"),
+            ModelError::NoSuchFunction(n) => write!(f, "function {n} does not exist"),
+            ModelError::FunctionInUse {
+                function,
+                table,
+                trigger,
+            } => write!(
+                f,
+                "function {function} is still called by trigger {trigger} on {table}: drop that first"
+            ),
+            ModelError::TriggerExists(t, n) => write!(f, "trigger {n} on {t} already exists"),
+            ModelError::NoSuchTrigger(t, n) => write!(f, "trigger {n} on {t} does not exist"),
             ModelError::CannotBeNotValid(t, c) => write!(
                 f,
                 "constraint {c} on {t} cannot be added NOT VALID: only foreign keys and CHECK \
@@ -244,8 +295,14 @@ impl Op {
             | Op::DropIndex { table, .. }
             | Op::AddConstraint { table, .. }
             | Op::ValidateConstraint { table, .. }
-            | Op::DropConstraint { table, .. } => Some(table),
-            Op::CreateSchema { .. } | Op::DropSchema { .. } | Op::Sql(_) => None,
+            | Op::DropConstraint { table, .. }
+            | Op::CreateTrigger { table, .. }
+            | Op::DropTrigger { table, .. } => Some(table),
+            Op::CreateSchema { .. }
+            | Op::DropSchema { .. }
+            | Op::CreateFunction(_)
+            | Op::DropFunction { .. }
+            | Op::Sql(_) => None,
         }
     }
 
@@ -302,6 +359,13 @@ impl Op {
                     }
                 }
                 check_table_consistent(schema, table)?;
+                if let Some(trigger) = table
+                    .triggers
+                    .values()
+                    .find(|t| !schema.functions.contains_key(&t.function))
+                {
+                    return Err(ModelError::NoSuchFunction(trigger.function.clone()));
+                }
                 schema.tables.insert(table.name.clone(), table.clone());
             }
             Op::DropTable { table } => {
@@ -430,6 +494,49 @@ impl Op {
                 let t = existing_mut(schema, table)?;
                 if t.constraints.remove(name).is_none() {
                     return Err(ModelError::NoSuchConstraint(table.clone(), name.clone()));
+                }
+            }
+            Op::CreateFunction(function) => {
+                check_schema_exists(schema, function.name.schema.as_deref())?;
+                if schema.functions.contains_key(&function.name) {
+                    return Err(ModelError::FunctionExists(function.name.clone()));
+                }
+                schema
+                    .functions
+                    .insert(function.name.clone(), function.clone());
+            }
+            Op::DropFunction { name } => {
+                if !schema.functions.contains_key(name) {
+                    return Err(ModelError::NoSuchFunction(name.clone()));
+                }
+                for t in schema.tables.values() {
+                    if let Some(trigger) = t.triggers.values().find(|tr| &tr.function == name) {
+                        return Err(ModelError::FunctionInUse {
+                            function: name.clone(),
+                            table: t.name.clone(),
+                            trigger: trigger.name.clone(),
+                        });
+                    }
+                }
+                schema.functions.remove(name);
+            }
+            Op::CreateTrigger { table, trigger } => {
+                if !schema.functions.contains_key(&trigger.function) {
+                    return Err(ModelError::NoSuchFunction(trigger.function.clone()));
+                }
+                let t = existing_mut(schema, table)?;
+                if t.triggers.contains_key(&trigger.name) {
+                    return Err(ModelError::TriggerExists(
+                        table.clone(),
+                        trigger.name.clone(),
+                    ));
+                }
+                t.triggers.insert(trigger.name.clone(), trigger.clone());
+            }
+            Op::DropTrigger { table, name } => {
+                let t = existing_mut(schema, table)?;
+                if t.triggers.remove(name).is_none() {
+                    return Err(ModelError::NoSuchTrigger(table.clone(), name.clone()));
                 }
             }
             Op::Sql(_) => {}

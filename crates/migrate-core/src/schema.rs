@@ -88,6 +88,9 @@ pub enum ColumnType {
     Inet,
     /// Raw bytes.
     Bytea,
+    /// A type the model has no name for, as the database spells it (found by introspection;
+    /// rendered verbatim).
+    Other(String),
 }
 
 impl ColumnType {
@@ -302,6 +305,48 @@ impl Index {
     }
 }
 
+/// When a trigger fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TriggerTiming {
+    /// Before the row changes (the function may change the new row).
+    Before,
+    /// After the row changed.
+    After,
+}
+
+/// What fires a trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TriggerEvent {
+    /// A row is inserted.
+    Insert,
+    /// A row is updated.
+    Update,
+    /// A row is deleted.
+    Delete,
+}
+
+/// A row-level trigger on a table, calling a trigger function.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Trigger {
+    /// The trigger's name (unique per table).
+    pub name: String,
+    /// Before or after the change.
+    pub timing: TriggerTiming,
+    /// The events that fire it, in a stable order.
+    pub events: Vec<TriggerEvent>,
+    /// The trigger function it calls.
+    pub function: TableName,
+}
+
+/// A trigger function (PL/pgSQL), called by triggers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Function {
+    /// The function's name, optionally schema-qualified.
+    pub name: TableName,
+    /// Its PL/pgSQL body, between `BEGIN` and `END` included, exactly as the database keeps it.
+    pub body: String,
+}
+
 /// A table with its columns, constraints and indexes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
@@ -313,6 +358,8 @@ pub struct Table {
     pub constraints: BTreeMap<String, Constraint>,
     /// Indexes by name (those backing a primary key or unique constraint are not listed here).
     pub indexes: BTreeMap<String, Index>,
+    /// Row-level triggers by name.
+    pub triggers: BTreeMap<String, Trigger>,
 }
 
 impl Table {
@@ -323,6 +370,7 @@ impl Table {
             columns: Vec::new(),
             constraints: BTreeMap::new(),
             indexes: BTreeMap::new(),
+            triggers: BTreeMap::new(),
         }
     }
 
@@ -392,6 +440,12 @@ impl Table {
         self
     }
 
+    /// Adds a trigger (kept in the model with the table; created by its own op in revisions).
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.triggers.insert(trigger.name.clone(), trigger);
+        self
+    }
+
     /// The column of that name, if any.
     pub fn find_column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
@@ -418,6 +472,8 @@ pub struct Schema {
     pub tables: BTreeMap<TableName, Table>,
     /// Database schemas created beyond the default one.
     pub schemas: BTreeSet<String>,
+    /// Trigger functions by name.
+    pub functions: BTreeMap<TableName, Function>,
 }
 
 impl Schema {

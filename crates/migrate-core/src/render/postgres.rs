@@ -4,7 +4,7 @@ use super::{quote_ident as q, quote_literal, Statement};
 use crate::op::{ColumnChange, Op};
 use crate::schema::{
     Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, Index, IndexKey,
-    ReferentialAction, Schema, TableName,
+    ReferentialAction, Schema, TableName, Trigger, TriggerEvent, TriggerTiming,
 };
 
 pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
@@ -27,6 +27,12 @@ pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
                     .indexes
                     .values()
                     .map(|index| Statement::new(create_index(&table.name, index, false))),
+            );
+            out.extend(
+                table
+                    .triggers
+                    .values()
+                    .map(|trigger| Statement::new(create_trigger(&table.name, trigger))),
             );
             out
         }
@@ -128,12 +134,45 @@ pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
             table_name(table),
             q(name)
         )),
+        Op::CreateFunction(function) => one(format!(
+            "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $function${}$function$",
+            table_name(&function.name),
+            function.body
+        )),
+        Op::DropFunction { name } => one(format!("DROP FUNCTION {}()", table_name(name))),
+        Op::CreateTrigger { table, trigger } => one(create_trigger(table, trigger)),
+        Op::DropTrigger { table, name } => {
+            one(format!("DROP TRIGGER {} ON {}", q(name), table_name(table)))
+        }
         Op::Sql(raw) => raw
             .postgres
             .as_ref()
             .map(|body| vec![Statement::new(body.trim().trim_end_matches(';').to_owned())])
             .unwrap_or_default(),
     }
+}
+
+fn create_trigger(table: &TableName, trigger: &Trigger) -> String {
+    let events: Vec<&str> = trigger
+        .events
+        .iter()
+        .map(|e| match e {
+            TriggerEvent::Insert => "INSERT",
+            TriggerEvent::Update => "UPDATE",
+            TriggerEvent::Delete => "DELETE",
+        })
+        .collect();
+    format!(
+        "CREATE TRIGGER {} {} {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
+        q(&trigger.name),
+        match trigger.timing {
+            TriggerTiming::Before => "BEFORE",
+            TriggerTiming::After => "AFTER",
+        },
+        events.join(" OR "),
+        table_name(table),
+        table_name(&trigger.function)
+    )
 }
 
 pub(super) fn cleanup(op: &Op) -> Vec<Statement> {
@@ -188,6 +227,7 @@ pub(crate) fn type_sql(ty: &ColumnType) -> String {
         ColumnType::Jsonb => "jsonb".into(),
         ColumnType::Inet => "inet".into(),
         ColumnType::Bytea => "bytea".into(),
+        ColumnType::Other(name) => name.clone(),
     }
 }
 
