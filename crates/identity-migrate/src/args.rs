@@ -85,6 +85,15 @@ pub enum Command {
     GenerateSql(GenerateSqlArgs),
     /// Back up the database with pg_dump: written privately, verified, with a manifest.
     Backup(BackupArgs),
+    /// Fill the empty identity tables with realistic, referentially valid data (COPY, one transaction).
+    Seed {
+        /// How many users (organizations: one per 100 users; sessions, MFA, logs... in proportion).
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        users: u64,
+        /// The random seed: the same seed gives the same data.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        seed: u64,
+    },
     /// Restore a backup: verified first, in one transaction, row counts checked after.
     Restore {
         /// The backup (file or directory) to restore.

@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             None => backup(&mut out, &cfg, &a),
         },
         Command::Restore { path, yes } => restore(&mut out, &cfg, &path, yes),
+        Command::Seed { users, seed } => seed_data(&mut out, &cfg, users, seed),
     }
 }
 
@@ -632,4 +633,29 @@ fn restore(
         if restored.revisions.is_empty() { "base".to_owned() } else { restored.revisions.join(", ") }
     )
     .map_err(io_error)
+}
+
+fn seed_data(out: &mut dyn Write, cfg: &Resolved, users: u64, seed: u64) -> Result<(), CliError> {
+    let settings = settings(cfg)?;
+    let mut client = settings
+        .to_postgres_config()
+        .connect(postgres::NoTls)
+        .map_err(|e| DriverError::Unreachable(format!("{}: {e}", settings.redacted())))?;
+    let scale = identity_seed::Scale::users(users);
+    let report = identity_seed::seed_with_progress(&mut client, &scale, seed, &mut |p| match p {
+        identity_seed::Progress::Loaded { table, rows, elapsed } => {
+            log::info!("loaded {rows} row(s) into {table} ({:.1} s)", elapsed.as_secs_f64());
+        }
+        identity_seed::Progress::Rebuilt { objects, elapsed } => {
+            log::info!("rebuilt {objects} index(es) and key(s) ({:.1} s)", elapsed.as_secs_f64());
+        }
+    })
+    .map_err(|e| CliError::Config(format!("cannot seed {}: {e}", settings.redacted())))?;
+    let rows: Vec<Vec<String>> = report
+        .rows
+        .iter()
+        .map(|(table, n)| vec![table.clone(), n.to_string()])
+        .collect();
+    output::table(out, &["TABLE", "ROWS"], &rows).map_err(io_error)?;
+    writeln!(out, "seeded {} row(s)", report.total()).map_err(io_error)
 }
