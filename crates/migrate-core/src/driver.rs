@@ -3,6 +3,7 @@
 use crate::graph::Heads;
 use crate::render::Dialect;
 use crate::revision::Direction;
+use crate::schema::Schema;
 use std::fmt;
 use std::time::Duration;
 
@@ -186,4 +187,10 @@ pub trait Driver {
     fn execute_in_transaction(&mut self, statements: &[String]) -> Result<(), ExecError>;
     /// Runs each statement on its own, outside any transaction block.
     fn execute_each(&mut self, statements: &[String]) -> Result<(), ExecError>;
+    /// Reads the live schema (the tool's own tables left out) into the model.
+    fn introspect(&mut self) -> Result<Schema, DriverError>;
+    /// The schema `expected` becomes once the database has created and read it back (its
+    /// spelling of expressions, defaults and types), changing nothing: what `introspect` of a
+    /// database holding exactly `expected` returns.
+    fn canonicalize(&mut self, expected: &Schema) -> Result<Schema, DriverError>;
 }

@@ -428,6 +428,21 @@ impl Driver for PostgresDriver {
         Ok(())
     }
 
+    fn introspect(&mut self) -> Result<migrate_core::Schema, DriverError> {
+        Err(DriverError::Unsupported(
+            "introspection is not written yet".to_owned(),
+        ))
+    }
+
+    fn canonicalize(
+        &mut self,
+        _expected: &migrate_core::Schema,
+    ) -> Result<migrate_core::Schema, DriverError> {
+        Err(DriverError::Unsupported(
+            "introspection is not written yet".to_owned(),
+        ))
+    }
+
     fn execute_each(&mut self, statements: &[String]) -> Result<(), ExecError> {
         for (i, sql) in statements.iter().enumerate() {
             self.client.batch_execute(sql).map_err(|e| ExecError {

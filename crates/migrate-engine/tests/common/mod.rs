@@ -311,6 +311,17 @@ impl Driver for Recording {
         self.log.lock().unwrap().extend(statements.iter().cloned());
         self.inner.execute_in_transaction(statements)
     }
+    fn introspect(&mut self) -> Result<migrate_core::Schema, DriverError> {
+        self.inner.introspect()
+    }
+
+    fn canonicalize(
+        &mut self,
+        expected: &migrate_core::Schema,
+    ) -> Result<migrate_core::Schema, DriverError> {
+        self.inner.canonicalize(expected)
+    }
+
     fn execute_each(&mut self, statements: &[String]) -> Result<(), ExecError> {
         self.log.lock().unwrap().extend(statements.iter().cloned());
         self.inner.execute_each(statements)
