@@ -197,11 +197,22 @@ fn table_counts(
     Ok(counts)
 }
 
-fn revisions(client: &mut impl postgres::GenericClient) -> Vec<String> {
-    client
+/// The revisions in `alembic_version`, or none when the table does not exist. Asked without
+/// an error path: an error would abort the snapshot transaction that pg_dump is reading.
+fn revisions(client: &mut impl postgres::GenericClient) -> Result<Vec<String>, BackupError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('alembic_version') IS NOT NULL", &[])
+        .map_err(pg_error)?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(client
         .query("SELECT version_num FROM alembic_version ORDER BY 1", &[])
-        .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
-        .unwrap_or_default()
+        .map_err(pg_error)?
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect())
 }
 
 /// Takes a backup: checks the tools and the destination before any work, dumps in one snapshot,
@@ -224,10 +235,7 @@ pub fn backup(
         .get(0);
     let path = match &request.output {
         Some(p) => p.clone(),
-        None => request.dir.join(format!(
-            "identity_service_backup_{stamp}{}",
-            request.format.extension()
-        )),
+        None => free_default_name(&request.dir, &stamp, request.format),
     };
     for existing in [&path, &manifest_path(&path)] {
         if existing.exists() {
@@ -255,7 +263,7 @@ pub fn backup(
         .map_err(pg_error)?
         .get(0);
     let expected = table_counts(&mut tx)?;
-    let revisions = revisions(&mut tx);
+    let revisions = revisions(&mut tx)?;
 
     let started = Instant::now();
     let staged = staging.dir.join(file_name(&path));
@@ -297,7 +305,8 @@ pub fn backup(
         }
     };
     tx.commit().map_err(pg_error)?;
-    compare_counts(&expected, &archived).map_err(BackupError::Corrupt)?;
+    let (archived_rows, table_sha256) = split(archived);
+    compare_counts(&expected, &archived_rows).map_err(BackupError::Corrupt)?;
 
     let manifest = Manifest {
         format_version: 1,
@@ -310,6 +319,7 @@ pub fn backup(
         format: request.format.as_str().to_owned(),
         revisions,
         tables: expected,
+        table_sha256,
         files: hash_files(&staged)?,
     };
     let staged_manifest = manifest_path(&staged);
@@ -319,6 +329,27 @@ pub fn backup(
     rename(&staged_manifest, &manifest_path(&path))?;
     staging.finish();
     Ok(Backup { path, manifest })
+}
+
+/// `identity_service_backup_<stamp>` with the format's extension, with `_2`, `_3`... when a
+/// backup of the same second exists (a safety backup right after another one).
+fn free_default_name(dir: &Path, stamp: &str, format: Format) -> PathBuf {
+    let mut n = 1;
+    loop {
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("_{n}")
+        };
+        let path = dir.join(format!(
+            "identity_service_backup_{stamp}{suffix}{}",
+            format.extension()
+        ));
+        if !path.exists() && !manifest_path(&path).exists() {
+            return path;
+        }
+        n += 1;
+    }
 }
 
 /// Checks a backup: its manifest, every file's size and SHA-256, and a full decode of the
@@ -361,9 +392,30 @@ pub fn verify(path: &Path, tools: &ClientTools) -> Result<Manifest, BackupError>
         }
         return Err(BackupError::Corrupt(problems.join("; ")));
     }
-    let counts = pg::read_archive(tools, path, format)
+    let decoded = pg::read_archive(tools, path, format)
         .map_err(|e| BackupError::Corrupt(format!("the archive cannot be read whole ({e})")))?;
-    compare_counts(&manifest.tables, &counts).map_err(BackupError::Corrupt)?;
+    let (rows, digests) = split(decoded);
+    compare_counts(&manifest.tables, &rows).map_err(BackupError::Corrupt)?;
+    let altered: Vec<&String> = manifest
+        .table_sha256
+        .iter()
+        .filter(|(table, sha)| digests.get(*table) != Some(*sha))
+        .map(|(table, _)| table)
+        .collect();
+    if !altered.is_empty() || digests.len() != manifest.table_sha256.len() {
+        return Err(BackupError::Corrupt(format!(
+            "the data of {} differs from what was backed up",
+            if altered.is_empty() {
+                "some table".to_owned()
+            } else {
+                altered
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )));
+    }
     Ok(manifest)
 }
 
@@ -432,7 +484,7 @@ pub fn restore(
         .collect();
     compare_counts(&manifest.tables, &restored).map_err(BackupError::RestoredCountsDiffer)?;
     Ok(Restored {
-        revisions: revisions(&mut client),
+        revisions: revisions(&mut client)?,
         manifest,
         safety_backup,
         tables,
@@ -466,6 +518,15 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, BackupError> {
             mpath.display()
         ))
     })
+}
+
+/// Row counts and data digests of a decoded archive, as two maps.
+fn split(
+    decoded: BTreeMap<String, pg::TableData>,
+) -> (BTreeMap<String, u64>, BTreeMap<String, String>) {
+    let rows = decoded.iter().map(|(t, d)| (t.clone(), d.rows)).collect();
+    let digests = decoded.into_iter().map(|(t, d)| (t, d.sha256)).collect();
+    (rows, digests)
 }
 
 fn compare_counts(

@@ -38,6 +38,9 @@ pub struct Manifest {
     pub revisions: Vec<String>,
     /// Rows per table, counted in the snapshot the archive holds.
     pub tables: BTreeMap<String, u64>,
+    /// SHA-256 of each table's data as the archive decodes it: catches a change to the data
+    /// even where a file's checksum was rewritten to match.
+    pub table_sha256: BTreeMap<String, String>,
     /// Every file with its size and SHA-256.
     pub files: Vec<FileEntry>,
 }

@@ -5,6 +5,7 @@
 
 use crate::url::{ConnectionSettings, Host};
 use migrate_core::driver::DriverError;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -217,7 +218,11 @@ pub fn dump(
             cmd.arg("--compress=1")
                 .arg(format!("--jobs={}", jobs.max(1)));
         }
-        Format::Plain => {}
+        // A plain script replays as it is: it must drop what it recreates, or it could never
+        // replace existing tables (`restore --yes`).
+        Format::Plain => {
+            cmd.args(["--clean", "--if-exists"]);
+        }
     }
     if let Some(id) = snapshot {
         cmd.arg(format!("--snapshot={id}"));
@@ -239,7 +244,7 @@ pub fn dump_streaming(
     snapshot: Option<&str>,
     sink: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
-) -> Result<BTreeMap<String, u64>, DriverError> {
+) -> Result<BTreeMap<String, TableData>, DriverError> {
     let mut cmd = child_command(&tools.pg_dump, settings);
     // No --file: pg_dump writes to stdout only when none is given ("-" would be a file name).
     cmd.args(["--no-password", "--format=custom", "--compress=1"]);
@@ -264,7 +269,7 @@ pub fn dump_streaming(
     let decode_errors = drain(decode.stderr.take());
     let decoded = decode.stdout.take();
     let counter = std::thread::spawn(move || match decoded {
-        Some(out) => count_copy_rows(BufReader::with_capacity(1 << 20, out), false),
+        Some(out) => count_copy_rows(BufReader::with_capacity(1 << 20, out)),
         None => Err(DriverError::Io("pg_restore gave no output".to_owned())),
     });
     let pumped = pump(dump.stdout.take(), decode.stdin.take(), sink, progress);
@@ -342,10 +347,11 @@ fn joined(handle: std::thread::JoinHandle<String>) -> String {
 }
 
 fn tool_failed(what: &str, status: std::process::ExitStatus, stderr: &str) -> DriverError {
+    // pg_dump and pg_restore put "detail:" and "Command was:" lines after the error itself.
     let last = stderr
         .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
+        .find(|l| l.to_ascii_lowercase().contains("error:"))
+        .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
         .unwrap_or("no message");
     DriverError::Statement {
         code: None,
@@ -361,11 +367,11 @@ pub fn read_archive(
     tools: &ClientTools,
     archive: &Path,
     format: Format,
-) -> Result<BTreeMap<String, u64>, DriverError> {
+) -> Result<BTreeMap<String, TableData>, DriverError> {
     if format == Format::Plain {
         let file = std::fs::File::open(archive)
             .map_err(|e| DriverError::Io(format!("cannot read {}: {e}", archive.display())))?;
-        return count_copy_rows(BufReader::new(file), true);
+        return count_copy_rows(BufReader::new(file));
     }
     let mut child = Command::new(&tools.pg_restore)
         .arg("--file=-")
@@ -381,19 +387,31 @@ pub fn read_archive(
         .stdout
         .take()
         .ok_or_else(|| DriverError::Io("pg_restore gave no output".to_owned()))?;
-    let counted = count_copy_rows(BufReader::with_capacity(1 << 20, stdout), false);
+    let counted = count_copy_rows(BufReader::with_capacity(1 << 20, stdout));
     wait(child, "reading the archive with pg_restore", &mut |_| {})?;
     counted
 }
 
-/// Counts the data lines of every `COPY ... FROM stdin;` block of a SQL stream. In a plain
-/// script an unterminated block (a truncated file) is an error.
-fn count_copy_rows(
-    reader: impl BufRead,
-    strict: bool,
-) -> Result<BTreeMap<String, u64>, DriverError> {
+/// What an archive holds of one table: its row count and a SHA-256 over its data lines, so that
+/// any change to the data is caught even where the file's own checksum was rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableData {
+    /// Rows.
+    pub rows: u64,
+    /// SHA-256 of the table's COPY data lines, in archive order, lowercase hex.
+    pub sha256: String,
+}
+
+/// The last comment pg_dump writes; a decoded archive without it is incomplete.
+const DUMP_COMPLETE: &[u8] = b"-- PostgreSQL database dump complete";
+
+/// Counts the data lines of every `COPY ... FROM stdin;` block of a SQL stream, and requires
+/// the stream to be complete: it must not end inside a data block, and pg_dump's closing
+/// comment must be there. A truncated archive fails here even when its manifest was rewritten.
+fn count_copy_rows(reader: impl BufRead) -> Result<BTreeMap<String, TableData>, DriverError> {
     let mut counts = BTreeMap::new();
-    let mut current: Option<(String, u64)> = None;
+    let mut current: Option<(String, u64, Sha256)> = None;
+    let mut complete = false;
     let mut line = Vec::new();
     let mut reader = reader;
     loop {
@@ -404,32 +422,70 @@ fn count_copy_rows(
         if n == 0 {
             break;
         }
-        if let Some((table, rows)) = current.as_mut() {
+        if let Some((table, rows, hasher)) = current.as_mut() {
             if line == b"\\.\n" || line == b"\\." {
-                counts.insert(std::mem::take(table), *rows);
+                let sha256 = hex(&std::mem::take(hasher).finalize());
+                counts.insert(
+                    std::mem::take(table),
+                    TableData {
+                        rows: *rows,
+                        sha256,
+                    },
+                );
                 current = None;
             } else {
                 *rows += 1;
+                hasher.update(&line);
             }
             continue;
         }
-        if line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;\n") {
-            let text = String::from_utf8_lossy(&line);
-            let table = text[5..]
-                .split(" (")
-                .next()
-                .unwrap_or_default()
-                .trim_end_matches(" FROM stdin;\n")
-                .to_owned();
-            current = Some((table, 0));
+        let text = line.trim_ascii_end();
+        if text.starts_with(b"COPY ") && text.ends_with(b" FROM stdin;") {
+            let name = copy_target(&String::from_utf8_lossy(&text[5..]));
+            current = Some((name, 0, Sha256::new()));
+        } else if text == DUMP_COMPLETE {
+            // Only comments and psql meta-commands (`\unrestrict`) follow it.
+            complete = true;
         }
     }
-    if let (Some((table, _)), true) = (current, strict) {
+    if let Some((table, _, _)) = current {
         return Err(DriverError::Io(format!(
             "the archive ends inside the data of {table}: it is truncated"
         )));
     }
+    if !complete {
+        return Err(DriverError::Io(
+            "the archive does not end with pg_dump's closing line: it is truncated".to_owned(),
+        ));
+    }
     Ok(counts)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The table of `COPY <name> (<columns>) FROM stdin;` (or `COPY <name>  FROM stdin;` for a
+/// table without columns), as written: identifiers may be quoted and hold spaces and parens.
+fn copy_target(rest: &str) -> String {
+    let mut name = String::new();
+    let mut quoted = false;
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                name.push_str("\"\"");
+                chars.next();
+            }
+            '"' => {
+                quoted = !quoted;
+                name.push(c);
+            }
+            ' ' if !quoted => break,
+            _ => name.push(c),
+        }
+    }
+    name
 }
 
 /// Restores an archive into the database of `settings` in ONE transaction with every error
@@ -492,17 +548,34 @@ mod tests {
 
     #[test]
     fn counts_rows_of_each_copy_block() {
-        let sql = "SET x = 1;\nCOPY public.users (id, email) FROM stdin;\n1\ta\n2\tb\n\\.\n\nCOPY public.empty (id) FROM stdin;\n\\.\n";
-        let counts = count_copy_rows(sql.as_bytes(), true).expect("counts");
-        assert_eq!(counts.get("public.users"), Some(&2));
-        assert_eq!(counts.get("public.empty"), Some(&0));
+        let sql = "SET x = 1;\nCOPY public.users (id, email) FROM stdin;\n1\ta\n2\tb\n\\.\n\nCOPY public.empty (id) FROM stdin;\n\\.\n\nCOPY public.\"odd (name\"\"s\"  FROM stdin;\n\n\\.\n\n--\n-- PostgreSQL database dump complete\n--\n\n";
+        let counts = count_copy_rows(sql.as_bytes()).expect("counts");
+        let rows = |t: &str| counts.get(t).map(|d| d.rows);
+        assert_eq!(rows("public.users"), Some(2));
+        assert_eq!(rows("public.empty"), Some(0));
+        assert_eq!(rows("public.\"odd (name\"\"s\""), Some(1));
+        let mut other = sql.replace("2\tb", "2\tc");
+        let changed = count_copy_rows(other.as_bytes()).expect("counts");
+        assert_ne!(
+            changed["public.users"].sha256,
+            counts["public.users"].sha256
+        );
+        other = sql.to_owned();
+        assert_eq!(count_copy_rows(other.as_bytes()).expect("counts"), counts);
     }
 
     #[test]
-    fn a_plain_script_cut_inside_data_is_refused() {
+    fn a_stream_cut_inside_data_is_refused() {
         let sql = "COPY public.users (id) FROM stdin;\n1\n2\n";
-        let err = count_copy_rows(sql.as_bytes(), true).expect_err("truncated");
+        let err = count_copy_rows(sql.as_bytes()).expect_err("truncated");
         assert!(err.to_string().contains("public.users"), "{err}");
+    }
+
+    #[test]
+    fn a_stream_without_the_closing_line_is_refused() {
+        let sql = "COPY public.users (id) FROM stdin;\n1\n\\.\n\nALTER TABLE ONLY public.users\n";
+        let err = count_copy_rows(sql.as_bytes()).expect_err("truncated");
+        assert!(err.to_string().contains("closing line"), "{err}");
     }
 
     #[test]
