@@ -2,6 +2,7 @@
 //! statement execution. It holds SQL and sessions; every decision belongs to the engine.
 
 pub mod backup;
+mod introspect;
 pub mod url;
 
 use migrate_core::driver::{
@@ -95,6 +96,12 @@ impl PostgresDriver {
     /// The connection settings this driver was opened with.
     pub fn settings(&self) -> &ConnectionSettings {
         &self.settings
+    }
+
+    /// Every index left INVALID (by a failed or interrupted `CREATE INDEX CONCURRENTLY`) in a
+    /// non-system schema, as `schema.index`; indexes still being built are not reported.
+    pub fn invalid_indexes(&mut self) -> Result<Vec<String>, DriverError> {
+        introspect::invalid_indexes(&mut self.client)
     }
 
     fn lock_key(&self) -> i32 {
@@ -429,18 +436,14 @@ impl Driver for PostgresDriver {
     }
 
     fn introspect(&mut self) -> Result<migrate_core::Schema, DriverError> {
-        Err(DriverError::Unsupported(
-            "introspection is not written yet".to_owned(),
-        ))
+        introspect::introspect(&mut self.client, &self.session.schema)
     }
 
     fn canonicalize(
         &mut self,
-        _expected: &migrate_core::Schema,
+        expected: &migrate_core::Schema,
     ) -> Result<migrate_core::Schema, DriverError> {
-        Err(DriverError::Unsupported(
-            "introspection is not written yet".to_owned(),
-        ))
+        introspect::canonicalize(&mut self.client, &self.session.schema, expected)
     }
 
     fn execute_each(&mut self, statements: &[String]) -> Result<(), ExecError> {
