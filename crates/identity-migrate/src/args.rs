@@ -83,6 +83,24 @@ pub enum Command {
     },
     /// Write the SQL of a range of revisions for review, ready for `psql -v ON_ERROR_STOP=1 -1 -f`.
     GenerateSql(GenerateSqlArgs),
+    /// Compare the live schema with what its revision says it should be (drift detection);
+    /// also report pending and changed revisions. Exit 0 clean, 3 otherwise.
+    Check(JsonArg),
+    /// After a deployment: connectivity, server version, revision at head, `check` clean, no
+    /// invalid index. Exit 0 when all hold, 3 otherwise.
+    Verify(JsonArg),
+    /// Write a new revision file (down revision: the current head).
+    Revision {
+        /// What the revision does.
+        #[arg(short, long, value_name = "MESSAGE")]
+        message: String,
+        /// Fill the ops from the difference between the head schema and models().
+        #[arg(long)]
+        autogenerate: bool,
+        /// Where the revision files live [default: crates/identity-schema/src/revisions].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Back up the database with pg_dump: written privately, verified, with a manifest.
     Backup(BackupArgs),
     /// Fill the empty identity tables with realistic, referentially valid data (COPY, one transaction).

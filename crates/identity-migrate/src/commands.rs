@@ -37,6 +37,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         },
         Command::Restore { path, yes } => restore(&mut out, &cfg, &path, yes),
         Command::Seed { users, seed } => seed_data(&mut out, &cfg, users, seed),
+        Command::Check(a) => check(&mut out, &cfg, &graph, a.json),
+        Command::Verify(a) => verify(&mut out, &cfg, &graph, a.json),
+        Command::Revision {
+            message,
+            autogenerate,
+            dir,
+        } => crate::scaffold::revision(&mut out, &graph, &message, autogenerate, dir.as_deref()),
     }
 }
 
@@ -643,11 +650,21 @@ fn seed_data(out: &mut dyn Write, cfg: &Resolved, users: u64, seed: u64) -> Resu
         .map_err(|e| DriverError::Unreachable(format!("{}: {e}", settings.redacted())))?;
     let scale = identity_seed::Scale::users(users);
     let report = identity_seed::seed_with_progress(&mut client, &scale, seed, &mut |p| match p {
-        identity_seed::Progress::Loaded { table, rows, elapsed } => {
-            log::info!("loaded {rows} row(s) into {table} ({:.1} s)", elapsed.as_secs_f64());
+        identity_seed::Progress::Loaded {
+            table,
+            rows,
+            elapsed,
+        } => {
+            log::info!(
+                "loaded {rows} row(s) into {table} ({:.1} s)",
+                elapsed.as_secs_f64()
+            );
         }
         identity_seed::Progress::Rebuilt { objects, elapsed } => {
-            log::info!("rebuilt {objects} index(es) and key(s) ({:.1} s)", elapsed.as_secs_f64());
+            log::info!(
+                "rebuilt {objects} index(es) and key(s) ({:.1} s)",
+                elapsed.as_secs_f64()
+            );
         }
     })
     .map_err(|e| CliError::Config(format!("cannot seed {}: {e}", settings.redacted())))?;
@@ -658,4 +675,143 @@ fn seed_data(out: &mut dyn Write, cfg: &Resolved, users: u64, seed: u64) -> Resu
         .collect();
     output::table(out, &["TABLE", "ROWS"], &rows).map_err(io_error)?;
     writeln!(out, "seeded {} row(s)", report.total()).map_err(io_error)
+}
+
+fn check(
+    out: &mut dyn Write,
+    cfg: &Resolved,
+    graph: &RevisionGraph,
+    json: bool,
+) -> Result<(), CliError> {
+    let (driver, settings) = connect(cfg, false)?;
+    let report = engine(driver, graph, cfg, None).check()?;
+    if json {
+        let value = json!({
+            "database": settings.redacted(),
+            "current": report.current,
+            "clean": report.is_clean(),
+            "pending": report.pending,
+            "changed": report.changed,
+            "differences": report.differences.iter().map(|d| json!({
+                "change": d.change.to_string(),
+                "object": d.object.to_string(),
+                "name": d.name,
+                "detail": d.detail,
+                "text": d.to_string(),
+            })).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{value}").map_err(io_error)?;
+    } else {
+        writeln!(out, "database  {}", settings.redacted()).map_err(io_error)?;
+        writeln!(out, "revision  {}", heads_text(&report.current)).map_err(io_error)?;
+        for d in &report.differences {
+            writeln!(out, "drift     {d}").map_err(io_error)?;
+        }
+        for id in &report.pending {
+            writeln!(out, "pending   {id} {}", message_of(graph, id)).map_err(io_error)?;
+        }
+        for id in &report.changed {
+            writeln!(
+                out,
+                "changed   {id}: edited after it was applied (checksum differs)"
+            )
+            .map_err(io_error)?;
+        }
+        if report.is_clean() {
+            writeln!(
+                out,
+                "clean     the schema is exactly what revision {} defines",
+                heads_text(&report.current)
+            )
+            .map_err(io_error)?;
+        }
+    }
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CliError::Drift(format!(
+            "not clean: {} difference(s), {} pending revision(s), {} changed revision(s)",
+            report.differences.len(),
+            report.pending.len(),
+            report.changed.len()
+        )))
+    }
+}
+
+fn verify(
+    out: &mut dyn Write,
+    cfg: &Resolved,
+    graph: &RevisionGraph,
+    json: bool,
+) -> Result<(), CliError> {
+    let (mut driver, settings) = connect(cfg, false)?;
+    let mut items: Vec<(&str, bool, String)> = vec![("connect", true, settings.redacted())];
+    let version = migrate_core::driver::Driver::server_version(&mut driver)?;
+    items.push(("server", true, version));
+    let invalid = driver.invalid_indexes()?;
+    let mut engine = engine(driver, graph, cfg, None);
+    let status = engine.status()?;
+    items.push((
+        "revision",
+        status.at_head,
+        if status.at_head {
+            format!("{} (head)", heads_text(&status.current))
+        } else {
+            format!(
+                "{} with {} pending: run `identity-migrate migrate`",
+                heads_text(&status.current),
+                status.pending
+            )
+        },
+    ));
+    let report = engine.check()?;
+    let drift = report.differences.len() + report.changed.len();
+    items.push((
+        "schema",
+        drift == 0,
+        if drift == 0 {
+            "matches its revision".to_owned()
+        } else {
+            format!("{drift} difference(s): run `identity-migrate check`")
+        },
+    ));
+    items.push((
+        "indexes",
+        invalid.is_empty(),
+        if invalid.is_empty() {
+            "no invalid index".to_owned()
+        } else {
+            format!("invalid: {}", invalid.join(", "))
+        },
+    ));
+    let ok = items.iter().all(|(_, ok, _)| *ok);
+    if json {
+        let value = json!({
+            "ok": ok,
+            "checks": items.iter().map(|(name, ok, detail)| json!({"check": name, "ok": ok, "detail": detail})).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{value}").map_err(io_error)?;
+    } else {
+        for (name, ok, detail) in &items {
+            writeln!(
+                out,
+                "{:<5} {name:<9} {detail}",
+                if *ok { "ok" } else { "FAIL" }
+            )
+            .map_err(io_error)?;
+        }
+    }
+    if ok {
+        Ok(())
+    } else {
+        let failed: Vec<&str> = items
+            .iter()
+            .filter(|(_, ok, _)| !ok)
+            .map(|(n, _, _)| *n)
+            .collect();
+        Err(CliError::Drift(format!(
+            "verify failed: {}",
+            failed.join(", ")
+        )))
+    }
 }

@@ -7,6 +7,8 @@ use std::fmt;
 
 /// Exit code of bad input: usage, configuration, URL, unknown or ambiguous revision.
 pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code of `check` and `verify` when the database is not what it should be.
+pub const EXIT_DRIFT: i32 = 3;
 /// Exit code of a failure while doing the work: unreachable server, failed step, busy lock.
 pub const EXIT_FAILURE: i32 = 1;
 
@@ -25,6 +27,8 @@ pub enum CliError {
     Io(String),
     /// A backup, verification or restore failed.
     Backup(migrate_backup::BackupError),
+    /// `check` or `verify` found the database not as it should be (already reported on stdout).
+    Drift(String),
     /// Whoever read the output stopped reading (`| head`): not worth a message.
     OutputClosed,
 }
@@ -37,6 +41,7 @@ impl CliError {
             CliError::Engine(EngineError::Resolve(_)) => EXIT_BAD_INPUT,
             CliError::Engine(_) | CliError::Io(_) => EXIT_FAILURE,
             CliError::OutputClosed => 0,
+            CliError::Drift(_) => EXIT_DRIFT,
             CliError::Backup(migrate_backup::BackupError::NotEmpty { .. }) => EXIT_BAD_INPUT,
             CliError::Backup(_) => EXIT_FAILURE,
         }
@@ -53,6 +58,7 @@ impl fmt::Display for CliError {
             ),
             CliError::Engine(e) => e.fmt(f),
             CliError::OutputClosed => f.write_str("output closed"),
+            CliError::Drift(m) => f.write_str(m),
             CliError::Backup(e) => e.fmt(f),
         }
     }

@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod logger;
 mod output;
+mod scaffold;
 
 use clap::Parser;
 

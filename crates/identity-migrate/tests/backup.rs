@@ -139,7 +139,9 @@ fn state(db: &TestDb) -> String {
 /// sessions, with unicode, tabs, newlines, carriage returns, backslashes, `\N` and `\.` lookalikes,
 /// empty strings and NULLs in text columns.
 fn seeded(dir: &Path) -> TestDb {
-    let db = db_at(dir, "head");
+    // The hand-written rows below use values (organization types, statuses) that the hardening
+    // revisions' CHECK constraints refuse: they are data of the 68d314520251 schema.
+    let db = db_at(dir, "68d314520251");
     execute(&db, SEED);
     db
 }
@@ -1084,7 +1086,7 @@ fn migrate_backup_takes_a_verified_backup_first() {
         "the backup comes first: {out}"
     );
     assert!(out.stdout.contains(&names[0]), "{out}");
-    assert_eq!(version(&db), Some(vec![R2.to_owned()]), "{out}");
+    assert_eq!(version(&db), Some(vec![head()]), "{out}");
     assert_private(&archive);
     assert_eq!(read_manifest(&archive).revisions, [R1]);
     let p = archive.to_string_lossy().into_owned();
@@ -1126,7 +1128,7 @@ fn migrate_backup_on_a_fresh_database_takes_a_backup() {
     assert!(read_manifest(&archive).revisions.is_empty());
     let p = archive.to_string_lossy().into_owned();
     run(dir.path(), &["backup", "verify", &p]).ok();
-    assert_eq!(version(&db), Some(vec![R2.to_owned()]));
+    assert_eq!(version(&db), Some(vec![head()]));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1280,4 +1282,9 @@ fn a_backup_whose_pg_dump_dies_leaves_nothing() {
         assert_eq!(listing(&bdir), Vec::<String>::new(), "{format}: {out}");
     }
     assert_eq!(state(&db), before);
+}
+
+/// The identity graph's one head.
+fn head() -> String {
+    identity_schema::graph().heads()[0].to_owned()
 }

@@ -11,6 +11,15 @@ use std::collections::BTreeSet;
 const SIMPLIFIED: &str = "974799e38366";
 const ENHANCED: &str = "68d314520251";
 
+/// The hardening series, in order.
+const TYPES: &str = "789a88e5bf21";
+const DEFAULTS: &str = "e402adbc3a16";
+const UNIQUE_KEYS: &str = "7a2f57a8aa25";
+const CHECKS: &str = "f64382621770";
+const UPDATED_AT: &str = "1caa05d921dd";
+const LEGACY: &str = "487af69e669a";
+const HARDENING: [&str; 6] = [TYPES, DEFAULTS, UNIQUE_KEYS, CHECKS, UPDATED_AT, LEGACY];
+
 /// The ten tables of `68d314520251`, in foreign-key order.
 const ENHANCED_TABLES: [&str; 10] = [
     "organizations",
@@ -57,9 +66,22 @@ fn has_table(schema: &Schema, name: &str) -> bool {
 fn the_revisions_form_one_linear_graph() {
     let graph = graph();
     let ids: Vec<&str> = graph.revisions().iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids, [SIMPLIFIED, ENHANCED]);
+    assert_eq!(ids, [&[SIMPLIFIED, ENHANCED][..], &HARDENING[..]].concat());
     assert_eq!(graph.roots(), [SIMPLIFIED]);
-    assert_eq!(graph.heads(), [ENHANCED]);
+    assert_eq!(graph.heads(), [LEGACY]);
+    // Linear: each revision follows the one listed before it.
+    for pair in graph.revisions().windows(2) {
+        assert_eq!(pair[1].down, [pair[0].id.clone()], "{} follows", pair[1].id);
+    }
+}
+
+#[test]
+fn the_hardening_revisions_are_dated_and_described() {
+    for id in HARDENING {
+        let r = revision(id);
+        assert_eq!(r.created, "2026-11-24", "{id}");
+        assert!(!r.message.is_empty(), "{id} has a message");
+    }
 }
 
 #[test]
@@ -113,7 +135,9 @@ fn each_downgrade_restores_exactly_the_schema_before_its_upgrade() {
 
 #[test]
 fn rolling_back_to_base_leaves_no_table() {
-    let mut schema = schema_with(&[SIMPLIFIED, ENHANCED]);
+    let all = revisions();
+    let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    let mut schema = schema_with(&ids);
     for r in revisions().iter().rev() {
         apply_all(&mut schema, &r.downgrade)
             .unwrap_or_else(|(op, e)| panic!("{} downgrade op #{op}: {e}", r.id));
@@ -218,4 +242,66 @@ fn postgres_68d314520251_upgrade() {
 #[test]
 fn postgres_68d314520251_downgrade() {
     insta::assert_snapshot!(postgres_script(ENHANCED, Direction::Down));
+}
+
+// The hardening series, one snapshot per direction of each revision.
+
+#[test]
+fn postgres_789a88e5bf21_upgrade() {
+    insta::assert_snapshot!(postgres_script(TYPES, Direction::Up));
+}
+
+#[test]
+fn postgres_789a88e5bf21_downgrade() {
+    insta::assert_snapshot!(postgres_script(TYPES, Direction::Down));
+}
+
+#[test]
+fn postgres_e402adbc3a16_upgrade() {
+    insta::assert_snapshot!(postgres_script(DEFAULTS, Direction::Up));
+}
+
+#[test]
+fn postgres_e402adbc3a16_downgrade() {
+    insta::assert_snapshot!(postgres_script(DEFAULTS, Direction::Down));
+}
+
+#[test]
+fn postgres_7a2f57a8aa25_upgrade() {
+    insta::assert_snapshot!(postgres_script(UNIQUE_KEYS, Direction::Up));
+}
+
+#[test]
+fn postgres_7a2f57a8aa25_downgrade() {
+    insta::assert_snapshot!(postgres_script(UNIQUE_KEYS, Direction::Down));
+}
+
+#[test]
+fn postgres_f64382621770_upgrade() {
+    insta::assert_snapshot!(postgres_script(CHECKS, Direction::Up));
+}
+
+#[test]
+fn postgres_f64382621770_downgrade() {
+    insta::assert_snapshot!(postgres_script(CHECKS, Direction::Down));
+}
+
+#[test]
+fn postgres_1caa05d921dd_upgrade() {
+    insta::assert_snapshot!(postgres_script(UPDATED_AT, Direction::Up));
+}
+
+#[test]
+fn postgres_1caa05d921dd_downgrade() {
+    insta::assert_snapshot!(postgres_script(UPDATED_AT, Direction::Down));
+}
+
+#[test]
+fn postgres_487af69e669a_upgrade() {
+    insta::assert_snapshot!(postgres_script(LEGACY, Direction::Up));
+}
+
+#[test]
+fn postgres_487af69e669a_downgrade() {
+    insta::assert_snapshot!(postgres_script(LEGACY, Direction::Down));
 }

@@ -8,9 +8,13 @@
 //!    in one transaction for comparison), then `status` and a no-op `migrate` on that database,
 //!    plus the wire-level floor of the same statements sent without the engine.
 //!
-//! Usage: `migrate-bench PATH/TO/identity-migrate [--quick]`. Results go to stdout as markdown;
-//! progress to stderr. This is a benchmark, not a test: it asserts correctness (exit codes,
-//! resulting state), never timings.
+//! With `--backup`, it measures `backup`, `backup verify` and `restore` of a seeded database
+//! instead, side by side with plain `pg_dump` and `pg_restore` (see [`backup`]).
+//!
+//! Usage: `migrate-bench PATH/TO/identity-migrate [--quick]`, or
+//! `migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]`.
+//! Results go to stdout as markdown; progress to stderr. This is a benchmark, not a test: it
+//! asserts correctness (exit codes, resulting state, restored row counts), never timings.
 
 use migrate_core::checksum::checksums;
 use migrate_core::driver::{Driver, StateSql};
@@ -25,7 +29,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod backup;
+
 type Res<T> = Result<T, String>;
+
+const USAGE: &str = "usage: migrate-bench PATH/TO/identity-migrate [--quick]\n       migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]";
 
 /// How many synthetic revisions section 3 applies.
 const SYNTHETIC: usize = 1000;
@@ -71,27 +79,52 @@ impl Plan {
 fn real_main() -> Res<()> {
     let mut tool: Option<PathBuf> = None;
     let mut quick = false;
-    for a in std::env::args_os().skip(1) {
+    let mut backup_mode = false;
+    let mut diagnose = true;
+    let mut users: Option<u64> = None;
+    let mut runs: Option<usize> = None;
+    let mut args = std::env::args_os().skip(1);
+    let number = |v: Option<OsString>, flag: &str| -> Res<u64> {
+        v.and_then(|v| v.to_str().and_then(|s| s.replace('_', "").parse().ok()))
+            .ok_or_else(|| format!("{flag} takes a number\n{USAGE}"))
+    };
+    while let Some(a) = args.next() {
         if a == "--quick" {
             quick = true;
+        } else if a == "--backup" {
+            backup_mode = true;
+        } else if a == "--no-diagnose" {
+            diagnose = false;
+        } else if a == "--users" {
+            users = Some(number(args.next(), "--users")?);
+        } else if a == "--runs" {
+            runs = Some(usize::try_from(number(args.next(), "--runs")?).unwrap_or(1));
         } else if a == "--help" || a == "-h" {
-            println!("usage: migrate-bench PATH/TO/identity-migrate [--quick]");
+            println!("{USAGE}");
             return Ok(());
         } else {
             tool = Some(PathBuf::from(a));
         }
     }
-    let tool = tool.ok_or("usage: migrate-bench PATH/TO/identity-migrate [--quick]")?;
+    let tool = tool.ok_or(USAGE)?;
     let tool = std::fs::canonicalize(&tool).map_err(|e| {
         format!(
             "cannot find the identity-migrate binary {}: {e}",
             tool.display()
         )
     })?;
-    let plan = Plan::new(quick);
     let work = std::env::temp_dir().join(format!("migrate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let result = bench(&tool, &work, &plan);
+    let result = if backup_mode {
+        let plan = backup::BackupPlan {
+            users: users.unwrap_or(if quick { 20_000 } else { 1_000_000 }),
+            runs: runs.unwrap_or(if quick { 1 } else { 3 }).max(1),
+            diagnose,
+        };
+        backup::run(&tool, &work, &plan)
+    } else {
+        bench(&tool, &work, &Plan::new(quick))
+    };
     let _ = std::fs::remove_dir_all(&work);
     let report = result?;
     print!("{report}");

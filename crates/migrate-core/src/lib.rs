@@ -5,6 +5,8 @@
 //! ([`checksum`]), and the trait a database driver implements ([`driver`]).
 
 pub mod checksum;
+pub mod codegen;
+pub mod diff;
 pub mod driver;
 pub mod graph;
 pub mod op;

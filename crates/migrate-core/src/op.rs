@@ -165,6 +165,19 @@ pub enum Op {
     Sql(RawSql),
 }
 
+/// A key that a foreign key rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInUse {
+    /// The table that owns the key.
+    pub table: TableName,
+    /// The constraint or index.
+    pub name: String,
+    /// The referring table.
+    pub by: TableName,
+    /// The referring foreign key.
+    pub constraint: String,
+}
+
 /// Why an op cannot apply to a schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -207,6 +220,15 @@ pub enum ModelError {
     SchemaNotEmpty(String),
     /// A table has a second primary key.
     SecondPrimaryKey(TableName),
+    /// A foreign key points at columns no primary key, unique constraint or unique index covers.
+    NoMatchingKey {
+        /// The referenced table.
+        table: TableName,
+        /// The referenced columns.
+        columns: Vec<String>,
+    },
+    /// A key cannot go: a foreign key rests on it.
+    KeyInUse(Box<KeyInUse>),
     /// A function of that name already exists.
     FunctionExists(TableName),
     /// No such function.
@@ -256,6 +278,16 @@ impl fmt::Display for ModelError {
             ModelError::SchemaExists(s) => write!(f, "schema {s} already exists"),
             ModelError::SchemaNotEmpty(s) => write!(f, "schema {s} still holds tables"),
             ModelError::SecondPrimaryKey(t) => write!(f, "table {t} already has a primary key"),
+            ModelError::NoMatchingKey { table, columns } => write!(
+                f,
+                "no primary key or unique key of {table} covers ({}): a foreign key needs one",
+                columns.join(", ")
+            ),
+            ModelError::KeyInUse(key) => write!(
+                f,
+                "{} on {} is what foreign key {} of {} rests on: drop that first",
+                key.name, key.table, key.constraint, key.by
+            ),
             ModelError::FunctionExists(n) => write!(f, "function {n} already exists"),
             ModelError::NoSuchFunction(n) => write!(f, "function {n} does not exist"),
             ModelError::FunctionInUse {
@@ -334,11 +366,8 @@ impl Op {
                 if !schema.schemas.contains(name) {
                     return Err(ModelError::NoSuchSchema(name.clone()));
                 }
-                if schema
-                    .tables
-                    .keys()
-                    .any(|t| t.schema.as_ref() == Some(name))
-                {
+                let holds = |n: &TableName| n.schema.as_ref() == Some(name);
+                if schema.tables.keys().any(holds) || schema.functions.keys().any(holds) {
                     return Err(ModelError::SchemaNotEmpty(name.clone()));
                 }
                 schema.schemas.remove(name);
@@ -443,10 +472,12 @@ impl Op {
                     .insert(index.name.clone(), index.clone());
             }
             Op::DropIndex { table, name, .. } => {
-                let t = existing_mut(schema, table)?;
-                if t.indexes.remove(name).is_none() {
+                let mut candidate = existing(schema, table)?.clone();
+                if candidate.indexes.remove(name).is_none() {
                     return Err(ModelError::NoSuchIndex(table.clone(), name.clone()));
                 }
+                check_keys_still_serve(schema, &candidate, name)?;
+                existing_mut(schema, table)?.indexes.remove(name);
             }
             Op::AddConstraint {
                 table,
@@ -491,10 +522,12 @@ impl Op {
                 }
             }
             Op::DropConstraint { table, name } => {
-                let t = existing_mut(schema, table)?;
-                if t.constraints.remove(name).is_none() {
+                let mut candidate = existing(schema, table)?.clone();
+                if candidate.constraints.remove(name).is_none() {
                     return Err(ModelError::NoSuchConstraint(table.clone(), name.clone()));
                 }
+                check_keys_still_serve(schema, &candidate, name)?;
+                existing_mut(schema, table)?.constraints.remove(name);
             }
             Op::CreateFunction(function) => {
                 check_schema_exists(schema, function.name.schema.as_deref())?;
@@ -625,6 +658,12 @@ fn check_table_consistent(schema: &Schema, table: &Table) -> Result<(), ModelErr
                     missing.clone(),
                 ));
             }
+            if !has_key(target, &fk.ref_columns) {
+                return Err(ModelError::NoMatchingKey {
+                    table: fk.ref_table.clone(),
+                    columns: fk.ref_columns.clone(),
+                });
+            }
         }
     }
     for index in table.indexes.values() {
@@ -639,6 +678,58 @@ fn check_table_consistent(schema: &Schema, table: &Table) -> Result<(), ModelErr
     for c in &table.columns {
         if !seen.insert(c.name.as_str()) {
             return Err(ModelError::ColumnExists(table.name.clone(), c.name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a primary key, unique constraint or plain unique index of `table` covers exactly
+/// `columns` (in any order), as PostgreSQL requires of a foreign key's target.
+fn has_key(table: &Table, columns: &[String]) -> bool {
+    let wanted: std::collections::BTreeSet<&str> = columns.iter().map(String::as_str).collect();
+    let by_constraint = table.constraints.values().any(|c| match &c.kind {
+        ConstraintKind::PrimaryKey { columns } | ConstraintKind::Unique { columns } => {
+            columns
+                .iter()
+                .map(String::as_str)
+                .collect::<std::collections::BTreeSet<_>>()
+                == wanted
+        }
+        _ => false,
+    });
+    let by_index = table.indexes.values().any(|i| {
+        i.unique
+            && i.predicate.is_none()
+            && i.keys.len() == i.columns().count()
+            && i.columns().collect::<std::collections::BTreeSet<_>>() == wanted
+    });
+    by_constraint || by_index
+}
+
+/// Refuses to drop `name` from a table when a foreign key (of any table) that pointed at it
+/// would be left without a key to rest on; `candidate` is the table without it.
+fn check_keys_still_serve(
+    schema: &Schema,
+    candidate: &Table,
+    name: &str,
+) -> Result<(), ModelError> {
+    for other in schema.tables.values() {
+        let referring = if other.name == candidate.name {
+            candidate
+        } else {
+            other
+        };
+        for c in referring.constraints.values() {
+            if let ConstraintKind::ForeignKey(fk) = &c.kind {
+                if fk.ref_table == candidate.name && !has_key(candidate, &fk.ref_columns) {
+                    return Err(ModelError::KeyInUse(Box::new(KeyInUse {
+                        table: candidate.name.clone(),
+                        name: name.to_owned(),
+                        by: other.name.clone(),
+                        constraint: c.name.clone(),
+                    })));
+                }
+            }
         }
     }
     Ok(())

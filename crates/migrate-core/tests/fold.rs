@@ -501,12 +501,19 @@ fn only_foreign_keys_and_checks_can_be_added_not_valid() {
         refused(&schema, &not_valid("uq_users_email", unique(&["email"]))),
         ModelError::CannotBeNotValid(name("users"), "uq_users_email".into())
     );
+    // The self-referencing foreign key rests on users_pkey: it must go first.
     let schema = applied(
         schema,
-        &[Op::DropConstraint {
-            table: name("users"),
-            name: "users_pkey".into(),
-        }],
+        &[
+            Op::DropConstraint {
+                table: name("users"),
+                name: "fk_users_manager".into(),
+            },
+            Op::DropConstraint {
+                table: name("users"),
+                name: "users_pkey".into(),
+            },
+        ],
     );
     let primary_key = ConstraintKind::PrimaryKey {
         columns: vec!["email".into()],

@@ -77,6 +77,26 @@ pub struct Status {
     pub at_head: bool,
 }
 
+/// How the live database compares with what its revisions say it should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// The revisions in `alembic_version`.
+    pub current: Heads,
+    /// Revisions not applied yet, oldest first.
+    pub pending: Vec<String>,
+    /// Applied revisions whose checksum changed since they were applied.
+    pub changed: Vec<String>,
+    /// Differences between `schema_at(current)` (expected) and the live schema (actual).
+    pub differences: Vec<migrate_core::diff::Difference>,
+}
+
+impl CheckReport {
+    /// No drift, nothing pending, nothing changed.
+    pub fn is_clean(&self) -> bool {
+        self.pending.is_empty() && self.changed.is_empty() && self.differences.is_empty()
+    }
+}
+
 /// One step, ready to run: the revision's statements, then its version and history rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedStep {
@@ -288,6 +308,33 @@ impl<'g> Engine<'g> {
         let applied = self.graph.applied(&current)?;
         let history = self.driver.read_history()?;
         self.changed_among(&applied, &history)
+    }
+
+    /// Compares the live database with the schema its recorded revision implies, and reports
+    /// pending and changed revisions. Reads only.
+    pub fn check(&mut self) -> Result<CheckReport, EngineError> {
+        let current = self.driver.read_heads()?;
+        let applied = self.graph.applied(&current)?;
+        let history = self.driver.read_history()?;
+        let changed = self.changed_among(&applied, &history)?;
+        // Both sides go through the database's own spelling, so that `status IN ('a')` and
+        // `(status)::text = ANY (...)` are not reported as drift.
+        let expected = self
+            .driver
+            .canonicalize(&schema_at(self.graph, &applied)?)?;
+        let actual = self.driver.introspect()?;
+        Ok(CheckReport {
+            pending: self
+                .graph
+                .revisions()
+                .iter()
+                .filter(|r| !applied.contains(&r.id))
+                .map(|r| r.id.clone())
+                .collect(),
+            changed,
+            differences: migrate_core::diff::differences(&expected, &actual),
+            current,
+        })
     }
 
     /// What `run` would execute, from the database's real current state. Changes nothing.

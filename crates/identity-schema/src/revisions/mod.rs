@@ -1,5 +1,6 @@
-//! The identity service's revisions, one module each, named `r<id>_<message>` after the
-//! Alembic files they replace.
+//! The identity service's revisions, one module each, named `r<id>_<message>`: the first two
+//! after the Alembic files they replace, the hardening series that follows after what it does.
+//! `checks` holds the data checks that hardening revisions run before changing anything.
 //!
 //! Each module exposes `revision()`. [`all`] lists them oldest first; that list is the one
 //! place a new revision is registered.
@@ -7,8 +8,15 @@
 //! The helpers below keep the revision files close to the spec's layout (one table, then its
 //! indexes) without repeating `TableName` conversions in every op.
 
+mod checks;
+pub mod r1caa05d921dd_updated_at_trigger;
+pub mod r487af69e669a_legacy_schema;
 pub mod r68d314520251_initial_enhanced_models;
+pub mod r789a88e5bf21_timestamptz_jsonb_inet;
+pub mod r7a2f57a8aa25_one_unique_index_per_key;
 pub mod r974799e38366_initial_simplified_schema;
+pub mod re402adbc3a16_server_defaults;
+pub mod rf64382621770_checks_and_foreign_key_indexes;
 
 use migrate_core::{ColumnType, Constraint, ConstraintKind, Index, Op, RawSql, Revision, Table};
 
@@ -17,6 +25,13 @@ pub fn all() -> Vec<Revision> {
     vec![
         r974799e38366_initial_simplified_schema::revision(),
         r68d314520251_initial_enhanced_models::revision(),
+        // The hardening series: this project's own work on the original's defects.
+        r789a88e5bf21_timestamptz_jsonb_inet::revision(),
+        re402adbc3a16_server_defaults::revision(),
+        r7a2f57a8aa25_one_unique_index_per_key::revision(),
+        rf64382621770_checks_and_foreign_key_indexes::revision(),
+        r1caa05d921dd_updated_at_trigger::revision(),
+        r487af69e669a_legacy_schema::revision(),
     ]
 }
 

@@ -1,6 +1,7 @@
 //! Rendering: `render(op, &schema_before, dialect) -> statements`, pure, one module per dialect.
 
 mod postgres;
+mod sqlite;
 
 use crate::graph::{RevisionGraph, Step};
 use crate::op::{ModelError, Op};
@@ -15,12 +16,15 @@ use std::fmt;
 pub enum Dialect {
     /// PostgreSQL 12 and later.
     Postgres,
+    /// SQLite 3.35 and later.
+    Sqlite,
 }
 
 impl fmt::Display for Dialect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Dialect::Postgres => "postgresql",
+            Dialect::Sqlite => "sqlite",
         })
     }
 }
@@ -98,6 +102,7 @@ impl std::error::Error for RenderError {}
 pub fn render(op: &Op, before: &Schema, dialect: Dialect) -> Result<Vec<Statement>, RenderError> {
     match dialect {
         Dialect::Postgres => Ok(postgres::render(op, before)),
+        Dialect::Sqlite => sqlite::render(op, before),
     }
 }
 
@@ -107,6 +112,7 @@ pub fn render(op: &Op, before: &Schema, dialect: Dialect) -> Result<Vec<Statemen
 pub fn cleanup(op: &Op, dialect: Dialect) -> Vec<Statement> {
     match dialect {
         Dialect::Postgres => postgres::cleanup(op),
+        Dialect::Sqlite => sqlite::cleanup(op),
     }
 }
 

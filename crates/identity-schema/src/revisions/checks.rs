@@ -1,0 +1,213 @@
+//! Data checks that refuse a revision, naming the offending rows, before it changes anything.
+//!
+//! PostgreSQL would refuse most of these changes by itself, but with a message that names at
+//! best one value (`invalid input syntax for type inet: "x"`) or none (`check constraint ... is
+//! violated by some row`). Each check here is an `Op::Sql` placed before the first change of its
+//! revision: a `DO` block that counts the offending rows and raises an exception listing the
+//! first 20 of them as `table.id: what`. A revision runs in one transaction, so the exception
+//! also means that nothing of it stays.
+//!
+//! The checks are PostgreSQL only (`sqlite: None`): the types and constraints they guard are
+//! PostgreSQL's.
+
+use migrate_core::render::{quote_ident, quote_literal};
+use migrate_core::{Op, RawSql};
+
+/// How many offending rows an exception lists; the count says how many there are in all.
+const LISTED: usize = 20;
+
+/// A CHECK constraint a revision adds: its table, name, the column it guards and its expression.
+///
+/// Kept as data so that the constraint and the check that reports its violations before it is
+/// added are written once.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Check {
+    /// The table.
+    pub table: &'static str,
+    /// The constraint's name.
+    pub name: &'static str,
+    /// The one column the expression reads (shown with each offending row).
+    pub column: &'static str,
+    /// The boolean expression, as SQL.
+    pub expr: &'static str,
+}
+
+/// A `DO` block that raises `problem` when `offenders` returns rows.
+///
+/// `offenders` is a `SELECT` of one text column `line` per offending row. The block counts them
+/// all, lists the first [`LISTED`] in `line` order (stable from run to run), and raises with
+/// `errcode`, so the operator sees what to fix and a client sees the usual SQLSTATE.
+fn refuse_if_any(
+    description: &str,
+    problem: &str,
+    errcode: &str,
+    hint: &str,
+    offenders: &str,
+) -> Op {
+    // The message is a RAISE format string: `%` would be a placeholder and `'` would end it.
+    assert!(
+        !problem.contains(['%', '\'']),
+        "check message {problem:?} must not contain % or '"
+    );
+    let offenders = offenders.trim_end().replace('\n', "\n        ");
+    let sql = format!(
+        "\
+DO $check$
+DECLARE
+    total bigint;
+    listed text;
+BEGIN
+    SELECT count(*), string_agg(line, '; ' ORDER BY line) FILTER (WHERE n <= {LISTED})
+    INTO total, listed
+    FROM (SELECT line, row_number() OVER (ORDER BY line) AS n FROM (
+        {offenders}
+    ) AS offending) AS numbered;
+    IF total > 0 THEN
+        RAISE EXCEPTION '{problem} (% found, nothing was changed; up to {LISTED} listed): %', total, listed
+            USING ERRCODE = {errcode}, HINT = {hint};
+    END IF;
+END
+$check$",
+        errcode = quote_literal(errcode),
+        hint = quote_literal(hint),
+    );
+    postgres_only(description, sql)
+}
+
+/// Raw PostgreSQL, skipped on other dialects.
+fn postgres_only(description: &str, sql: String) -> Op {
+    Op::Sql(RawSql {
+        description: description.to_owned(),
+        postgres: Some(sql),
+        sqlite: None,
+    })
+}
+
+/// `'<table>.' || id || ': <column> = ' || quote_nullable(<column>::text)`: an offending row,
+/// with its value.
+fn row_with_value(table: &str, column: &str) -> String {
+    format!(
+        "{} || id || {} || quote_nullable({}::text)",
+        quote_literal(&format!("{table}.")),
+        quote_literal(&format!(": {column} = ")),
+        quote_ident(column)
+    )
+}
+
+/// The session-local helper the address check calls, created in `pg_temp` so that it leaves no
+/// trace in the schema (and dropped by [`drop_inet_helper`] once the check has run).
+///
+/// It tries the cast: PostgreSQL 15 has no `pg_input_is_valid`, and a regular expression would
+/// disagree with the `inet` parser at the edges.
+pub(super) fn create_inet_helper() -> Op {
+    postgres_only(
+        "helper for the address check: whether a text is an IP address",
+        "\
+CREATE OR REPLACE FUNCTION pg_temp.identity_is_inet(value text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE AS $helper$
+BEGIN
+    PERFORM value::inet;
+    RETURN true;
+EXCEPTION WHEN data_exception THEN
+    RETURN false;
+END
+$helper$"
+            .to_owned(),
+    )
+}
+
+/// Drops the function of [`create_inet_helper`]: the migrating session outlives the revision.
+pub(super) fn drop_inet_helper() -> Op {
+    postgres_only(
+        "drop the helper of the address check",
+        "DROP FUNCTION pg_temp.identity_is_inet(text)".to_owned(),
+    )
+}
+
+/// Refuses when a `(table, column)` holds a value that is not an IP address (needs
+/// [`create_inet_helper`]).
+pub(super) fn ip_addresses(columns: &[(&str, &str)]) -> Op {
+    let offenders: Vec<String> = columns
+        .iter()
+        .map(|(table, column)| {
+            let c = quote_ident(column);
+            format!(
+                "SELECT {} AS line FROM {} WHERE {c} IS NOT NULL AND NOT pg_temp.identity_is_inet({c})",
+                row_with_value(table, column),
+                quote_ident(table)
+            )
+        })
+        .collect();
+    refuse_if_any(
+        "refuse IP address columns holding text that is not an IP address",
+        "cannot convert the IP address columns to inet: some values are not IP addresses",
+        "invalid_text_representation",
+        "correct these values (or set them to NULL, which means unknown), then upgrade again",
+        &offenders.join("\nUNION ALL\n"),
+    )
+}
+
+/// Refuses when rows violate one of `checks` (which are about to be added).
+pub(super) fn rows_pass(checks: &[Check]) -> Op {
+    let offenders: Vec<String> = checks
+        .iter()
+        .map(|check| {
+            // NOT of a NULL is NULL, not true: a row the CHECK would let through is not listed.
+            format!(
+                "SELECT {} AS line FROM {} WHERE NOT ({})",
+                row_with_value(check.table, check.column),
+                quote_ident(check.table),
+                check.expr
+            )
+        })
+        .collect();
+    refuse_if_any(
+        "refuse rows that the new CHECK constraints would reject",
+        "cannot add the CHECK constraints: some rows hold a value outside the allowed set",
+        "check_violation",
+        "correct these values, then upgrade again",
+        &offenders.join("\nUNION ALL\n"),
+    )
+}
+
+/// Refuses when two rows of `users` not soft-deleted (`deleted_at IS NULL`) hold the same
+/// `column` up to case: what the unique index on `lower(column)` about to be created forbids.
+pub(super) fn live_users_unique_ignoring_case(column: &str) -> Op {
+    let c = quote_ident(column);
+    refuse_if_any(
+        &format!("refuse live users whose {column} differs only by case"),
+        &format!(
+            "cannot make users.{column} unique up to case among live users: some values are held \
+             by several live users"
+        ),
+        "unique_violation",
+        "merge these accounts, change all but one of the values, or soft-delete the extra users \
+         (set deleted_at), then upgrade again",
+        &format!(
+            "SELECT quote_literal(lower({c})) || ': users.' || string_agg(id::text, ', users.' ORDER BY id) AS line\n\
+             FROM users WHERE deleted_at IS NULL AND {c} IS NOT NULL\n\
+             GROUP BY lower({c}) HAVING count(*) > 1"
+        ),
+    )
+}
+
+/// Refuses when two rows of `users`, soft-deleted ones included, hold exactly the same `column`:
+/// what the plain `UNIQUE (column)` about to be restored forbids.
+pub(super) fn all_users_unique(column: &str) -> Op {
+    let c = quote_ident(column);
+    refuse_if_any(
+        &format!("refuse users sharing a {column}, before restoring UNIQUE ({column})"),
+        &format!(
+            "cannot restore UNIQUE (users.{column}): since the upgrade, several users (soft-deleted \
+             ones included) hold the same value"
+        ),
+        "unique_violation",
+        "change or remove all but one of these users (the old schema has room for one only), \
+         then downgrade again",
+        &format!(
+            "SELECT quote_literal({c}) || ': users.' || string_agg(id::text, ', users.' ORDER BY id) AS line\n\
+             FROM users WHERE {c} IS NOT NULL\n\
+             GROUP BY {c} HAVING count(*) > 1"
+        ),
+    )
+}
