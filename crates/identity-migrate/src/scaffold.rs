@@ -117,7 +117,7 @@ fn register(list: &Path, module: &str) -> Result<(), CliError> {
     for line in text.lines() {
         let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
         if line.trim() == MOD_MARKER {
-            lines.push(format!("{indent}mod {module};"));
+            lines.push(format!("{indent}pub mod {module};"));
             found.0 = true;
         }
         if line.trim() == LIST_MARKER {

@@ -5,7 +5,8 @@
 use migrate_core::render::{quote_ident, quote_literal, render};
 use migrate_core::{
     Column, ColumnChange, ColumnType, Constraint, ConstraintKind, DefaultExpr, Dialect, ForeignKey,
-    Index, IndexKey, Op, RawSql, ReferentialAction, Schema, Statement, Table, TableName,
+    Function, Index, IndexKey, Op, RawSql, ReferentialAction, Schema, Statement, Table, TableName,
+    Trigger, TriggerEvent, TriggerTiming,
 };
 
 fn name(table: &str) -> TableName {
@@ -539,4 +540,78 @@ fn identifiers_are_quoted_only_when_postgres_needs_it() {
         assert_eq!(quote_ident(ident), quoted, "{ident}");
     }
     assert_eq!(quote_literal("it's"), "'it''s'");
+}
+
+fn set_updated_at() -> Function {
+    Function {
+        name: name("set_updated_at"),
+        body: "\nBEGIN\n    NEW.updated_at = now();\n    RETURN NEW;\nEND;\n".into(),
+    }
+}
+
+fn with_function() -> Schema {
+    let mut schema = fixture();
+    apply(&mut schema, &Op::CreateFunction(set_updated_at()));
+    schema
+}
+
+fn users_trigger() -> Trigger {
+    Trigger {
+        name: "set_updated_at".into(),
+        timing: TriggerTiming::Before,
+        events: vec![TriggerEvent::Update],
+        function: name("set_updated_at"),
+    }
+}
+
+#[test]
+fn create_function_keeps_its_body_verbatim_between_dollar_quotes() {
+    insta::assert_snapshot!(sql(&Op::CreateFunction(set_updated_at())));
+}
+
+#[test]
+fn drop_function() {
+    let (script, _) = rendered(
+        &Op::DropFunction {
+            name: name("set_updated_at"),
+        },
+        &with_function(),
+    );
+    insta::assert_snapshot!(script);
+}
+
+#[test]
+fn create_and_drop_trigger() {
+    let schema = with_function();
+    let create = Op::CreateTrigger {
+        table: name("users"),
+        trigger: users_trigger(),
+    };
+    let (created, _) = rendered(&create, &schema);
+    let mut after = schema.clone();
+    apply(&mut after, &create);
+    let (dropped, _) = rendered(
+        &Op::DropTrigger {
+            table: name("users"),
+            name: "set_updated_at".into(),
+        },
+        &after,
+    );
+    insta::assert_snapshot!(format!("{created}{dropped}"));
+}
+
+#[test]
+fn a_table_given_with_indexes_and_triggers_creates_them_with_it() {
+    let table = Table::new("teams")
+        .column(Column::new("id", ColumnType::Uuid).not_null())
+        .column(
+            Column::new("updated_at", ColumnType::TimestampTz)
+                .not_null()
+                .default(DefaultExpr::Now),
+        )
+        .primary_key("teams_pkey", &["id"])
+        .index(Index::new("ix_teams_updated_at", &["updated_at"]))
+        .trigger(users_trigger());
+    let (script, _) = rendered(&Op::CreateTable(table), &with_function());
+    insta::assert_snapshot!(script);
 }

@@ -17,6 +17,7 @@ pub mod r7a2f57a8aa25_one_unique_index_per_key;
 pub mod r974799e38366_initial_simplified_schema;
 pub mod re402adbc3a16_server_defaults;
 pub mod rf64382621770_checks_and_foreign_key_indexes;
+// identity-migrate revision: new modules go above this line
 
 use migrate_core::{ColumnType, Constraint, ConstraintKind, Index, Op, RawSql, Revision, Table};
 
@@ -32,6 +33,7 @@ pub fn all() -> Vec<Revision> {
         rf64382621770_checks_and_foreign_key_indexes::revision(),
         r1caa05d921dd_updated_at_trigger::revision(),
         r487af69e669a_legacy_schema::revision(),
+        // identity-migrate revision: new revisions go above this line
     ]
 }
 
