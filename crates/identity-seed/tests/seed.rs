@@ -4,8 +4,14 @@
 use identity_seed::{seed, Scale, SeedError, SeedReport, TABLES};
 use migrate_testkit::TestDb;
 
-/// A fresh database upgraded to the identity schema's head by the real engine.
+/// A fresh database upgraded to the identity schema's head by the real engine: where users
+/// run `identity-migrate seed`.
 fn migrated_db() -> TestDb {
+    migrated_db_at("head")
+}
+
+/// A fresh database upgraded to `target` by the real engine.
+fn migrated_db_at(target: &str) -> TestDb {
     let db = TestDb::new();
     let settings = migrate_postgres::url::parse_with_process_env(&db.url()).expect("test URL");
     let driver = migrate_postgres::PostgresDriver::connect(&settings, Default::default())
@@ -17,9 +23,26 @@ fn migrated_db() -> TestDb {
         tool_version: "0".into(),
     });
     migrate_engine::Engine::new(Box::new(driver), &graph, options)
-        .run(&migrate_engine::Intent::Upgrade("head".into()), &mut |_| {})
-        .expect("upgrade to head");
+        .run(&migrate_engine::Intent::Upgrade(target.into()), &mut |_| {})
+        .unwrap_or_else(|e| panic!("upgrade to {target}: {e}"));
     db
+}
+
+/// What seeding must leave as it found: the tables (columns, constraints, indexes), in every
+/// schema of the identity graph, and the triggers on them, which `describe_schema` leaves out.
+fn catalog(client: &mut postgres::Client) -> String {
+    let mut out = migrate_testkit::describe_schema(client, &["public", "legacy"]);
+    for row in client
+        .query(
+            "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t \
+             WHERE NOT t.tgisinternal ORDER BY t.tgrelid::regclass::text, t.tgname",
+            &[],
+        )
+        .expect("list triggers")
+    {
+        out += &format!("trigger {}\n", row.get::<_, String>(0));
+    }
+    out
 }
 
 /// One md5 per table over every row's text, in id order.
@@ -51,13 +74,20 @@ fn seeds_a_small_scale_with_valid_related_rows() {
     let db = migrated_db();
     let mut client = db.client();
     let users = 2_000;
-    let schema_before = migrate_testkit::describe_schema(&mut client, &["public"]);
+    // Head has partial expression unique indexes, CHECK constraints and triggers: all must be
+    // there, as they were, after the seed.
+    let schema_before = catalog(&mut client);
+    for part in [
+        "index uq_users_lower_email_live CREATE UNIQUE INDEX uq_users_lower_email_live ON users \
+         (lower((email)::text)) WHERE (deleted_at IS NULL)",
+        "constraint organizations_country_code_check CHECK",
+        "trigger CREATE TRIGGER set_updated_at BEFORE UPDATE ON public.users",
+    ] {
+        assert!(schema_before.contains(part), "{part} in\n{schema_before}");
+    }
     let report = seed(&mut client, &Scale::users(users), 42).expect("seed");
     // Indexes and keys were dropped and recreated around the load: the schema is unchanged.
-    assert_eq!(
-        migrate_testkit::describe_schema(&mut client, &["public"]),
-        schema_before
-    );
+    assert_eq!(catalog(&mut client), schema_before);
 
     // The report is what the tables hold.
     assert_eq!(report.rows.len(), 10);
@@ -140,7 +170,7 @@ fn seeds_a_small_scale_with_valid_related_rows() {
     assert!(deleted > 20, "a few soft-deleted users: {deleted}");
     let v6 = count(
         &mut client,
-        "SELECT count(*) FROM user_sessions WHERE ip_address LIKE '%:%'",
+        "SELECT count(*) FROM user_sessions WHERE family(ip_address) = 6",
     );
     let sessions = report.get("user_sessions").unwrap_or(0) as i64;
     assert!(
@@ -148,23 +178,16 @@ fn seeds_a_small_scale_with_valid_related_rows() {
         "IPv6 share: {v6} of {sessions}"
     );
 
-    // The values survive the conversions later revisions plan (the casts raise otherwise).
-    client
-        .batch_execute(
-            "SET TIME ZONE 'UTC';
-             SELECT created_at::timestamptz, notification_preferences::jsonb,
-                    privacy_settings::jsonb, last_login_ip::inet FROM users;
-             SELECT settings::jsonb FROM organizations;
-             SELECT device_info::jsonb, location_info::jsonb, ip_address::inet FROM user_sessions;
-             SELECT details::jsonb, ip_address::inet FROM user_activity_logs;
-             SELECT preference_value::jsonb FROM user_preferences;
-             SELECT social_links::jsonb, skills::jsonb, interests::jsonb, certifications::jsonb,
-                    metadata::jsonb, custom_fields::jsonb FROM user_profiles;
-             SELECT ip_address::inet FROM mfa_challenges;
-             SELECT ip_address::inet FROM email_verifications;
-             SELECT ip_address::inet FROM password_resets;",
-        )
-        .expect("values convert to timestamptz, jsonb and inet");
+    // The fixed calendar, read as UTC instants (see also
+    // seeding_at_68d314520251_then_upgrading_gives_what_seeding_at_head_gives).
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM users WHERE created_at < '2019-01-01 00:00:00+00' \
+             OR created_at >= '2025-01-01 00:00:00+00' OR updated_at < created_at"
+        ),
+        0
+    );
 
     // COPY escaping carried newlines, tabs and backslashes through, in text and in JSON.
     let escaped = count(
@@ -289,7 +312,7 @@ fn a_failure_mid_way_leaves_nothing_behind() {
             "ALTER TABLE user_preferences ADD CONSTRAINT no_theme CHECK (preference_key <> 'ui.theme')",
         )
         .expect("add a check");
-    let schema_before = migrate_testkit::describe_schema(&mut client, &["public"]);
+    let schema_before = catalog(&mut client);
     let err = seed(&mut client, &Scale::users(200), 5).expect_err("must fail");
     assert!(matches!(err, SeedError::Postgres(_)), "{err:?}");
     assert!(err.to_string().contains("no_theme"), "{err}");
@@ -300,41 +323,103 @@ fn a_failure_mid_way_leaves_nothing_behind() {
             "{table}"
         );
     }
-    assert_eq!(
-        migrate_testkit::describe_schema(&mut client, &["public"]),
-        schema_before
-    );
+    assert_eq!(catalog(&mut client), schema_before);
 }
 
 #[test]
 fn comments_on_indexes_and_keys_survive_the_rebuild() {
     let db = migrated_db();
     let mut client = db.client();
+    // At head the unique key on email is a partial unique index on an expression, with no
+    // constraint behind it: the seed drops and rebuilds it like any other index.
     client
         .batch_execute(
-            "COMMENT ON INDEX ix_users_email IS 'lookup by email';
+            "COMMENT ON INDEX uq_users_lower_email_live IS 'lookup by email';
              COMMENT ON CONSTRAINT users_pkey ON users IS 'the key';
-             COMMENT ON CONSTRAINT user_sessions_user_id_fkey ON user_sessions IS 'owner'",
+             COMMENT ON CONSTRAINT user_sessions_user_id_fkey ON user_sessions IS 'owner';
+             COMMENT ON CONSTRAINT users_status_check ON users IS 'the statuses'",
         )
         .expect("add comments");
     seed(&mut client, &Scale::users(50), 5).expect("seed");
     let comments: Vec<Option<String>> = client
         .query_one(
-            "SELECT obj_description('ix_users_email'::regclass, 'pg_class'),
+            "SELECT obj_description('uq_users_lower_email_live'::regclass, 'pg_class'),
                     (SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint
                      WHERE conname = 'users_pkey'),
                     (SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint
-                     WHERE conname = 'user_sessions_user_id_fkey')",
+                     WHERE conname = 'user_sessions_user_id_fkey'),
+                    (SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint
+                     WHERE conname = 'users_status_check')",
             &[],
         )
-        .map(|row| (0..3).map(|i| row.get(i)).collect())
+        .map(|row| (0..4).map(|i| row.get(i)).collect())
         .expect("read comments");
     assert_eq!(
         comments,
         [
             Some("lookup by email".into()),
             Some("the key".into()),
-            Some("owner".into())
+            Some("owner".into()),
+            Some("the statuses".into())
         ]
     );
+}
+
+#[test]
+fn seeding_at_68d314520251_then_upgrading_gives_what_seeding_at_head_gives() {
+    // The seed is also run on databases at the last revision of the original tooling. What it
+    // writes there must pass the hardening revisions' checks and conversions (naive times read
+    // as UTC, JSON, addresses, CHECKs, case-insensitive keys), and come out as exactly what it
+    // writes at head, where its naive UTC times go into timestamptz columns whatever the
+    // session's time zone.
+    let scale = Scale::users(300);
+    let (old, new) = (migrated_db_at("68d314520251"), migrated_db());
+    let mut old_client = old.client();
+    let before = catalog(&mut old_client);
+    assert!(
+        before.contains("column created_at timestamp not null"),
+        "{before}"
+    );
+    seed(&mut old_client, &scale, 11).expect("seed at 68d314520251");
+    assert_eq!(catalog(&mut old_client), before);
+
+    let mut new_client = new.client();
+    // Far from UTC, and with daylight saving time.
+    new_client
+        .batch_execute("SET TIME ZONE 'America/St_Johns'")
+        .expect("set the session time zone");
+    seed(&mut new_client, &scale, 11).expect("seed at head");
+    // The seed pinned UTC for its own transaction only.
+    let zone: String = new_client
+        .query_one("SHOW TimeZone", &[])
+        .expect("show the time zone")
+        .get(0);
+    assert_eq!(zone, "America/St_Johns");
+
+    drop(old_client);
+    let settings = migrate_postgres::url::parse_with_process_env(&old.url()).expect("test URL");
+    let driver = migrate_postgres::PostgresDriver::connect(&settings, Default::default())
+        .expect("connect driver");
+    let graph = identity_schema::graph();
+    let options = migrate_engine::Options::new(migrate_engine::RunIdentity {
+        os_user: "t".into(),
+        host: "t".into(),
+        tool_version: "0".into(),
+    });
+    let reports = migrate_engine::Engine::new(Box::new(driver), &graph, options)
+        .run(&migrate_engine::Intent::Upgrade("head".into()), &mut |_| {})
+        .expect("the seeded database upgrades to head");
+    assert!(!reports.is_empty());
+
+    let mut old_client = old.client();
+    old_client
+        .batch_execute("SET TIME ZONE 'America/St_Johns'")
+        .expect("set the session time zone");
+    assert_eq!(catalog(&mut old_client), catalog(&mut new_client));
+    let upgraded = checksums(&mut old_client);
+    assert!(
+        upgraded.iter().all(|(_, sum)| sum.is_some()),
+        "{upgraded:?}"
+    );
+    assert_eq!(upgraded, checksums(&mut new_client));
 }

@@ -71,9 +71,9 @@ fn script_on_a_fresh_database_creates_nothing_and_is_what_the_run_executes() {
                 .map(|s| s.step.clone())
                 .collect::<Vec<_>>()
         ),
-        ["974799e38366", "68d314520251"]
+        revision_ids(&graph)
     );
-    assert_eq!(describe(&db), fixture("68d314520251"));
+    assert_schema_at(&db, &graph, Some(&head_of(&graph)));
 }
 
 #[test]
@@ -106,14 +106,24 @@ fn script_from_974799e38366_starts_from_the_real_revision_and_is_what_the_run_ex
     run(&mut engine(&db, &graph), &up("974799e38366")).unwrap();
     let script = assert_script_is_what_runs(&db, &graph, &up("head"));
     assert!(script.bootstrap.is_empty(), "the tool's tables exist");
-    assert_eq!(script.steps.len(), 1);
-    assert_eq!(script.steps[0].step.revision, "68d314520251");
+    // Every revision after the recorded one, and only those.
+    let ids = revision_ids(&graph);
+    assert_eq!(
+        script
+            .steps
+            .iter()
+            .map(|s| s.step.revision.as_str())
+            .collect::<Vec<_>>(),
+        ids[1..]
+    );
+    assert_eq!(script.steps[0].step.heads_before, heads(&["974799e38366"]));
     // Nothing of the first revision is rendered again (the original printed SQL from base).
-    assert!(!script.steps[0]
-        .statements
+    assert!(!script
+        .steps
         .iter()
+        .flat_map(|s| &s.statements)
         .any(|s| s.starts_with("CREATE TABLE users_simple")));
-    assert_eq!(describe(&db), fixture("68d314520251"));
+    assert_schema_at(&db, &graph, Some(&head_of(&graph)));
 }
 
 #[test]
@@ -128,14 +138,16 @@ fn script_of_a_rollback_to_base_from_head_is_what_the_run_executes() {
         .iter()
         .map(|s| (s.step.revision.clone(), s.step.direction))
         .collect();
-    assert_eq!(
-        steps,
-        [
-            ("68d314520251".to_owned(), migrate_core::Direction::Down),
-            ("974799e38366".to_owned(), migrate_core::Direction::Down),
-        ]
-    );
+    // Every revision, newest first.
+    let expected: Vec<(String, migrate_core::Direction)> = revision_ids(&graph)
+        .into_iter()
+        .rev()
+        .map(|id| (id, migrate_core::Direction::Down))
+        .collect();
+    assert_eq!(steps, expected);
     assert_eq!(describe(&db), fixture("base"));
+    // Nothing left in any schema either (the `legacy` schema included).
+    assert_schema_at(&db, &graph, None);
     assert!(versions(&db).is_empty());
 }
 

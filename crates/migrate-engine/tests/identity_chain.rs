@@ -145,7 +145,7 @@ fn identity_revisions_step_up_down_and_up_again_matching_the_spec_fixtures() {
     assert_eq!(events, expected);
     let head = ids.last().unwrap();
     assert_introspection_matches(&db, &graph, Some(head));
-    assert_eq!(versions(&db), [head.clone()]);
+    assert_eq!(versions(&db), [head.as_str()]);
     let history = history(&db);
     assert_eq!(history.len(), rows + ids.len());
     let directions: Vec<(&str, &str)> = history

@@ -97,6 +97,43 @@ pub fn describe(db: &TestDb) -> String {
     describe_schema(&mut db.client(), &["public"])
 }
 
+/// Asserts that the live schema, every namespace introspected, is what the revisions say it is
+/// at `at` (`None` for base), both spelled by the database as `check` compares them: the oracle
+/// for revisions that have no spec fixture (the hardening series, `legacy` schema included).
+pub fn assert_schema_at(db: &TestDb, graph: &RevisionGraph, at: Option<&str>) {
+    let heads: Heads = at
+        .map(|a| [a.to_owned()].into_iter().collect())
+        .unwrap_or_default();
+    let applied = graph.applied(&heads).unwrap();
+    let expected = migrate_core::render::schema_at(graph, &applied).unwrap();
+    let mut driver = driver(db);
+    let canonical = driver.canonicalize(&expected).unwrap();
+    let live = driver.introspect().unwrap();
+    let differences = migrate_core::diff::differences(&canonical, &live);
+    assert!(
+        differences.is_empty(),
+        "at {}: the live schema differs from schema_at: {}",
+        at.unwrap_or("base"),
+        differences
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+}
+
+/// The ids of `graph`'s revisions, oldest first.
+pub fn revision_ids(graph: &RevisionGraph) -> Vec<String> {
+    graph.revisions().iter().map(|r| r.id.clone()).collect()
+}
+
+/// The single head of `graph`.
+pub fn head_of(graph: &RevisionGraph) -> String {
+    let heads = graph.heads();
+    assert_eq!(heads.len(), 1, "one head: {heads:?}");
+    heads[0].to_owned()
+}
+
 /// Runs SQL on a plain connection of its own.
 pub fn exec(db: &TestDb, sql: &str) {
     db.client()
