@@ -312,6 +312,14 @@ fn migrate(
     let started = Instant::now();
     let mut on_event = |event: &Event| {
         let line = match event {
+            Event::Accepted(ids) => Some(
+                ids.iter()
+                    .map(|id| {
+                        format!("accepted {id}  its new checksum is recorded (--accept-changed)")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
             Event::Planned { steps } if steps.is_empty() => None,
             Event::Planned { steps } => Some(format!("{} step(s) to run", steps.len())),
             Event::StepFinished(r) => Some(format!(

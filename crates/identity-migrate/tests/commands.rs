@@ -3,69 +3,81 @@
 
 mod common;
 
-use common::{db_at, history, run, run_db, tables, tempdir, version, Json, R1, R2};
+use common::{
+    before_head, chain, db_at, head, history, history_to_head, revision_count, run, run_db, tables,
+    tempdir, version, Json, R1, R2,
+};
 use migrate_testkit::TestDb;
 
 #[test]
-fn status_of_a_fresh_database_is_base_with_two_pending() {
+fn status_of_a_fresh_database_is_base_with_every_revision_pending() {
     let dir = tempdir();
     let db = TestDb::new();
+    let (head, n) = (head(), revision_count());
     let out = run_db(dir.path(), &db, &["status"]).ok();
     assert!(out.stdout.contains("base"), "{out}");
-    assert!(out.stdout.contains(&format!("head      {R2}")), "{out}");
-    assert!(out.stdout.contains("pending   2"), "{out}");
+    assert!(out.stdout.contains(&format!("head      {head}\n")), "{out}");
+    assert!(out.stdout.contains(&format!("pending   {n}\n")), "{out}");
     assert_eq!(out.stderr, "", "{out}");
     // status reads only: it creates nothing.
     assert!(tables(&db).is_empty(), "{:?}", tables(&db));
 
     let json = Json::parse(&run_db(dir.path(), &db, &["status", "--json"]).ok().stdout);
     assert_eq!(json.get("current"), &Json::Array(Vec::new()));
-    assert_eq!(json.get("pending"), &Json::Number(2.0));
+    assert_eq!(json.get("pending"), &Json::Number(n as f64));
     assert_eq!(json.get("at_head"), &Json::Bool(false));
-    assert_eq!(
-        json.get("heads"),
-        &Json::Array(vec![Json::String(R2.into())])
-    );
+    assert_eq!(json.get("heads"), &Json::Array(vec![Json::String(head)]));
 }
 
 #[test]
 fn migrate_then_status_list_and_their_json() {
     let dir = tempdir();
     let db = TestDb::new();
+    let ids = chain();
+    let (head, n) = (head(), ids.len());
     let out = run_db(dir.path(), &db, &["migrate"]).ok();
     // One line per step and a summary, nothing else; logs (if any) on stderr only.
     let lines: Vec<&str> = out.stdout.lines().collect();
     let steps: Vec<&&str> = lines.iter().filter(|l| l.starts_with("applied ")).collect();
-    assert_eq!(steps.len(), 2, "{out}");
-    assert!(steps[0].contains(R1) && steps[1].contains(R2), "{out}");
+    assert_eq!(steps.len(), n, "{out}");
+    for (step, id) in steps.iter().zip(&ids) {
+        assert!(
+            step.starts_with(&format!("applied  {id} ")),
+            "in order:\n{out}"
+        );
+    }
     let last = lines.last().expect("a summary line");
     assert!(
-        last.starts_with("Applied 2 revision(s)") && last.contains(R2) && last.contains("(head)"),
+        last.starts_with(&format!("Applied {n} revision(s)"))
+            && last.contains(&head)
+            && last.contains("(head)"),
         "{out}"
     );
     assert!(
-        lines.len() <= 4,
+        lines.len() <= n + 2,
         "only a plan line, the steps and a summary:\n{out}"
     );
     for noise in ["info:", "debug:", "warn:", "error:", "trace:"] {
         assert!(!out.stdout.contains(noise), "log line on stdout:\n{out}");
     }
-    assert_eq!(version(&db), Some(vec![R2.to_owned()]));
-    assert_eq!(
-        history(&db),
-        [format!("{R1} up applied"), format!("{R2} up applied")]
-    );
+    assert_eq!(version(&db), Some(vec![head.clone()]));
+    assert_eq!(history(&db), history_to_head());
 
     let status = run_db(dir.path(), &db, &["status"]).ok();
-    assert!(status.stdout.contains(&format!("{R2} (head)")), "{status}");
+    assert!(
+        status.stdout.contains(&format!("{head} (head)")),
+        "{status}"
+    );
     assert!(status.stdout.contains("pending   0"), "{status}");
     assert!(status.stdout.contains("up to date"), "{status}");
 
     let list = run_db(dir.path(), &db, &["list"]).ok();
     let rows: Vec<&str> = list.stdout.lines().collect();
-    assert_eq!(rows.len(), 3, "a header and two revisions:\n{list}");
+    assert_eq!(rows.len(), n + 1, "a header and every revision:\n{list}");
     assert!(rows[0].starts_with("REVISION"), "{list}");
-    assert!(rows[1].starts_with(R1) && rows[2].starts_with(R2), "{list}");
+    for (row, id) in rows[1..].iter().zip(&ids) {
+        assert!(row.starts_with(&format!("{id} ")), "in order:\n{list}");
+    }
     for row in &rows[1..] {
         assert!(row.contains(" yes "), "applied:\n{list}");
         let stamp = row
@@ -73,39 +85,43 @@ fn migrate_then_status_list_and_their_json() {
             .any(|w| w.len() == 20 && w.as_bytes()[10] == b'T' && w.ends_with('Z'));
         assert!(stamp, "applied at:\n{list}");
     }
-    assert!(rows[2].contains("current,head"), "{list}");
-    assert!(!rows[1].contains("head"), "{list}");
+    assert!(rows[n].contains("current,head"), "{list}");
+    for row in &rows[1..n] {
+        assert!(!row.contains("head"), "{list}");
+    }
 
     let json = Json::parse(&run_db(dir.path(), &db, &["list", "--json"]).ok().stdout);
     let items = json.items();
-    assert_eq!(items.len(), 2);
-    for (item, id) in items.iter().zip([R1, R2]) {
+    assert_eq!(items.len(), n);
+    for (i, (item, id)) in items.iter().zip(&ids).enumerate() {
         assert_eq!(item.get("revision").str(), id);
         assert_eq!(item.get("applied"), &Json::Bool(true));
         let at = item.get("applied_at").str();
         assert!(at.len() == 20 && at.ends_with('Z'), "{at}");
         assert!(matches!(item.get("duration_ms"), Json::Number(ms) if *ms >= 0.0));
-        assert_eq!(item.get("head"), &Json::Bool(id == R2));
-        assert_eq!(item.get("current"), &Json::Bool(id == R2));
+        assert_eq!(item.get("head"), &Json::Bool(*id == head));
+        assert_eq!(item.get("current"), &Json::Bool(*id == head));
+        let down: Vec<Json> = ids[..i]
+            .last()
+            .map(|parent| Json::String(parent.clone()))
+            .into_iter()
+            .collect();
+        assert_eq!(item.get("down_revisions"), &Json::Array(down), "{id}");
     }
-    assert_eq!(
-        items[1].get("down_revisions"),
-        &Json::Array(vec![Json::String(R1.into())])
-    );
 
     let json = Json::parse(&run_db(dir.path(), &db, &["status", "--json"]).ok().stdout);
     assert_eq!(json.get("at_head"), &Json::Bool(true));
     assert_eq!(json.get("pending"), &Json::Number(0.0));
     let current = json.get("current").items();
     assert_eq!(current.len(), 1);
-    assert_eq!(current[0].get("revision").str(), R2);
+    assert_eq!(current[0].get("revision").str(), head);
     assert_eq!(current[0].get("head"), &Json::Bool(true));
     assert!(json.get("database").str().contains(db.name()));
 
     // A second migrate has nothing to do and says so.
     let again = run_db(dir.path(), &db, &["migrate"]).ok();
     assert!(again.stdout.starts_with("Nothing to do"), "{again}");
-    assert_eq!(history(&db).len(), 2);
+    assert_eq!(history(&db).len(), n);
 }
 
 #[test]
@@ -116,7 +132,10 @@ fn history_is_an_alias_of_list() {
     let hist = run_db(dir.path(), &db, &["history"]).ok();
     assert_eq!(list.stdout, hist.stdout);
     let hist_json = run_db(dir.path(), &db, &["history", "--json"]).ok();
-    assert_eq!(Json::parse(&hist_json.stdout).items().len(), 2);
+    assert_eq!(
+        Json::parse(&hist_json.stdout).items().len(),
+        revision_count()
+    );
 }
 
 #[test]
@@ -150,15 +169,20 @@ fn rollback_minus_one() {
     let dir = tempdir();
     let db = db_at(dir.path(), "head");
     let out = run_db(dir.path(), &db, &["rollback", "-1"]).ok();
-    assert!(out.stdout.contains(&format!("reverted {R2}")), "{out}");
-    assert_eq!(version(&db), Some(vec![R1.to_owned()]));
+    assert!(
+        out.stdout.contains(&format!("reverted {}", head())),
+        "{out}"
+    );
+    assert!(out.stdout.contains("Reverted 1 revision(s)"), "{out}");
+    assert_eq!(version(&db), Some(vec![before_head()]));
 }
 
 #[test]
 fn rollback_relative_after_double_dash() {
-    // The spelling that works today while `rollback -1` does not (see above).
+    // `--` before a relative target works as well. From the last legacy revision, so that what
+    // the step undoes (the `users` table) is known.
     let dir = tempdir();
-    let db = db_at(dir.path(), "head");
+    let db = db_at(dir.path(), R2);
     let out = run_db(dir.path(), &db, &["rollback", "--", "-1"]).ok();
     assert!(out.stdout.contains(&format!("reverted {R2}")), "{out}");
     assert_eq!(version(&db), Some(vec![R1.to_owned()]));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{db_at, relations, run_db, snapshot, tables, tempdir, version, R1, R2};
+use common::{chain, db_at, head, relations, run_db, snapshot, tables, tempdir, version, R1, R2};
 use migrate_testkit::TestDb;
 use std::process::Command;
 
@@ -33,10 +33,33 @@ fn migrate_dry_run_on_a_fresh_database_creates_nothing() {
         )),
         "{out}"
     );
+    let ids = chain();
     assert!(
-        sql.contains("From base to 68d314520251: 2 step(s)"),
+        sql.contains(&format!(
+            "-- From base to {}: {} step(s)\n",
+            head(),
+            ids.len()
+        )),
         "{out}"
     );
+    // Every step, in order, each moving the version on by one.
+    let mut at = 0;
+    for (i, id) in ids.iter().enumerate() {
+        let from = if i == 0 { "base" } else { ids[i - 1].as_str() };
+        let header = format!("-- Upgrade {from} -> {id}: ");
+        let found = sql[at..]
+            .find(&header)
+            .unwrap_or_else(|| panic!("{header} after byte {at}:\n{out}"));
+        at += found + header.len();
+        if i > 0 {
+            assert!(
+                sql.contains(&format!(
+                    "UPDATE alembic_version SET version_num = '{id}' WHERE version_num = '{from}';"
+                )),
+                "{out}"
+            );
+        }
+    }
     // Nothing at all: no table, no sequence, no version table.
     assert_eq!(
         tables(&db),
@@ -94,6 +117,8 @@ fn migrate_dry_run_output_is_the_real_run() {
         common::history(&migrated),
         "same history rows"
     );
+    // And the tool finds exactly its head schema there.
+    run_db(dir.path(), &by_psql, &["check"]).ok();
 }
 
 #[test]
@@ -102,10 +127,25 @@ fn rollback_to_base_dry_run_at_head_changes_nothing() {
     let db = db_at(dir.path(), "head");
     let before = snapshot(&db);
     let out = run_db(dir.path(), &db, &["rollback", "base", "--dry-run"]).ok();
+    let ids = chain();
     assert!(
-        out.stdout.contains("From 68d314520251 to base: 2 step(s)"),
+        out.stdout.contains(&format!(
+            "-- From {} to base: {} step(s)\n",
+            head(),
+            ids.len()
+        )),
         "{out}"
     );
+    // Every step, newest first, down to base.
+    let mut at = 0;
+    for (i, id) in ids.iter().enumerate().rev() {
+        let to = if i == 0 { "base" } else { ids[i - 1].as_str() };
+        let header = format!("-- Downgrade {id} -> {to}: ");
+        let found = out.stdout[at..]
+            .find(&header)
+            .unwrap_or_else(|| panic!("{header} after byte {at}:\n{out}"));
+        at += found + header.len();
+    }
     assert!(
         out.stdout.contains(&format!("Downgrade {R2} -> {R1}")),
         "{out}"
@@ -127,7 +167,7 @@ fn rollback_to_base_dry_run_at_head_changes_nothing() {
         "the tool's tables exist already:\n{out}"
     );
     assert_eq!(snapshot(&db), before);
-    assert_eq!(version(&db), Some(vec![R2.to_owned()]));
+    assert_eq!(version(&db), Some(vec![head()]));
 }
 
 #[test]
@@ -136,8 +176,22 @@ fn dry_run_starts_at_the_databases_revision() {
     let db = db_at(dir.path(), R1);
     let before = snapshot(&db);
     let out = run_db(dir.path(), &db, &["migrate", "--dry-run"]).ok();
-    assert!(out.stdout.contains(&format!("{R1} -> {R2}")), "{out}");
-    assert!(out.stdout.contains("1 step(s)"), "{out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "-- From {R1} to {}: {} step(s)\n",
+            head(),
+            chain().len() - 1
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains(&format!("-- Upgrade {R1} -> {R2}: ")),
+        "{out}"
+    );
+    assert!(
+        !out.stdout.contains(&format!("-- Upgrade base -> {R1}")),
+        "{out}"
+    );
     assert!(!out.stdout.contains("CREATE TABLE users_simple"), "{out}");
     assert!(!out.stdout.contains("CREATE TABLE IF NOT EXISTS"), "{out}");
     assert!(out.stdout.contains("CREATE TABLE users ("), "{out}");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{db_at, run, run_db, tempdir, version, R1, R2};
+use common::{chain, db_at, head, run, run_db, tempdir, version, R1};
 use migrate_testkit::TestDb;
 use std::path::Path;
 use std::process::Command;
@@ -65,8 +65,11 @@ fn generated_sql_applied_by_psql_equals_migrate() {
     .ok();
     assert_eq!(out.stdout, "", "the script goes to the file:\n{out}");
     let script = std::fs::read_to_string(&file).expect("read the script");
+    let (head, n) = (head(), chain().len());
     assert!(
-        script.contains(&format!("-- Range: base -> {R2} (2 step(s)), PostgreSQL")),
+        script.contains(&format!(
+            "-- Range: base -> {head} ({n} step(s)), PostgreSQL"
+        )),
         "{script}"
     );
     assert!(
@@ -93,14 +96,26 @@ fn generated_sql_applied_by_psql_equals_migrate() {
 
     let a = schema_dump(&by_psql, dir.path());
     let b = schema_dump(&migrated, dir.path());
-    assert!(a.contains("CREATE TABLE public.users ("), "{a}");
+    // The whole chain is there: the tables, the trigger and its function, the legacy schema,
+    // the CHECKs.
+    for part in [
+        "CREATE TABLE public.users (",
+        "CREATE SCHEMA legacy;",
+        "CREATE FUNCTION public.",
+        "CREATE TRIGGER ",
+        "CONSTRAINT users_status_check CHECK",
+    ] {
+        assert!(a.contains(part), "{part} in:\n{a}");
+    }
     assert_eq!(a, b, "pg_dump --schema-only differs");
-    assert_eq!(version(&by_psql), Some(vec![R2.to_owned()]));
+    assert_eq!(version(&by_psql), Some(vec![head]));
     assert_eq!(common::history(&by_psql), common::history(&migrated));
+    assert_eq!(common::history(&by_psql), common::history_to_head());
 
-    // And the tool accepts the database psql built as its own.
+    // And the tool accepts the database psql built as its own, with exactly the head's schema.
     let status = run_db(dir.path(), &by_psql, &["status"]).ok();
     assert!(status.stdout.contains("up to date"), "{status}");
+    run_db(dir.path(), &by_psql, &["check"]).ok();
 }
 
 #[test]
@@ -108,8 +123,11 @@ fn generate_sql_from_the_first_revision() {
     let dir = tempdir();
     let out = run(dir.path(), &["generate-sql", "--from", R1, "--to", "head"]).ok();
     assert!(
-        out.stdout
-            .contains(&format!("-- Range: {R1} -> {R2} (1 step(s))")),
+        out.stdout.contains(&format!(
+            "-- Range: {R1} -> {} ({} step(s))",
+            head(),
+            chain().len() - 1
+        )),
         "{out}"
     );
     assert!(!out.stdout.contains("CREATE TABLE users_simple"), "{out}");
@@ -139,6 +157,8 @@ fn generate_sql_from_the_first_revision() {
         schema_dump(&by_psql, dir.path()),
         schema_dump(&migrated, dir.path())
     );
+    assert_eq!(version(&by_psql), Some(vec![head()]));
+    run_db(dir.path(), &by_psql, &["check"]).ok();
 }
 
 #[test]
@@ -146,9 +166,10 @@ fn generate_sql_from_a_database_at_head_has_no_steps() {
     let dir = tempdir();
     let db = db_at(dir.path(), "head");
     let out = run_db(dir.path(), &db, &["generate-sql"]).ok();
+    let head = head();
     assert!(
         out.stdout
-            .contains(&format!("-- Range: {R2} -> {R2} (0 step(s))")),
+            .contains(&format!("-- Range: {head} -> {head} (0 step(s))")),
         "{out}"
     );
     assert!(!out.stdout.contains("CREATE"), "{out}");
@@ -161,8 +182,11 @@ fn generate_sql_from_a_database_starts_at_its_revision() {
     let db = db_at(dir.path(), R1);
     let out = run_db(dir.path(), &db, &["generate-sql"]).ok();
     assert!(
-        out.stdout
-            .contains(&format!("-- Range: {R1} -> {R2} (1 step(s))")),
+        out.stdout.contains(&format!(
+            "-- Range: {R1} -> {} ({} step(s))",
+            head(),
+            chain().len() - 1
+        )),
         "{out}"
     );
     assert!(!out.stdout.contains("CREATE TABLE users_simple"), "{out}");
@@ -178,10 +202,17 @@ fn generate_sql_from_a_database_starts_at_its_revision() {
 #[test]
 fn generate_sql_downward() {
     let dir = tempdir();
-    let out = run(dir.path(), &["generate-sql", "--from", R2, "--to", "base"]).ok();
+    let head = head();
+    let out = run(
+        dir.path(),
+        &["generate-sql", "--from", &head, "--to", "base"],
+    )
+    .ok();
     assert!(
-        out.stdout
-            .contains(&format!("-- Range: {R2} -> base (2 step(s))")),
+        out.stdout.contains(&format!(
+            "-- Range: {head} -> base ({} step(s))",
+            chain().len()
+        )),
         "{out}"
     );
     assert!(out.stdout.contains("DROP TABLE users;"), "{out}");

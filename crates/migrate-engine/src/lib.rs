@@ -152,6 +152,8 @@ pub enum Event {
     StepStarted(Step),
     /// A step finished.
     StepFinished(StepReport),
+    /// Applied revisions whose new checksum an operator accepted (`--accept-changed`); recorded.
+    Accepted(Vec<String>),
     /// A step lost a race for a table lock and will be tried again.
     Retrying {
         /// The step.
@@ -413,6 +415,7 @@ impl<'g> Engine<'g> {
         }
         if !changed.is_empty() {
             self.accept(&changed)?;
+            on_event(&Event::Accepted(changed));
         }
         if self.options.single_transaction && !prepared.is_empty() {
             return self.run_as_one(prepared, on_event);

@@ -135,6 +135,7 @@ fn identity_revisions_step_up_down_and_up_again_matching_the_spec_fixtures() {
             Event::StepStarted(s) => format!("started {}", s.revision),
             Event::StepFinished(r) => format!("finished {}", r.step.revision),
             Event::Retrying { step, .. } => format!("retrying {}", step.revision),
+            Event::Accepted(ids) => format!("accepted {}", ids.join(",")),
         })
         .collect();
     let mut expected = vec![format!("planned {}", ids.join(","))];

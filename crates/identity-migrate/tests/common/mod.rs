@@ -13,8 +13,57 @@ use std::process::{Command, Stdio};
 
 /// The first revision.
 pub const R1: &str = "974799e38366";
-/// The second revision, the head.
+/// The second revision, the last one of the original Alembic tooling (no longer the head: the
+/// hardening series follows it). Tests about the two legacy revisions target it explicitly.
 pub const R2: &str = "68d314520251";
+
+/// Every revision of the identity graph, oldest first, walked back from its only head.
+///
+/// Panics unless the graph is a straight line (one head, one root, no merge), which the tests
+/// that count steps rely on.
+pub fn chain() -> Vec<String> {
+    let graph = identity_schema::graph();
+    let heads = graph.heads();
+    assert_eq!(heads.len(), 1, "one head: {heads:?}");
+    let mut ids = vec![heads[0].to_owned()];
+    loop {
+        let last = ids.last().expect("at least the head");
+        let down = &graph.get(last).expect("a revision of the graph").down;
+        assert!(down.len() <= 1, "{last} is a merge: {down:?}");
+        match down.first() {
+            Some(parent) => ids.push(parent.clone()),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(ids.len(), graph.revisions().len(), "one line: {ids:?}");
+    assert_eq!(ids[..2], [R1, R2], "the legacy revisions come first");
+    ids
+}
+
+/// The head of the identity graph.
+pub fn head() -> String {
+    identity_schema::graph().heads()[0].to_owned()
+}
+
+/// How many revisions the identity graph has (every one a step from base to head).
+pub fn revision_count() -> usize {
+    identity_schema::graph().revisions().len()
+}
+
+/// The revision just before the head.
+pub fn before_head() -> String {
+    let ids = chain();
+    ids[ids.len() - 2].clone()
+}
+
+/// The history rows a migration from base to head leaves: every revision `up applied`.
+pub fn history_to_head() -> Vec<String> {
+    chain()
+        .iter()
+        .map(|id| format!("{id} up applied"))
+        .collect()
+}
 
 /// What one run of the binary gave.
 #[derive(Debug, Clone)]
@@ -187,10 +236,11 @@ pub fn history(db: &TestDb) -> Vec<String> {
     )
 }
 
-/// The schema as the test kit's oracle prints it, plus the tool's tables' contents.
+/// The schema as the test kit's oracle prints it (`public` and the `legacy` schema the head
+/// moves the leftover tables to), plus the tool's tables' contents.
 pub fn snapshot(db: &TestDb) -> String {
     let mut client = db.client();
-    let schema = migrate_testkit::describe_schema(&mut client, &["public"]);
+    let schema = migrate_testkit::describe_schema(&mut client, &["public", "legacy"]);
     format!(
         "{schema}\nversion {:?}\nhistory {:?}\nrelations {:?}",
         version(db),
