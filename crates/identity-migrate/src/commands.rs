@@ -171,10 +171,7 @@ fn status(
         ("pending", status.pending.to_string()),
         ("state", state),
     ];
-    for (k, v) in rows {
-        writeln!(out, "{k:<9} {v}").map_err(io_error)?;
-    }
-    Ok(())
+    output::key_values(out, &rows).map_err(io_error)
 }
 
 fn list(
@@ -578,10 +575,7 @@ fn backup(out: &mut dyn Write, cfg: &Resolved, args: &BackupArgs) -> Result<(), 
             "checksums and a full read of the archive".to_owned(),
         ),
     ];
-    for (k, v) in rows {
-        writeln!(out, "{k:<9} {v}").map_err(io_error)?;
-    }
-    Ok(())
+    output::key_values(out, &rows).map_err(io_error)
 }
 
 fn backup_verify(

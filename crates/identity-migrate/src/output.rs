@@ -29,6 +29,14 @@ pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::
     Ok(())
 }
 
+/// Writes `key value` lines with the keys padded to one width, as `status` and `backup` print.
+pub fn key_values(out: &mut dyn Write, rows: &[(&str, String)]) -> io::Result<()> {
+    for (k, v) in rows {
+        writeln!(out, "{k:<9} {v}")?;
+    }
+    Ok(())
+}
+
 /// How a script is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {

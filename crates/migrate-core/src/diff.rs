@@ -32,9 +32,9 @@
 //! data, which no generated revision should do silently: the models test then asks the author
 //! to write the model's columns in the order the database has them.
 
-use crate::render::quote_literal;
+use crate::render::postgres::{default_sql, type_sql};
 use crate::schema::{
-    Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, ForeignKey, Index, IndexKey,
+    Column, Constraint, ConstraintKind, DefaultExpr, ForeignKey, Index, IndexKey,
     ReferentialAction, Schema, Table, TableName, Trigger, TriggerEvent, TriggerTiming,
 };
 use crate::{ColumnChange, Op};
@@ -904,42 +904,6 @@ fn column_changes(old: &Column, new: &Column) -> String {
         parts.push(format!("{old:?} -> {new:?}"));
     }
     parts.join("; ")
-}
-
-/// The type as PostgreSQL spells it (the renderer's own helper is private to it).
-fn type_sql(ty: &ColumnType) -> String {
-    match ty {
-        ColumnType::Uuid => "uuid".into(),
-        ColumnType::Varchar(Some(n)) => format!("varchar({n})"),
-        ColumnType::Varchar(None) => "varchar".into(),
-        ColumnType::Text => "text".into(),
-        ColumnType::Boolean => "boolean".into(),
-        ColumnType::SmallInt => "smallint".into(),
-        ColumnType::Integer => "integer".into(),
-        ColumnType::BigInt => "bigint".into(),
-        ColumnType::Numeric(Some((p, s))) => format!("numeric({p}, {s})"),
-        ColumnType::Numeric(None) => "numeric".into(),
-        ColumnType::Double => "double precision".into(),
-        ColumnType::Timestamp => "timestamp".into(),
-        ColumnType::TimestampTz => "timestamptz".into(),
-        ColumnType::Date => "date".into(),
-        ColumnType::Json => "json".into(),
-        ColumnType::Jsonb => "jsonb".into(),
-        ColumnType::Inet => "inet".into(),
-        ColumnType::Bytea => "bytea".into(),
-        ColumnType::Other(name) => name.clone(),
-    }
-}
-
-fn default_sql(d: &DefaultExpr) -> String {
-    match d {
-        DefaultExpr::Bool(b) => b.to_string(),
-        DefaultExpr::Int(i) => i.to_string(),
-        DefaultExpr::Text(s) | DefaultExpr::Json(s) => quote_literal(s),
-        DefaultExpr::Now => "now()".into(),
-        DefaultExpr::RandomUuid => "gen_random_uuid()".into(),
-        DefaultExpr::Sql(s) => s.clone(),
-    }
 }
 
 fn constraint_sql(c: &Constraint) -> String {

@@ -13,35 +13,6 @@ use migrate_testkit::TestDb;
 
 /// Asserts the state after one more step: schema, version rows, and one new `applied` history
 /// row for that step.
-/// The live schema equals what the revisions say it is at `at` (both through the database's own
-/// spelling, as `check` compares them).
-fn assert_introspection_matches(
-    db: &TestDb,
-    graph: &migrate_core::RevisionGraph,
-    at: Option<&str>,
-) {
-    use migrate_core::driver::Driver;
-    let heads = at
-        .map(|a| [a.to_owned()].into_iter().collect())
-        .unwrap_or_default();
-    let applied = graph.applied(&heads).unwrap();
-    let expected = migrate_core::render::schema_at(graph, &applied).unwrap();
-    let mut driver = driver(db);
-    let canonical = driver.canonicalize(&expected).unwrap();
-    let live = driver.introspect().unwrap();
-    let differences = migrate_core::diff::differences(&canonical, &live);
-    assert!(
-        differences.is_empty(),
-        "at {}: the live schema differs from schema_at: {}",
-        at.unwrap_or("base"),
-        differences
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
-}
-
 fn assert_step(
     db: &TestDb,
     graph: &migrate_core::RevisionGraph,
@@ -66,7 +37,7 @@ fn assert_step(
             direction.as_str()
         );
     }
-    assert_introspection_matches(db, graph, at);
+    assert_schema_at(db, graph, at);
     assert_eq!(
         versions(db),
         at.map(|a| vec![a.to_owned()]).unwrap_or_default(),
@@ -145,7 +116,7 @@ fn identity_revisions_step_up_down_and_up_again_matching_the_spec_fixtures() {
     }
     assert_eq!(events, expected);
     let head = ids.last().unwrap();
-    assert_introspection_matches(&db, &graph, Some(head));
+    assert_schema_at(&db, &graph, Some(head));
     assert_eq!(versions(&db), [head.as_str()]);
     let history = history(&db);
     assert_eq!(history.len(), rows + ids.len());

@@ -1,6 +1,6 @@
 //! Rendering: `render(op, &schema_before, dialect) -> statements`, pure, one module per dialect.
 
-mod postgres;
+pub(crate) mod postgres;
 mod sqlite;
 
 use crate::graph::{RevisionGraph, Step};

@@ -231,7 +231,7 @@ pub(crate) fn type_sql(ty: &ColumnType) -> String {
     }
 }
 
-fn default_sql(d: &DefaultExpr) -> String {
+pub(crate) fn default_sql(d: &DefaultExpr) -> String {
     match d {
         DefaultExpr::Bool(b) => b.to_string(),
         DefaultExpr::Int(i) => i.to_string(),
