@@ -1,0 +1,460 @@
+//! The driver under the engine on real SQLite files: state tables, dry runs, failures, foreign
+//! keys, the migration lock.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use common::*;
+use migrate_core::driver::{Driver, DriverError, StateSql};
+use migrate_core::{Heads, RevisionGraph};
+use migrate_engine::{EngineError, Intent};
+use migrate_sqlite::{SqliteDriver, SqliteOptions, SqliteStateSql, SqliteTarget};
+use std::time::{Duration, Instant};
+
+/// Three revisions: a table, a row, another row.
+fn small_graph() -> RevisionGraph {
+    RevisionGraph::new(vec![
+        sql_revision(
+            &rev_id(1),
+            &[],
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+            "DROP TABLE items",
+        ),
+        sql_revision(
+            &rev_id(2),
+            &[&rev_id(1)],
+            "INSERT INTO items (name) VALUES ('a')",
+            "DELETE FROM items WHERE name = 'a'",
+        ),
+        sql_revision(
+            &rev_id(3),
+            &[&rev_id(2)],
+            "INSERT INTO items (name) VALUES ('b')",
+            "DELETE FROM items WHERE name = 'b'",
+        ),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn a_new_file_is_created_and_reads_as_base() {
+    let file = TestFile::new();
+    assert!(!file.path.exists());
+    let mut driver = file.driver();
+    assert!(file.path.exists());
+    assert_eq!(driver.read_heads().unwrap(), Heads::new());
+    assert!(driver.read_history().unwrap().is_empty());
+    let tables = driver.state_tables().unwrap();
+    assert!(!tables.version && !tables.history);
+    assert!(driver.server_version().unwrap().starts_with("SQLite 3."));
+    let conn = file.conn();
+    assert_eq!(texts(&conn, "PRAGMA journal_mode"), ["wal"]);
+    assert_eq!(count(driver.connection(), "PRAGMA foreign_keys"), 1);
+}
+
+#[test]
+fn a_missing_directory_is_a_clear_error() {
+    let file = TestFile::new();
+    let target = SqliteTarget::File(file.sibling("missing/identity.db"));
+    let error = SqliteDriver::connect(&target, SqliteOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&error, DriverError::Unreachable(m) if m.contains("does not exist")),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused() {
+    let file = TestFile::new();
+    std::fs::write(&file.path, vec![b'x'; 4096]).unwrap();
+    let error = SqliteDriver::connect(&file.target(), SqliteOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&error, DriverError::Unreachable(m) if m.contains("not a SQLite database")),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn dry_run_statements_are_the_executed_ones() {
+    let file = TestFile::new();
+    let graph = identity_schema::graph();
+    let mut engine = engine(&file, &graph);
+    let target = Intent::Upgrade("7a2f57a8aa25".to_owned());
+    let script = engine.script(&target).unwrap();
+    assert_eq!(script.bootstrap, SqliteStateSql.bootstrap_statements());
+    // The dry run changed nothing.
+    assert!(!file.driver().state_tables().unwrap().version);
+    let reports = run(&mut engine, &target).unwrap();
+    assert_eq!(script.steps.len(), reports.len());
+    for (planned, ran) in script.steps.iter().zip(&reports) {
+        let planned: Vec<String> = planned
+            .statements
+            .iter()
+            .chain(&planned.bookkeeping)
+            .cloned()
+            .collect();
+        assert_eq!(planned, ran.executed, "{}", ran.step.revision);
+    }
+    // The way down too, from the real current state.
+    let back = Intent::Downgrade("base".to_owned());
+    let script = engine.script(&back).unwrap();
+    assert!(script.bootstrap.is_empty());
+    let reports = run(&mut engine, &back).unwrap();
+    for (planned, ran) in script.steps.iter().zip(&reports) {
+        let planned: Vec<String> = planned
+            .statements
+            .iter()
+            .chain(&planned.bookkeeping)
+            .cloned()
+            .collect();
+        assert_eq!(planned, ran.executed);
+    }
+}
+
+#[test]
+fn a_failing_revision_keeps_the_last_good_one_and_nothing_of_itself() {
+    let file = TestFile::new();
+    let mut revisions = small_graph().revisions().to_vec();
+    // Its first statement would succeed, its second fails: neither stays.
+    revisions.push(sql_revision(
+        &rev_id(4),
+        &[&rev_id(3)],
+        "CREATE TABLE half (id INTEGER); INSERT INTO items (name) VALUES (NULL)",
+        "DROP TABLE half",
+    ));
+    revisions.push(sql_revision(
+        &rev_id(5),
+        &[&rev_id(4)],
+        "INSERT INTO items (name) VALUES ('never')",
+        "SELECT 1",
+    ));
+    let graph = RevisionGraph::new(revisions).unwrap();
+    let mut engine = engine(&file, &graph);
+    let error = run(&mut engine, &up("head")).unwrap_err();
+    let EngineError::StepFailed(failure) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(failure.step.revision, rev_id(4));
+    assert_eq!(failure.completed.len(), 3);
+    assert_eq!(failure.statement.as_ref().map(|s| s.0), Some(0));
+    assert!(
+        matches!(&failure.error, DriverError::Statement { message, .. } if message.contains("NOT NULL constraint failed: items.name")),
+        "{:?}",
+        failure.error
+    );
+    let expected_at: Heads = [rev_id(3)].into_iter().collect();
+    assert_eq!(failure.stays_at, expected_at);
+    let mut driver = file.driver();
+    assert_eq!(driver.read_heads().unwrap(), expected_at);
+    let conn = file.conn();
+    assert_eq!(count(&conn, "SELECT count(*) FROM items"), 2);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'half'"
+        ),
+        0
+    );
+    // Every step is recorded, the failure too, with its duration.
+    let history = driver.read_history().unwrap();
+    let outcomes: Vec<(&str, &str)> = history
+        .iter()
+        .map(|h| (h.revision.as_str(), h.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (rev_id(1).as_str(), "applied"),
+            (rev_id(2).as_str(), "applied"),
+            (rev_id(3).as_str(), "applied"),
+            (rev_id(4).as_str(), "failed"),
+        ]
+    );
+    let failed = history.last().unwrap();
+    assert!(failed.error.as_deref().unwrap().contains("NOT NULL"));
+    assert!(failed.duration_ms >= 0.0);
+    // The foreign keys setting is back after the failure.
+    assert_eq!(count(driver.connection(), "PRAGMA foreign_keys"), 1);
+}
+
+#[test]
+fn the_statement_index_names_the_failing_statement() {
+    let file = TestFile::new();
+    let mut driver = file.driver();
+    let statements = vec![
+        "CREATE TABLE t (id INTEGER PRIMARY KEY)".to_owned(),
+        "INSERT INTO t (id) VALUES (1)".to_owned(),
+        "INSERT INTO t (id) VALUES (1)".to_owned(),
+    ];
+    let error = driver.execute_in_transaction(&statements).unwrap_err();
+    assert_eq!(error.statement, Some(2));
+    assert!(matches!(error.error, DriverError::Statement { .. }));
+    assert!(!driver.state_tables().unwrap().version);
+    assert_eq!(
+        count(
+            driver.connection(),
+            "SELECT count(*) FROM sqlite_master WHERE name = 't'"
+        ),
+        0
+    );
+}
+
+#[test]
+fn nothing_that_breaks_a_foreign_key_is_committed() {
+    let file = TestFile::new();
+    let mut driver = file.driver();
+    driver
+        .execute_in_transaction(&[
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY)".to_owned(),
+            "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent (id) ON DELETE CASCADE)".to_owned(),
+            "INSERT INTO parent (id) VALUES (1)".to_owned(),
+            "INSERT INTO child (id, parent_id) VALUES (10, 1)".to_owned(),
+        ])
+        .unwrap();
+    // Foreign keys are off inside the transaction (a table rebuild needs it), so the cascade
+    // does not run and the dangling child row is caught before COMMIT.
+    let error = driver
+        .execute_in_transaction(&["DELETE FROM parent WHERE id = 1".to_owned()])
+        .unwrap_err();
+    assert_eq!(error.statement, None);
+    assert!(
+        matches!(&error.error, DriverError::Statement { message, .. }
+            if message.contains("FOREIGN KEY constraint failed") && message.contains("child rowid 10 -> parent")),
+        "{:?}",
+        error.error
+    );
+    let conn = file.conn();
+    assert_eq!(count(&conn, "SELECT count(*) FROM parent"), 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM child"), 1);
+    // Outside migrations, foreign keys are enforced as configured.
+    assert_eq!(count(driver.connection(), "PRAGMA foreign_keys"), 1);
+    let outside = driver
+        .connection()
+        .execute_batch("INSERT INTO child (id, parent_id) VALUES (11, 99)");
+    assert!(outside.is_err());
+}
+
+#[test]
+fn a_rebuild_of_a_referenced_table_keeps_the_referring_rows() {
+    use migrate_core::{Column, ColumnChange, ColumnType, Op, ReferentialAction, Revision, Table};
+    let file = TestFile::new();
+    let parent = Table::new("parent")
+        .column(Column::new("id", ColumnType::Integer).not_null())
+        .column(Column::new("name", ColumnType::Text))
+        .primary_key("parent_pkey", &["id"]);
+    let child = Table::new("child")
+        .column(Column::new("id", ColumnType::Integer).not_null())
+        .column(Column::new("parent_id", ColumnType::Integer))
+        .primary_key("child_pkey", &["id"])
+        .foreign_key(
+            "child_parent_id_fkey",
+            &["parent_id"],
+            "parent",
+            &["id"],
+            ReferentialAction::Cascade,
+        );
+    let graph = RevisionGraph::new(vec![
+        Revision::new(&rev_id(1), &[], "tables")
+            .upgrade(vec![Op::CreateTable(parent), Op::CreateTable(child)])
+            .downgrade(vec![
+                Op::DropTable {
+                    table: "child".into(),
+                },
+                Op::DropTable {
+                    table: "parent".into(),
+                },
+            ]),
+        Revision::new(&rev_id(2), &[&rev_id(1)], "name not null")
+            .upgrade(vec![Op::AlterColumn {
+                table: "parent".into(),
+                column: "name".into(),
+                change: ColumnChange {
+                    nullable: Some(false),
+                    default: Some(Some(migrate_core::DefaultExpr::Text("?".into()))),
+                    ..ColumnChange::default()
+                },
+            }])
+            .downgrade(vec![Op::AlterColumn {
+                table: "parent".into(),
+                column: "name".into(),
+                change: ColumnChange {
+                    nullable: Some(true),
+                    default: Some(None),
+                    ..ColumnChange::default()
+                },
+            }]),
+    ])
+    .unwrap();
+    let mut engine = engine(&file, &graph);
+    run(&mut engine, &up(&rev_id(1))).unwrap();
+    let conn = file.conn();
+    conn.execute_batch(
+        "INSERT INTO parent (id, name) VALUES (1, 'p'); INSERT INTO child (id, parent_id) VALUES (1, 1)",
+    )
+    .unwrap();
+    // The rebuild drops `parent`: with foreign keys on, that would cascade into `child`.
+    run(&mut engine, &up("head")).unwrap();
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM child WHERE parent_id = 1"),
+        1
+    );
+    assert_live_matches(&file, &graph, "head");
+    run(&mut engine, &down("base")).unwrap();
+    assert_live_matches(&file, &graph, "base");
+}
+
+#[test]
+fn the_lock_is_exclusive_bounded_and_released_on_unlock_and_drop() {
+    let file = TestFile::new();
+    let mut first = file.driver();
+    let mut second = file.driver();
+    first.lock(Duration::from_secs(1)).unwrap();
+    assert!(first.lock_path().unwrap().exists());
+    let started = Instant::now();
+    let error = second.lock(Duration::from_millis(300)).unwrap_err();
+    assert!(matches!(error, DriverError::LockBusy(_)), "{error:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(error
+        .to_string()
+        .contains("another migration holds the lock"));
+    // Locking again is harmless; unlocking frees it for the other.
+    first.lock(Duration::ZERO).unwrap();
+    first.unlock().unwrap();
+    second.lock(Duration::from_millis(300)).unwrap();
+    drop(second);
+    first.lock(Duration::from_millis(300)).unwrap();
+    first.unlock().unwrap();
+    first.unlock().unwrap();
+}
+
+#[test]
+fn a_waiting_migrator_gets_the_lock_when_it_is_released() {
+    let file = TestFile::new();
+    let mut holder = file.driver();
+    holder.lock(Duration::from_secs(1)).unwrap();
+    let path = file.path.clone();
+    let waiter = std::thread::spawn(move || {
+        let mut driver =
+            SqliteDriver::connect(&SqliteTarget::File(path), SqliteOptions::default()).unwrap();
+        driver.lock(Duration::from_secs(10))
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    drop(holder);
+    waiter.join().unwrap().unwrap();
+}
+
+#[test]
+fn the_engine_fails_fast_when_another_migrator_holds_the_lock() {
+    let file = TestFile::new();
+    let graph = small_graph();
+    let mut holder = file.driver();
+    holder.lock(Duration::from_secs(1)).unwrap();
+    let mut options = options();
+    options.lock_wait = Duration::from_millis(200);
+    let mut engine = migrate_engine::Engine::new(Box::new(file.driver()), &graph, options);
+    let error = run(&mut engine, &up("head")).unwrap_err();
+    assert!(
+        matches!(error, EngineError::Driver(DriverError::LockBusy(_))),
+        "{error:?}"
+    );
+    assert!(file.driver().read_heads().unwrap().is_empty());
+}
+
+#[test]
+fn history_times_are_iso_utc_and_durations_come_from_the_database() {
+    let file = TestFile::new();
+    let graph = RevisionGraph::new(vec![sql_revision(
+        &rev_id(1),
+        &[],
+        // A statement that takes a measurable while: a recursive count.
+        "CREATE TABLE slow AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) SELECT count(*) AS n FROM c",
+        "DROP TABLE slow",
+    )])
+    .unwrap();
+    let mut engine = engine(&file, &graph);
+    run(&mut engine, &up("head")).unwrap();
+    let conn = file.conn();
+    let (started, finished): (String, String) = conn
+        .query_row(
+            "SELECT started_at, finished_at FROM identity_migrate_history",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    for t in [&started, &finished] {
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+    }
+    assert!(started < finished, "{started} < {finished}");
+    let history = file.driver().read_history().unwrap();
+    assert!(history[0].duration_ms > 0.0, "{}", history[0].duration_ms);
+    assert_eq!(history[0].db_user, "");
+}
+
+#[test]
+fn the_history_statement_runs_in_a_plain_session_too() {
+    // A reviewed script is run with another client, where the driver's clock view is missing:
+    // the statement must still run, timing the step as zero.
+    let file = TestFile::new();
+    let conn = file.conn();
+    for sql in SqliteStateSql.bootstrap_statements() {
+        conn.execute_batch(&sql).unwrap();
+    }
+    let entry = migrate_core::driver::HistoryEntry {
+        revision: rev_id(1),
+        direction: migrate_core::Direction::Up,
+        checksum: "0".repeat(64),
+        outcome: migrate_core::driver::Outcome::Applied,
+        os_user: "o'brien".into(),
+        host: "h".into(),
+        tool_version: "1".into(),
+    };
+    conn.execute_batch(&SqliteStateSql.history_statement(&entry))
+        .unwrap();
+    let history = file.driver().read_history().unwrap();
+    assert_eq!(history[0].ran_by, "o'brien@h");
+    assert_eq!(history[0].duration_ms, 0.0);
+}
+
+#[test]
+fn an_in_memory_database_migrates_privately() {
+    let graph = small_graph();
+    let driver = SqliteDriver::connect(&SqliteTarget::Memory, SqliteOptions::default()).unwrap();
+    let mut engine = migrate_engine::Engine::new(Box::new(driver), &graph, options());
+    run(&mut engine, &up("head")).unwrap();
+    assert!(engine.status().unwrap().at_head);
+    assert_eq!(engine.history().unwrap().len(), 3);
+    // The table came from raw SQL, which the model does not see: drift, and nothing else.
+    let report = engine.check().unwrap();
+    assert!(report.pending.is_empty() && report.changed.is_empty());
+    let text: Vec<String> = report.differences.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 1, "{text:?}");
+    assert!(text[0].contains("items"), "{text:?}");
+}
+
+#[test]
+fn check_reports_drift_made_behind_the_tools_back() {
+    let file = TestFile::new();
+    let graph = identity_schema::graph();
+    let mut engine = engine(&file, &graph);
+    run(&mut engine, &up("7a2f57a8aa25")).unwrap();
+    let report = engine.check().unwrap();
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    assert_eq!(report.pending.len(), graph.revisions().len() - 5);
+    file.conn()
+        .execute_batch("CREATE INDEX ix_manual ON users (last_name); DROP INDEX ix_users_status")
+        .unwrap();
+    let report = engine.check().unwrap();
+    let text: Vec<String> = report.differences.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 2, "{text:?}");
+    assert!(text.iter().any(|d| d.contains("ix_manual")), "{text:?}");
+    assert!(
+        text.iter().any(|d| d.contains("ix_users_status")),
+        "{text:?}"
+    );
+}

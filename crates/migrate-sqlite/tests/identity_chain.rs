@@ -1,0 +1,184 @@
+//! The identity revisions on a real SQLite file, through the engine, one step at a time: after
+//! every step the live schema, introspected, equals the canonical form of `schema_at` there.
+//!
+//! The chain stops on SQLite at `f64382621770`, whose country-code CHECK is a PostgreSQL regular
+//! expression (`country_code ~ '^[A-Z]{2}$'`) that the model holds in PostgreSQL's spelling only:
+//! the renderer refuses it before anything runs, and that refusal is asserted here. A second test
+//! runs the whole chain with that one CHECK respelled portably, to show that every other revision
+//! (the `updated_at` triggers, the `legacy` schema) works on SQLite.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use common::*;
+use migrate_core::driver::Driver;
+use migrate_core::{ConstraintKind, Dialect, Direction, Op, RenderError, RevisionGraph};
+use migrate_engine::EngineError;
+
+/// The revision the SQLite renderer cannot express.
+const POSTGRES_ONLY: &str = "f64382621770";
+
+fn ids(graph: &RevisionGraph) -> Vec<String> {
+    graph.revisions().iter().map(|r| r.id.clone()).collect()
+}
+
+/// Steps up one revision at a time through `ids`, then down to base, checking each step.
+fn step_up_and_down(file: &TestFile, graph: &RevisionGraph, ids: &[String]) {
+    let mut engine = engine(file, graph);
+    assert_live_matches(file, graph, "base");
+    let mut history = 0;
+    for id in ids {
+        let reports = run(&mut engine, &up("+1")).unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(&reports[0].step.revision, id);
+        history += 1;
+        assert_step(file, graph, id, Direction::Up, Some(id), history);
+    }
+    for (i, id) in ids.iter().enumerate().rev() {
+        let reports = run(&mut engine, &down("-1")).unwrap();
+        assert_eq!(&reports[0].step.revision, id);
+        history += 1;
+        let below = i.checked_sub(1).map(|p| ids[p].as_str());
+        assert_step(file, graph, id, Direction::Down, below, history);
+    }
+    assert!(engine.status().unwrap().current.is_empty());
+    // Base again: no table of the identity schema is left, only the tool's own.
+    let conn = file.conn();
+    assert_eq!(
+        texts(
+            &conn,
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        ),
+        ["alembic_version", "identity_migrate_history"]
+    );
+}
+
+fn assert_step(
+    file: &TestFile,
+    graph: &RevisionGraph,
+    revision: &str,
+    direction: Direction,
+    at: Option<&str>,
+    history_len: usize,
+) {
+    let name = at.unwrap_or("base");
+    assert_live_matches(file, graph, name);
+    let mut driver = file.driver();
+    let heads: Vec<String> = driver.read_heads().unwrap().into_iter().collect();
+    assert_eq!(heads, at.map(|a| vec![a.to_owned()]).unwrap_or_default());
+    let history = driver.read_history().unwrap();
+    assert_eq!(history.len(), history_len, "one history row per step");
+    let last = history.last().unwrap();
+    assert_eq!(last.revision, revision);
+    assert_eq!(last.direction, direction);
+    assert_eq!(last.outcome, "applied");
+    assert_eq!(last.ran_by, "test@test");
+    assert_eq!(last.checksum.len(), 64);
+    assert!(last.duration_ms >= 0.0, "{}", last.duration_ms);
+    assert!(
+        last.finished_at.ends_with('Z') && last.finished_at.contains('T'),
+        "{}",
+        last.finished_at
+    );
+}
+
+#[test]
+fn identity_revisions_step_up_and_down_as_far_as_sqlite_renders_them() {
+    let file = TestFile::new();
+    let graph = identity_schema::graph();
+    let all = ids(&graph);
+    let stop = all.iter().position(|id| id == POSTGRES_ONLY).unwrap();
+    assert!(stop >= 4, "the first revisions render on SQLite");
+    step_up_and_down(&file, &graph, &all[..stop]);
+
+    // Up to just below the refused revision, then ask for one more.
+    let mut engine = engine(&file, &graph);
+    run(&mut engine, &up(&all[stop - 1])).unwrap();
+    let before = file.driver().introspect().unwrap();
+    let error = run(&mut engine, &up("+1")).unwrap_err();
+    match &error {
+        EngineError::Render(RenderError::Unsupported { dialect, what }) => {
+            assert_eq!(*dialect, Dialect::Sqlite);
+            assert!(
+                what.contains("organizations_country_code_check")
+                    && what.contains("country_code ~ '^[A-Z]{2}$'")
+                    && what.contains("regular expression"),
+                "{what}"
+            );
+        }
+        other => panic!("expected a SQLite render refusal, got {other:?}"),
+    }
+    let message = error.to_string();
+    assert!(message.starts_with("revision cannot be rendered: sqlite cannot create constraint organizations_country_code_check"), "{message}");
+    // Refused before anything ran: the database did not move.
+    let mut driver = file.driver();
+    assert_eq!(
+        driver.read_heads().unwrap().into_iter().collect::<Vec<_>>(),
+        [all[stop - 1].clone()]
+    );
+    assert_eq!(driver.introspect().unwrap(), before);
+}
+
+/// The identity graph with the one PostgreSQL-only CHECK respelled for both dialects.
+fn portable_identity_graph() -> RevisionGraph {
+    let mut revisions = identity_schema::revisions();
+    let mut respelled = 0;
+    for revision in &mut revisions {
+        for op in revision
+            .upgrade
+            .iter_mut()
+            .chain(revision.downgrade.iter_mut())
+        {
+            if let Op::AddConstraint { constraint, .. } = op {
+                if let ConstraintKind::Check { expr } = &mut constraint.kind {
+                    if expr.contains('~') {
+                        *expr = "country_code GLOB '[A-Z][A-Z]'".to_owned();
+                        respelled += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(respelled, 1, "exactly one CHECK is PostgreSQL-only");
+    RevisionGraph::new(revisions).unwrap()
+}
+
+#[test]
+fn the_whole_chain_runs_on_sqlite_once_the_regular_expression_check_is_portable() {
+    let file = TestFile::new();
+    let graph = portable_identity_graph();
+    let all = ids(&graph);
+    step_up_and_down(&file, &graph, &all);
+
+    // At head, the updated_at triggers and the legacy tables read back as the model has them.
+    let mut engine = engine(&file, &graph);
+    run(&mut engine, &up("head")).unwrap();
+    assert_live_matches(&file, &graph, "head");
+    let live = file.driver().introspect().unwrap();
+    assert!(live.schemas.contains("legacy"));
+    assert!(live
+        .tables
+        .contains_key(&migrate_core::TableName::qualified(
+            "legacy",
+            "user_sessions_simple"
+        )));
+    let users = &live.tables[&migrate_core::TableName::new("users")];
+    assert_eq!(
+        users.triggers["set_updated_at"].function,
+        migrate_core::TableName::new("set_updated_at")
+    );
+    // The model's own trigger function reads back unchanged (see the introspect module).
+    let expected = expected_at(&graph, &file.driver().read_heads().unwrap());
+    assert_eq!(live.functions, expected.functions);
+
+    // The trigger stamps updated_at on SQLite as on PostgreSQL.
+    let conn = file.conn();
+    conn.execute_batch(
+        "INSERT INTO organizations (id, name, slug, updated_at) VALUES ('00000000-0000-4000-8000-000000000001', 'Acme', 'acme', '2000-01-01 00:00:00')",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    conn.execute_batch("UPDATE organizations SET name = 'Acme Inc'")
+        .unwrap();
+    let stamped = texts(&conn, "SELECT updated_at FROM organizations");
+    assert_ne!(stamped, ["2000-01-01 00:00:00"]);
+}
