@@ -90,13 +90,13 @@ impl Phases {
 
 /// Sorts the server's active query into a phase.
 fn phase_of(query: &str) -> &'static str {
-    let q: String = query.trim_start().chars().take(300).collect::<String>();
-    let q = q.to_ascii_lowercase();
+    // The whole text: a COPY's column list can be long.
+    let q = query.trim_start().to_ascii_lowercase();
     if q.starts_with("copy") {
-        if q.contains("from stdin") {
-            "load (COPY … FROM stdin)"
-        } else {
+        if q.contains(" to stdout") {
             "dump (COPY … TO stdout)"
+        } else {
+            "load (COPY … FROM stdin)"
         }
     } else if q.starts_with("create index") || q.starts_with("create unique index") {
         "index builds (CREATE INDEX)"
@@ -783,6 +783,36 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
                 );
             }
             diag_lines.push(l);
+        }
+        // Verify: what the decode costs when its SQL goes through a pipe to a line counter.
+        let diag_verifies = vec![
+            Contender {
+                key: "d-read",
+                label: "`pg_restore -f /dev/null X` (comparator)".to_owned(),
+                output: None,
+                fresh_db: false,
+                build: {
+                    let (work, x) = (work.to_owned(), s(&tool_dump));
+                    Box::new(move |_| pg("pg_restore", &work, &["-f", "/dev/null", &x]))
+                },
+            },
+            Contender {
+                key: "d-read-pipe",
+                label: "`pg_restore -f - X | wc -l` (the decoded SQL through a pipe, counted in C)"
+                    .to_owned(),
+                output: None,
+                fresh_db: false,
+                build: {
+                    let (work, x) = (work.to_owned(), s(&tool_dump));
+                    Box::new(move |_| {
+                        sh(&work, &format!("pg_restore -f - '{x}' | wc -l > /dev/null"))
+                    })
+                },
+            },
+        ];
+        let samples = bench.rounds("diagnose verify", plan.runs.min(2), &diag_verifies, &[])?;
+        for (i, c) in diag_verifies.iter().enumerate() {
+            diag_lines.push(line("diag", c, &samples[i]));
         }
         // Restore: the tool's archive was streamed (no data offsets in its table of contents).
         let diag_restores = vec![
