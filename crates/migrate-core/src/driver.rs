@@ -161,8 +161,34 @@ pub trait StateSql {
     fn dialect(&self) -> Dialect;
     /// Statements that create the tool's tables where missing (idempotent).
     fn bootstrap_statements(&self) -> Vec<String>;
-    /// Statements that move `alembic_version` from `before` to `after`.
-    fn version_statements(&self, before: &Heads, after: &Heads) -> Vec<String>;
+    /// Statements that move `alembic_version` from `before` to `after` (an `UPDATE` when one
+    /// revision replaces another, as Alembic writes it; else deletes and inserts). Plain SQL that
+    /// every dialect accepts, so drivers rarely need their own.
+    fn version_statements(&self, before: &Heads, after: &Heads) -> Vec<String> {
+        use crate::render::quote_literal;
+        let removed: Vec<&String> = before.difference(after).collect();
+        let added: Vec<&String> = after.difference(before).collect();
+        if let ([old], [new]) = (removed.as_slice(), added.as_slice()) {
+            return vec![format!(
+                "UPDATE alembic_version SET version_num = {} WHERE version_num = {}",
+                quote_literal(new),
+                quote_literal(old)
+            )];
+        }
+        let deletes = removed.iter().map(|old| {
+            format!(
+                "DELETE FROM alembic_version WHERE version_num = {}",
+                quote_literal(old)
+            )
+        });
+        let inserts = added.iter().map(|new| {
+            format!(
+                "INSERT INTO alembic_version (version_num) VALUES ({})",
+                quote_literal(new)
+            )
+        });
+        deletes.chain(inserts).collect()
+    }
     /// The statement that records `entry` in the history table.
     fn history_statement(&self, entry: &HistoryEntry) -> String;
 }

@@ -240,31 +240,6 @@ impl StateSql for PostgresStateSql {
         ]
     }
 
-    fn version_statements(&self, before: &Heads, after: &Heads) -> Vec<String> {
-        let removed: Vec<&String> = before.difference(after).collect();
-        let added: Vec<&String> = after.difference(before).collect();
-        if let ([old], [new]) = (removed.as_slice(), added.as_slice()) {
-            return vec![format!(
-                "UPDATE {VERSION_TABLE} SET version_num = {} WHERE version_num = {}",
-                quote_literal(new),
-                quote_literal(old)
-            )];
-        }
-        let deletes = removed.iter().map(|old| {
-            format!(
-                "DELETE FROM {VERSION_TABLE} WHERE version_num = {}",
-                quote_literal(old)
-            )
-        });
-        let inserts = added.iter().map(|new| {
-            format!(
-                "INSERT INTO {VERSION_TABLE} (version_num) VALUES ({})",
-                quote_literal(new)
-            )
-        });
-        deletes.chain(inserts).collect()
-    }
-
     fn history_statement(&self, entry: &HistoryEntry) -> String {
         // A successful step is timed by the database itself: its transaction began right before
         // the revision's first statement, and this row is its last statement.

@@ -381,31 +381,6 @@ impl StateSql for SqliteStateSql {
         ]
     }
 
-    fn version_statements(&self, before: &Heads, after: &Heads) -> Vec<String> {
-        let removed: Vec<&String> = before.difference(after).collect();
-        let added: Vec<&String> = after.difference(before).collect();
-        if let ([old], [new]) = (removed.as_slice(), added.as_slice()) {
-            return vec![format!(
-                "UPDATE {VERSION_TABLE} SET version_num = {} WHERE version_num = {}",
-                quote_literal(new),
-                quote_literal(old)
-            )];
-        }
-        let deletes = removed.iter().map(|old| {
-            format!(
-                "DELETE FROM {VERSION_TABLE} WHERE version_num = {}",
-                quote_literal(old)
-            )
-        });
-        let inserts = added.iter().map(|new| {
-            format!(
-                "INSERT INTO {VERSION_TABLE} (version_num) VALUES ({})",
-                quote_literal(new)
-            )
-        });
-        deletes.chain(inserts).collect()
-    }
-
     /// A successful (or accepted) step started when its transaction began (written by the driver at `BEGIN`: see the crate's documentation);
     /// a failed one `after` before this row, which its own transaction writes.
     fn history_statement(&self, entry: &HistoryEntry) -> String {
