@@ -418,6 +418,11 @@ fn fmt_s(d: Duration) -> String {
     }
 }
 
+/// Text for a markdown table cell: a `|` (of a shell pipeline) would end the cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
 fn fmt_mb(bytes: u64) -> String {
     format!("{:.0} MB", bytes as f64 / 1e6)
 }
@@ -946,9 +951,10 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
     for (n, (label, smp)) in bench.log.iter().enumerate() {
         let _ = writeln!(
             out,
-            "| {} | {} | {label} | {} | {:.1} s | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {} | {:.1} s | {:.2} | {:.2} | {:.2} |",
             n + 1,
             smp.round + 1,
+            cell(label),
             fmt_s(smp.wall),
             smp.client_cpu.as_secs_f64(),
             smp.busy,
@@ -1005,7 +1011,7 @@ fn phase_table(out: &mut String, rows: &[(String, Phases, usize)]) {
     out.push('\n');
     for (label, p, runs) in rows {
         let per = |d: Duration| fmt_s(d / u32::try_from((*runs).max(1)).unwrap_or(1));
-        let _ = write!(out, "| {label} | ");
+        let _ = write!(out, "| {} | ", cell(label));
         for n in &names {
             let _ = write!(
                 out,
@@ -1028,7 +1034,7 @@ fn results_table(out: &mut String, lines: &[Line]) {
             out,
             "| {} | {} | {} | {} | {} | {} | {:.1} s | {:.2} | {} | {} |",
             l.section,
-            l.label,
+            cell(&l.label),
             l.stats.runs,
             fmt_s(l.stats.median),
             fmt_s(l.stats.min),
