@@ -53,6 +53,27 @@ impl Outcome {
     }
 }
 
+/// The history table's `INSERT` for `entry`, the same for every dialect but for the two
+/// timestamp expressions (and `error`, the already quoted error or `NULL`).
+pub fn history_insert(
+    entry: &HistoryEntry,
+    error: &str,
+    started_at: &str,
+    finished_at: &str,
+) -> String {
+    use crate::render::quote_literal;
+    format!(
+        "INSERT INTO identity_migrate_history (revision, direction, checksum, outcome, error, started_at, finished_at, os_user, host, tool_version) VALUES ({}, {}, {}, {}, {error}, {started_at}, {finished_at}, {}, {}, {})",
+        quote_literal(&entry.revision),
+        quote_literal(entry.direction.as_str()),
+        quote_literal(&entry.checksum),
+        quote_literal(entry.outcome.as_str()),
+        quote_literal(&entry.os_user),
+        quote_literal(&entry.host),
+        quote_literal(&entry.tool_version),
+    )
+}
+
 /// One row read back from the history table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryRecord {

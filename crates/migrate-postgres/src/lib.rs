@@ -255,18 +255,7 @@ impl StateSql for PostgresStateSql {
                 ),
             ),
         };
-        format!(
-            "INSERT INTO {HISTORY_TABLE} (revision, direction, checksum, outcome, error, started_at, finished_at, os_user, host, tool_version) VALUES ({}, {}, {}, {}, {}, {}, clock_timestamp(), {}, {}, {})",
-            quote_literal(&entry.revision),
-            quote_literal(entry.direction.as_str()),
-            quote_literal(&entry.checksum),
-            quote_literal(entry.outcome.as_str()),
-            error,
-            started_at,
-            quote_literal(&entry.os_user),
-            quote_literal(&entry.host),
-            quote_literal(&entry.tool_version),
-        )
+        migrate_core::driver::history_insert(entry, &error, &started_at, "clock_timestamp()")
     }
 }
 

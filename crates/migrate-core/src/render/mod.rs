@@ -189,6 +189,26 @@ pub fn quote_ident(ident: &str) -> String {
     }
 }
 
+/// `a, b, c` with each column quoted as needed: the same in every dialect.
+pub(crate) fn column_list(cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A referential action as SQL, the same in every dialect.
+pub(crate) fn action(a: crate::schema::ReferentialAction) -> &'static str {
+    use crate::schema::ReferentialAction;
+    match a {
+        ReferentialAction::NoAction => "NO ACTION",
+        ReferentialAction::Restrict => "RESTRICT",
+        ReferentialAction::Cascade => "CASCADE",
+        ReferentialAction::SetNull => "SET NULL",
+        ReferentialAction::SetDefault => "SET DEFAULT",
+    }
+}
+
 /// Quotes a string literal the SQL-standard way (PostgreSQL with standard_conforming_strings).
 pub fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))

@@ -1,6 +1,6 @@
 //! PostgreSQL rendering.
 
-use super::{quote_ident as q, quote_literal, Statement};
+use super::{action, column_list, quote_ident as q, quote_literal, Statement};
 use crate::op::{ColumnChange, Op};
 use crate::schema::{
     Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, Index, IndexKey,
@@ -252,20 +252,6 @@ fn column_def(c: &Column) -> String {
         s.push_str(" NOT NULL");
     }
     s
-}
-
-fn column_list(cols: &[String]) -> String {
-    cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ")
-}
-
-fn action(a: ReferentialAction) -> &'static str {
-    match a {
-        ReferentialAction::NoAction => "NO ACTION",
-        ReferentialAction::Restrict => "RESTRICT",
-        ReferentialAction::Cascade => "CASCADE",
-        ReferentialAction::SetNull => "SET NULL",
-        ReferentialAction::SetDefault => "SET DEFAULT",
-    }
 }
 
 fn constraint_def(c: &Constraint) -> String {

@@ -121,7 +121,7 @@
 //! `ValidateConstraint` renders only the foreign-key check. `CONCURRENTLY` is ignored: SQLite has
 //! a single writer, and every statement here is transactional.
 
-use super::{quote_ident, quote_literal, Dialect, RenderError, Statement};
+use super::{action, column_list, quote_ident, quote_literal, Dialect, RenderError, Statement};
 use crate::op::{ColumnChange, Op};
 use crate::schema::{
     Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, Function, Index, IndexKey,
@@ -398,20 +398,6 @@ fn column_def(c: &Column) -> String {
         s.push_str(" NOT NULL");
     }
     s
-}
-
-fn column_list(cols: &[String]) -> String {
-    cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ")
-}
-
-fn action(a: ReferentialAction) -> &'static str {
-    match a {
-        ReferentialAction::NoAction => "NO ACTION",
-        ReferentialAction::Restrict => "RESTRICT",
-        ReferentialAction::Cascade => "CASCADE",
-        ReferentialAction::SetNull => "SET NULL",
-        ReferentialAction::SetDefault => "SET DEFAULT",
-    }
 }
 
 /// A constraint of `table`, created under the name `created_as`: a self-reference points there.
