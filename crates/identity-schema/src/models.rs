@@ -170,9 +170,10 @@ fn organizations() -> Table {
             "organizations_organization_type_check",
             "organization_type IN ('individual', 'small_business', 'enterprise', 'non_profit')",
         )
-        .check(
+        .check_per_dialect(
             "organizations_country_code_check",
             "country_code ~ '^[A-Z]{2}$'",
+            "country_code GLOB '[A-Z][A-Z]'",
         )
         .index(Index::new("ix_organizations_name", &["name"]))
         .index(Index::new("ix_organizations_type", &["organization_type"]))

@@ -304,7 +304,16 @@ fn table_expr(table: &Table) -> String {
                     action(fk.on_delete)
                 ),
             ),
-            ConstraintKind::Check { expr } => call("check", format!("{name}, {}", string(expr))),
+            ConstraintKind::Check { expr, sqlite: None } => {
+                call("check", format!("{name}, {}", string(expr)))
+            }
+            ConstraintKind::Check {
+                expr,
+                sqlite: Some(sqlite),
+            } => call(
+                "check_per_dialect",
+                format!("{name}, {}, {}", string(expr), string(sqlite)),
+            ),
             kind => call("constraint", format!("{name}, {}", kind_expr(kind))),
         }
     }
@@ -390,9 +399,18 @@ fn kind_expr(kind: &ConstraintKind) -> String {
         ConstraintKind::ForeignKey(fk) => {
             format!("ConstraintKind::ForeignKey({})", foreign_key_expr(fk))
         }
-        ConstraintKind::Check { expr } => {
-            struct_lit("ConstraintKind::Check", &[("expr", owned(expr))])
-        }
+        ConstraintKind::Check { expr, sqlite } => struct_lit(
+            "ConstraintKind::Check",
+            &[
+                ("expr", owned(expr)),
+                (
+                    "sqlite",
+                    sqlite
+                        .as_ref()
+                        .map_or_else(|| "None".to_owned(), |s| format!("Some({})", owned(s))),
+                ),
+            ],
+        ),
     }
 }
 

@@ -928,7 +928,11 @@ fn constraint_sql(c: &Constraint) -> String {
             }
             s
         }
-        ConstraintKind::Check { expr } => format!("check ({expr})"),
+        ConstraintKind::Check { expr, sqlite: None } => format!("check ({expr})"),
+        ConstraintKind::Check {
+            expr,
+            sqlite: Some(sqlite),
+        } => format!("check ({expr}) / on SQLite ({sqlite})"),
     }
 }
 

@@ -205,8 +205,11 @@ pub enum ConstraintKind {
     ForeignKey(ForeignKey),
     /// A CHECK constraint with its boolean expression.
     Check {
-        /// The expression, as SQL.
+        /// The expression, as PostgreSQL SQL (and as SQLite SQL when `sqlite` is `None`).
         expr: String,
+        /// The SQLite spelling, for an expression that only PostgreSQL understands (a regular
+        /// expression, a cast): the same rule written the SQLite way.
+        sqlite: Option<String>,
     },
 }
 
@@ -429,9 +432,31 @@ impl Table {
         )
     }
 
-    /// Adds a CHECK constraint.
+    /// Adds a CHECK constraint whose expression both dialects understand.
     pub fn check(self, name: impl Into<String>, expr: impl Into<String>) -> Self {
-        self.constraint(name, ConstraintKind::Check { expr: expr.into() })
+        self.constraint(
+            name,
+            ConstraintKind::Check {
+                expr: expr.into(),
+                sqlite: None,
+            },
+        )
+    }
+
+    /// Adds a CHECK constraint spelt once for PostgreSQL and once for SQLite.
+    pub fn check_per_dialect(
+        self,
+        name: impl Into<String>,
+        postgres: impl Into<String>,
+        sqlite: impl Into<String>,
+    ) -> Self {
+        self.constraint(
+            name,
+            ConstraintKind::Check {
+                expr: postgres.into(),
+                sqlite: Some(sqlite.into()),
+            },
+        )
     }
 
     /// Adds an index (kept in the model with the table; created by its own op in revisions).

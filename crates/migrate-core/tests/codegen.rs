@@ -161,6 +161,7 @@ fn sample() -> Vec<Op> {
                 name: "ck_users_email".into(),
                 kind: ConstraintKind::Check {
                     expr: "email LIKE '%@%'".into(),
+                    sqlite: None,
                 },
             },
             not_valid: true,
@@ -378,6 +379,7 @@ END"##.into(),
             name: "ck_users_email".into(),
             kind: ConstraintKind::Check {
                 expr: "email LIKE '%@%'".into(),
+                sqlite: None,
             },
         },
         not_valid: true,

@@ -234,7 +234,8 @@ fn new_check_constraint_is_added() {
             constraint: Constraint {
                 name: "ck_users_email".into(),
                 kind: ConstraintKind::Check {
-                    expr: "email <> ''".into()
+                    expr: "email <> ''".into(),
+                    sqlite: None,
                 },
             },
             not_valid: false,
@@ -870,6 +871,7 @@ fn step_op(schema: &Schema, step: &Step) -> Option<Op> {
                 format!("ck_{}_{n}", t.name.name),
                 ConstraintKind::Check {
                     expr: CHECKS[usize::from(*n) % CHECKS.len()].into(),
+                    sqlite: None,
                 },
             )
         }

@@ -477,6 +477,7 @@ fn constraint_added_twice_is_refused() {
         "ck_users_email",
         ConstraintKind::Check {
             expr: "email <> ''".into(),
+            sqlite: None,
         },
     );
     let schema = applied(base(), std::slice::from_ref(&check));
@@ -528,6 +529,7 @@ fn only_foreign_keys_and_checks_can_be_added_not_valid() {
             "ck_users_email",
             ConstraintKind::Check {
                 expr: "email <> ''".into(),
+                sqlite: None,
             },
         )],
     );
@@ -920,6 +922,7 @@ fn raw_sql_and_validation_leave_the_schema_as_it_is() {
         "ck_users_email",
         ConstraintKind::Check {
             expr: "email <> ''".into(),
+            sqlite: None,
         },
     );
     let schema = applied(base(), &[check]);

@@ -430,7 +430,8 @@ fn add_check_constraint() {
         "users",
         "ck_users_email",
         ConstraintKind::Check {
-            expr: "email <> ''".into()
+            expr: "email <> ''".into(),
+            sqlite: None,
         },
         false
     )));
@@ -459,7 +460,8 @@ fn add_check_constraint_not_valid() {
         "users",
         "ck_users_score",
         ConstraintKind::Check {
-            expr: "score >= 0".into()
+            expr: "score >= 0".into(),
+            sqlite: None,
         },
         true
     )));

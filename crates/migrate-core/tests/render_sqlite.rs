@@ -743,6 +743,7 @@ fn add_check_constraint_rebuilds_and_validates_at_once_even_not_valid() {
         "ck_users_status",
         ConstraintKind::Check {
             expr: "status IN ('active', 'suspended')".into(),
+            sqlite: None,
         },
         true,
     );
@@ -757,6 +758,7 @@ fn add_check_constraint_that_rows_break_fails_the_revision() {
         "ck_users_status",
         ConstraintKind::Check {
             expr: "status = 'suspended'".into(),
+            sqlite: None,
         },
         false,
     );
@@ -765,6 +767,36 @@ fn add_check_constraint_that_rows_break_fails_the_revision() {
         assert!(error.contains("CHECK constraint failed"), "{error}");
         assert_eq!(db.ok("SELECT count(*) FROM users;").trim(), "2");
     }
+}
+
+#[test]
+fn a_check_with_a_sqlite_spelling_is_rendered_in_it_and_a_postgres_only_one_is_refused() {
+    let regex = "email ~ '^[^@]+@[^@]+$'";
+    let spelled = add_constraint(
+        "users",
+        "ck_users_email",
+        ConstraintKind::Check {
+            expr: regex.into(),
+            sqlite: Some("email GLOB '*?@?*'".into()),
+        },
+        false,
+    );
+    let sql = rendered(&spelled);
+    assert!(sql.contains("CHECK (email GLOB '*?@?*')"), "{sql}");
+    assert!(!sql.contains('~'), "{sql}");
+    runs_and_keeps_rows(&spelled);
+
+    let postgres_only = add_constraint(
+        "users",
+        "ck_users_email",
+        ConstraintKind::Check {
+            expr: regex.into(),
+            sqlite: None,
+        },
+        false,
+    );
+    let error = unsupported(sqlite(&postgres_only, &fixture()));
+    assert!(error.contains("regular expression"), "{error}");
 }
 
 #[test]

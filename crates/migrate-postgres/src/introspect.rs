@@ -373,6 +373,7 @@ fn read_schema(tx: &mut Transaction<'_>, scope: &Scope) -> Result<Schema, Driver
             }
             _ => ConstraintKind::Check {
                 expr: check_expr(&scope.rename(row.get(9))),
+                sqlite: None,
             },
         };
         if let Some(table) = table_of(&mut schema, &by_oid, row.get(0)) {

@@ -220,7 +220,7 @@ fn check_constraints_compare_in_the_server_spelling() {
         live, schema,
         "PostgreSQL rewrites IN (...) as = ANY (ARRAY[...])"
     );
-    let ConstraintKind::Check { expr } =
+    let ConstraintKind::Check { expr, .. } =
         &live.tables[&TableName::new("accounts")].constraints["ck_accounts_status"].kind
     else {
         panic!("not a check")

@@ -180,7 +180,10 @@ pub(crate) fn read_schema(conn: &Connection) -> Result<Schema, DriverError> {
                         Some(col) => format!("{base}_{col}_check"),
                         None => format!("{base}_check"),
                     },
-                    ConstraintKind::Check { expr: expr.clone() },
+                    ConstraintKind::Check {
+                        expr: expr.clone(),
+                        sqlite: None,
+                    },
                 ),
                 ParsedKind::ForeignKey {
                     columns,

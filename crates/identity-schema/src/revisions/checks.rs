@@ -7,8 +7,10 @@
 //! first 20 of them as `table.id: what`. A revision runs in one transaction, so the exception
 //! also means that nothing of it stays.
 //!
-//! The checks are PostgreSQL only (`sqlite: None`): the types and constraints they guard are
-//! PostgreSQL's.
+//! The checks are PostgreSQL only (`sqlite: None`): SQLite has no procedural block to raise
+//! from. There, the constraint or index itself refuses the offending rows when the table is
+//! rebuilt (`CHECK constraint failed: <name>`, `UNIQUE constraint failed: <index>`), in the
+//! same transaction, so nothing changes either; only the list of rows is missing.
 
 use migrate_core::render::{quote_ident, quote_literal};
 use migrate_core::{Op, RawSql};
@@ -30,6 +32,8 @@ pub(super) struct Check {
     pub column: &'static str,
     /// The boolean expression, as SQL.
     pub expr: &'static str,
+    /// Its SQLite spelling, where `expr` is PostgreSQL's own.
+    pub sqlite: Option<&'static str>,
 }
 
 /// A `DO` block that raises `problem` when `offenders` returns rows.

@@ -8,7 +8,8 @@
 //!   Columns whose value set the spec does not give (`subscription_tier`, `verification_type`,
 //!   `challenge_type`...) are left open: guessing would refuse real rows.
 //! - Counters cannot go below zero, and a country code is two capital letters (ISO 3166-1
-//!   alpha-2 form; NULL still means unknown).
+//!   alpha-2 form; NULL still means unknown). SQLite has no regular expressions: there the
+//!   same rule is `GLOB '[A-Z][A-Z]'` (GLOB is case-sensitive and matches the whole value).
 //! - `mfa_challenges.mfa_method_id` and `user_profiles.manager_user_id` get an index: without
 //!   one, deleting an MFA method or a user scans the referring table (the cascade and the `SET
 //!   NULL` look for referring rows). Every other foreign key already leads an index.
@@ -41,54 +42,63 @@ pub(super) const CHECKS: [Check; 9] = [
         name: "organizations_organization_type_check",
         column: "organization_type",
         expr: "organization_type IN ('individual', 'small_business', 'enterprise', 'non_profit')",
+        sqlite: None,
     },
     Check {
         table: "organizations",
         name: "organizations_country_code_check",
         column: "country_code",
         expr: "country_code ~ '^[A-Z]{2}$'",
+        sqlite: Some("country_code GLOB '[A-Z][A-Z]'"),
     },
     Check {
         table: "users",
         name: "users_status_check",
         column: "status",
         expr: "status IN ('active', 'inactive', 'pending_verification', 'suspended', 'deleted')",
+        sqlite: None,
     },
     Check {
         table: "users",
         name: "users_theme_preference_check",
         column: "theme_preference",
         expr: "theme_preference IN ('light', 'dark', 'auto')",
+        sqlite: None,
     },
     Check {
         table: "users",
         name: "users_failed_login_attempts_check",
         column: "failed_login_attempts",
         expr: "failed_login_attempts >= 0",
+        sqlite: None,
     },
     Check {
         table: "mfa_methods",
         name: "mfa_methods_method_type_check",
         column: "method_type",
         expr: "method_type IN ('email', 'sms', 'totp', 'backup_codes', 'webauthn')",
+        sqlite: None,
     },
     Check {
         table: "mfa_methods",
         name: "mfa_methods_verification_attempts_check",
         column: "verification_attempts",
         expr: "verification_attempts >= 0",
+        sqlite: None,
     },
     Check {
         table: "mfa_challenges",
         name: "mfa_challenges_attempts_check",
         column: "attempts",
         expr: "attempts >= 0",
+        sqlite: None,
     },
     Check {
         table: "email_verifications",
         name: "email_verifications_attempts_check",
         column: "attempts",
         expr: "attempts >= 0",
+        sqlite: None,
     },
 ];
 
@@ -114,6 +124,7 @@ fn upgrade() -> Vec<Op> {
             check.name,
             ConstraintKind::Check {
                 expr: check.expr.to_owned(),
+                sqlite: check.sqlite.map(str::to_owned),
             },
         )
     }));

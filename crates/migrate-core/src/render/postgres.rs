@@ -275,7 +275,7 @@ fn constraint_def(c: &Constraint) -> String {
             }
             s
         }
-        ConstraintKind::Check { expr } => format!("CHECK ({expr})"),
+        ConstraintKind::Check { expr, .. } => format!("CHECK ({expr})"),
     };
     format!("CONSTRAINT {} {body}", q(&c.name))
 }

@@ -426,7 +426,9 @@ fn constraint_def(c: &Constraint, table: &TableName, created_as: &str) -> String
             }
             s
         }
-        ConstraintKind::Check { expr } => format!("CHECK ({expr})"),
+        ConstraintKind::Check { expr, sqlite } => {
+            format!("CHECK ({})", sqlite.as_deref().unwrap_or(expr))
+        }
     };
     format!("CONSTRAINT {} {body}", q(&c.name))
 }
@@ -578,7 +580,7 @@ fn check_portable(table: &Table) -> Result<(), RenderError> {
         check_portable_column(&table.name, column)?;
     }
     for c in table.constraints.values() {
-        if let ConstraintKind::Check { expr } = &c.kind {
+        if let ConstraintKind::Check { expr, sqlite: None } = &c.kind {
             refuse_postgres_only(&format!("constraint {} on {}", c.name, table.name), expr)?;
         }
     }
