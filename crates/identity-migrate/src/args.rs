@@ -191,4 +191,16 @@ pub struct GenerateSqlArgs {
     /// End here [default: head].
     #[arg(long, value_name = "REV", default_value = "head")]
     pub to: String,
+    /// The SQL dialect [default: the configured database's; SQLite when none is configured].
+    #[arg(long, value_enum)]
+    pub dialect: Option<DialectArg>,
+}
+
+/// A SQL dialect named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DialectArg {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
 }

@@ -1,14 +1,16 @@
 //! One function per command: connect, ask the engine, print the result.
 
-use crate::args::{BackupArgs, BackupCommand, Cli, Command, GenerateSqlArgs, MigrateArgs};
+use crate::args::{
+    BackupArgs, BackupCommand, Cli, Command, DialectArg, GenerateSqlArgs, MigrateArgs,
+};
 use crate::config::{self, Resolved};
+use crate::database::{Connected, Database};
 use crate::error::CliError;
 use crate::output::{self, duration_text, heads_text, Framing};
 use migrate_core::driver::{DriverError, HistoryRecord};
-use migrate_core::{Direction, Heads, RevisionGraph, Target};
+use migrate_core::{Dialect, Direction, Heads, RevisionGraph, Target};
 use migrate_engine::{Engine, EngineError, Event, Intent, Options, RunIdentity};
 use migrate_postgres::url::{self, ConnectionSettings};
-use migrate_postgres::{PostgresDriver, PostgresStateSql, SessionSettings};
 use serde_json::json;
 use std::io::Write;
 use std::time::Instant;
@@ -32,10 +34,28 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::GenerateSql(a) => generate_sql(&mut out, &cfg, &graph, &a),
         Command::Backup(a) => match &a.verify {
+            Some(BackupCommand::Verify { path })
+                if crate::sqlite_backup::is_sqlite_backup(path) =>
+            {
+                crate::sqlite_backup::verify(&mut out, path)
+            }
             Some(BackupCommand::Verify { path }) => backup_verify(&mut out, &cfg, path),
-            None => backup(&mut out, &cfg, &a),
+            None => match Database::resolve(&cfg)? {
+                Database::Sqlite(target) => {
+                    crate::sqlite_backup::backup(&mut out, &cfg, &target, &a)
+                }
+                Database::Postgres(_) => backup(&mut out, &cfg, &a),
+            },
         },
-        Command::Restore { path, yes } => restore(&mut out, &cfg, &path, yes),
+        Command::Restore { path, yes } => match Database::resolve(&cfg)? {
+            Database::Sqlite(target) => {
+                crate::sqlite_backup::restore(&mut out, &cfg, &target, &path, yes)
+            }
+            Database::Postgres(_) => {
+                crate::sqlite_backup::refuse_sqlite_backup(&path)?;
+                restore(&mut out, &cfg, &path, yes)
+            }
+        },
         Command::Seed { users, seed } => seed_data(&mut out, &cfg, users, seed),
         Command::Check(a) => check(&mut out, &cfg, &graph, a.json),
         Command::Verify(a) => verify(&mut out, &cfg, &graph, a.json),
@@ -47,35 +67,30 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// The PostgreSQL connection settings of the configured database (commands that only
+/// PostgreSQL has: `seed`, and the `pg_dump` backups).
 fn settings(cfg: &Resolved) -> Result<ConnectionSettings, CliError> {
     let url = cfg.database_url.as_deref().ok_or(CliError::NoDatabase)?;
     Ok(url::parse_with_process_env(url)?)
 }
 
-fn connect(cfg: &Resolved, create: bool) -> Result<(PostgresDriver, ConnectionSettings), CliError> {
-    let settings = settings(cfg)?;
-    let session = SessionSettings {
-        schema: cfg.schema.clone(),
-        lock_timeout: cfg.lock_timeout,
-        statement_timeout: cfg.statement_timeout,
-    };
-    log::debug!(
-        "connecting to {} (from {})",
-        settings.redacted(),
-        cfg.source
-    );
-    match PostgresDriver::connect(&settings, session.clone()) {
-        Err(DriverError::NoSuchDatabase(_)) if create => {
-            log::info!("creating database {}", settings.database());
-            PostgresDriver::create_database(&settings)?;
-            Ok((PostgresDriver::connect(&settings, session)?, settings))
-        }
-        other => Ok((other?, settings)),
+/// The configured database and a connection to it, for a command that only reads. A SQLite
+/// file not created yet reads as the empty database it would start as (and is not created).
+fn connect(cfg: &Resolved) -> Result<(Connected, Database), CliError> {
+    let database = Database::resolve(cfg)?;
+    if database.is_missing_file() {
+        log::debug!(
+            "{} does not exist yet: shown as an empty database (`identity-migrate migrate` creates it)",
+            database.redacted()
+        );
+        let empty = Database::Sqlite(migrate_sqlite::SqliteTarget::Memory);
+        return Ok((empty.connect(cfg, true)?, database));
     }
+    Ok((database.connect(cfg, false)?, database))
 }
 
 fn engine<'g>(
-    driver: PostgresDriver,
+    connected: Connected,
     graph: &'g RevisionGraph,
     cfg: &Resolved,
     run: Option<&MigrateArgs>,
@@ -86,7 +101,7 @@ fn engine<'g>(
         options.single_transaction = run.single_transaction;
         options.accept_changed = run.accept_changed;
     }
-    Engine::new(Box::new(driver), graph, options)
+    Engine::new(connected.into_driver(), graph, options)
 }
 
 fn identity() -> RunIdentity {
@@ -104,7 +119,8 @@ fn identity() -> RunIdentity {
     }
 }
 
-fn io_error(e: std::io::Error) -> CliError {
+/// A failed write of the command's output as an error (a closed pipe ends quietly).
+pub(crate) fn io_error(e: std::io::Error) -> CliError {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         return CliError::OutputClosed;
     }
@@ -121,8 +137,8 @@ fn status(
     graph: &RevisionGraph,
     json: bool,
 ) -> Result<(), CliError> {
-    let (driver, settings) = connect(cfg, false)?;
-    let status = engine(driver, graph, cfg, None).status()?;
+    let (connected, database) = connect(cfg)?;
+    let status = engine(connected, graph, cfg, None).status()?;
     let current: Vec<_> = status
         .current
         .iter()
@@ -130,7 +146,7 @@ fn status(
         .collect();
     if json {
         let value = json!({
-            "database": settings.redacted(),
+            "database": database.redacted(),
             "current": current,
             "heads": status.heads,
             "pending": status.pending,
@@ -165,7 +181,7 @@ fn status(
         )
     };
     let rows = [
-        ("database", settings.redacted()),
+        ("database", database.redacted()),
         ("current", current_text),
         ("head", status.heads.join(", ")),
         ("pending", status.pending.to_string()),
@@ -180,8 +196,8 @@ fn list(
     graph: &RevisionGraph,
     json: bool,
 ) -> Result<(), CliError> {
-    let (driver, _) = connect(cfg, false)?;
-    let mut engine = engine(driver, graph, cfg, None);
+    let (connected, _) = connect(cfg)?;
+    let mut engine = engine(connected, graph, cfg, None);
     let status = engine.status()?;
     let history = engine.history()?;
     let applied = graph.applied(&status.current).map_err(EngineError::from)?;
@@ -269,8 +285,27 @@ fn migrate(
     intent: Intent,
     run: &MigrateArgs,
 ) -> Result<(), CliError> {
-    let (driver, settings) = connect(cfg, run.create_database && !run.dry_run)?;
-    let mut engine = engine(driver, graph, cfg, Some(run));
+    let database = Database::resolve(cfg)?;
+    // A SQLite file not created yet is the empty database it would start as: the plan is made
+    // on an empty in-memory database first, so a dry run, a refused target or a plan with
+    // nothing to do creates no file. A PostgreSQL database is created only when asked, since a
+    // mistyped name would otherwise become a new database.
+    let mut from_nothing = false;
+    let created_now = database.is_missing_file();
+    let connected = if created_now {
+        let empty = Database::Sqlite(migrate_sqlite::SqliteTarget::Memory).connect(cfg, true)?;
+        let mut planner = engine(empty, graph, cfg, Some(run));
+        let planned = planner.script(&intent)?;
+        if run.dry_run || planned.steps.is_empty() {
+            from_nothing = true;
+            Database::Sqlite(migrate_sqlite::SqliteTarget::Memory).connect(cfg, true)?
+        } else {
+            database.connect(cfg, true)?
+        }
+    } else {
+        database.connect(cfg, run.create_database && !run.dry_run)?
+    };
+    let mut engine = engine(connected, graph, cfg, Some(run));
     if run.dry_run {
         let script = engine.script(&intent)?;
         let (from, to) = match (script.steps.first(), script.steps.last()) {
@@ -285,25 +320,43 @@ fn migrate(
         };
         let mut header = vec![
             "identity-migrate dry run: nothing below was executed".to_owned(),
-            format!("Database: {}", settings.redacted()),
+            format!("Database: {}", database.redacted()),
             format!("From {from} to {to}: {} step(s)", script.steps.len()),
         ];
+        if from_nothing {
+            header.push(
+                "The database file does not exist yet: planned from an empty database (nothing was created)."
+                    .to_owned(),
+            );
+        }
         if run.backup && !script.steps.is_empty() {
             header.push(format!(
                 "A verified backup would be taken first, into {} (none was taken now).",
                 cfg.backup_dir.display()
             ));
         }
-        output::script(out, &header, &script, Framing::Transactions).map_err(io_error)?;
+        let framing = if database.dialect() == Dialect::Sqlite {
+            Framing::SqliteShell
+        } else {
+            Framing::Transactions
+        };
+        output::script(out, &header, &script, framing).map_err(io_error)?;
         return Ok(());
     }
     if run.backup {
         // Only when there is something to run: the backup is the price of a change.
         if engine.script(&intent)?.steps.is_empty() {
             log::info!("nothing to migrate: no backup taken");
+        } else if created_now {
+            log::info!("the database is created by this migration: nothing to back up");
         } else {
-            let taken = take_backup(&settings, &backup_request(cfg, None, "custom", 1)?)?;
-            writeln!(out, "backup   {} (verified)", taken.path.display()).map_err(io_error)?;
+            let taken = match &database {
+                Database::Postgres(settings) => {
+                    take_backup(settings, &backup_request(cfg, None, "custom", 1)?)?.path
+                }
+                Database::Sqlite(target) => crate::sqlite_backup::take(cfg, target, None)?.path,
+            };
+            writeln!(out, "backup   {} (verified)", taken.display()).map_err(io_error)?;
         }
     }
     let started = Instant::now();
@@ -363,6 +416,12 @@ fn generate_sql(
     graph: &RevisionGraph,
     args: &GenerateSqlArgs,
 ) -> Result<(), CliError> {
+    let database = Database::resolve(cfg)?;
+    let dialect = match args.dialect {
+        Some(DialectArg::Postgres) => Dialect::Postgres,
+        Some(DialectArg::Sqlite) => Dialect::Sqlite,
+        None => database.dialect(),
+    };
     let from: Heads = match &args.from {
         Some(rev) => match graph
             .resolve(rev, &Heads::new())
@@ -371,7 +430,7 @@ fn generate_sql(
             Target::Base => Heads::new(),
             Target::Revisions(ids) => ids,
         },
-        None => current_or_base(cfg, graph)?,
+        None => current_or_base(cfg, graph, &database)?,
     };
     let target = graph.resolve(&args.to, &from).map_err(EngineError::from)?;
     let applied = graph.applied(&from).map_err(EngineError::from)?;
@@ -395,31 +454,39 @@ fn generate_sql(
     } else {
         Intent::Upgrade(to_arg)
     };
-    let steps = migrate_engine::prepare(
-        graph,
-        &PostgresStateSql,
-        &Options::new(identity()),
-        &intent,
-        &from,
-    )?;
+    let state_sql = crate::database::state_sql(dialect);
+    let steps =
+        migrate_engine::prepare(graph, state_sql, &Options::new(identity()), &intent, &from)?;
     let script = migrate_engine::Script {
         bootstrap: if from.is_empty() {
-            migrate_core::driver::StateSql::bootstrap_statements(&PostgresStateSql)
+            state_sql.bootstrap_statements()
         } else {
             Vec::new()
         },
         steps,
         single_transaction: true,
     };
+    let (dialect_name, apply, framing) = if dialect == Dialect::Sqlite {
+        (
+            "SQLite",
+            "Apply with: sqlite3 -bail DATABASE < FILE (the script is one transaction: all or nothing)",
+            Framing::SqliteShell,
+        )
+    } else {
+        (
+            "PostgreSQL",
+            "Apply with: psql -v ON_ERROR_STOP=1 -1 -f FILE (one transaction: all or nothing)",
+            Framing::Bare,
+        )
+    };
     let mut header = vec![
         "identity-migrate generate-sql".to_owned(),
         format!(
-            "Range: {} -> {to_text} ({} step(s)), PostgreSQL",
+            "Range: {} -> {to_text} ({} step(s)), {dialect_name}",
             heads_text(&from),
             script.steps.len()
         ),
-        "Apply with: psql -v ON_ERROR_STOP=1 -1 -f FILE (one transaction: all or nothing)"
-            .to_owned(),
+        apply.to_owned(),
     ];
     if script.steps.iter().any(|s| !s.transactional) {
         header.push(
@@ -429,29 +496,36 @@ fn generate_sql(
     match &args.output {
         Some(path) => {
             let mut buffer = Vec::new();
-            output::script(&mut buffer, &header, &script, Framing::Bare).map_err(io_error)?;
+            output::script(&mut buffer, &header, &script, framing).map_err(io_error)?;
             std::fs::write(path, buffer)
                 .map_err(|e| CliError::Io(format!("cannot write {}: {e}", path.display())))?;
             log::info!("wrote {} ({} step(s))", path.display(), script.steps.len());
             Ok(())
         }
-        None => output::script(out, &header, &script, Framing::Bare).map_err(io_error),
+        None => output::script(out, &header, &script, framing).map_err(io_error),
     }
 }
 
 /// The database's current revision when it can be reached, else base (said on stderr).
-fn current_or_base(cfg: &Resolved, graph: &RevisionGraph) -> Result<Heads, CliError> {
-    if cfg.database_url.is_none() {
-        log::info!("no database configured: generating from base");
+fn current_or_base(
+    cfg: &Resolved,
+    graph: &RevisionGraph,
+    database: &Database,
+) -> Result<Heads, CliError> {
+    if database.is_missing_file() {
+        log::info!(
+            "{} does not exist yet: generating from base",
+            database.redacted()
+        );
         return Ok(Heads::new());
     }
-    match connect(cfg, false) {
-        Ok((mut driver, settings)) => {
-            let heads = migrate_core::driver::Driver::read_heads(&mut driver)?;
+    match database.connect(cfg, false) {
+        Ok(mut connected) => {
+            let heads = connected.driver().read_heads()?;
             graph.applied(&heads).map_err(EngineError::from)?;
             log::info!(
                 "generating from the current revision of {}: {}",
-                settings.redacted(),
+                database.redacted(),
                 heads_text(&heads)
             );
             Ok(heads)
@@ -645,7 +719,14 @@ fn restore(
 }
 
 fn seed_data(out: &mut dyn Write, cfg: &Resolved, users: u64, seed: u64) -> Result<(), CliError> {
-    let settings = settings(cfg)?;
+    let settings = match Database::resolve(cfg)? {
+        Database::Postgres(settings) => settings,
+        Database::Sqlite(target) => {
+            return Err(CliError::Config(format!(
+                "seed loads PostgreSQL with COPY, and {target} is SQLite: point DATABASE_URL at a PostgreSQL database"
+            )))
+        }
+    };
     let mut client = settings
         .to_postgres_config()
         .connect(postgres::NoTls)
@@ -685,11 +766,11 @@ fn check(
     graph: &RevisionGraph,
     json: bool,
 ) -> Result<(), CliError> {
-    let (driver, settings) = connect(cfg, false)?;
-    let report = engine(driver, graph, cfg, None).check()?;
+    let (connected, database) = connect(cfg)?;
+    let report = engine(connected, graph, cfg, None).check()?;
     if json {
         let value = json!({
-            "database": settings.redacted(),
+            "database": database.redacted(),
             "current": report.current,
             "clean": report.is_clean(),
             "pending": report.pending,
@@ -704,7 +785,7 @@ fn check(
         });
         writeln!(out, "{value}").map_err(io_error)?;
     } else {
-        writeln!(out, "database  {}", settings.redacted()).map_err(io_error)?;
+        writeln!(out, "database  {}", database.redacted()).map_err(io_error)?;
         writeln!(out, "revision  {}", heads_text(&report.current)).map_err(io_error)?;
         for d in &report.differences {
             writeln!(out, "drift     {d}").map_err(io_error)?;
@@ -746,12 +827,12 @@ fn verify(
     graph: &RevisionGraph,
     json: bool,
 ) -> Result<(), CliError> {
-    let (mut driver, settings) = connect(cfg, false)?;
-    let mut items: Vec<(&str, bool, String)> = vec![("connect", true, settings.redacted())];
-    let version = migrate_core::driver::Driver::server_version(&mut driver)?;
+    let (mut connected, database) = connect(cfg)?;
+    let mut items: Vec<(&str, bool, String)> = vec![("connect", true, database.redacted())];
+    let version = connected.driver().server_version()?;
     items.push(("server", true, version));
-    let invalid = driver.invalid_indexes()?;
-    let mut engine = engine(driver, graph, cfg, None);
+    let health = connected.health()?;
+    let mut engine = engine(connected, graph, cfg, None);
     let status = engine.status()?;
     items.push((
         "revision",
@@ -777,15 +858,7 @@ fn verify(
             format!("{drift} difference(s): run `identity-migrate check`")
         },
     ));
-    items.push((
-        "indexes",
-        invalid.is_empty(),
-        if invalid.is_empty() {
-            "no invalid index".to_owned()
-        } else {
-            format!("invalid: {}", invalid.join(", "))
-        },
-    ));
+    items.push(health);
     let ok = items.iter().all(|(_, ok, _)| *ok);
     if json {
         let value = json!({

@@ -5,10 +5,12 @@
 mod args;
 mod commands;
 mod config;
+mod database;
 mod error;
 mod logger;
 mod output;
 mod scaffold;
+mod sqlite_backup;
 
 use clap::Parser;
 

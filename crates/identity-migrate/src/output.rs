@@ -44,6 +44,9 @@ pub enum Framing {
     Transactions,
     /// For `psql -1`, which supplies the one transaction itself.
     Bare,
+    /// For the `sqlite3` shell: as [`Framing::Transactions`], after turning foreign keys off,
+    /// as the driver does, since a table rebuild drops a table that others reference.
+    SqliteShell,
 }
 
 /// Writes a script: a header of comment lines, then every statement in execution order.
@@ -56,8 +59,11 @@ pub fn script(
     for line in header {
         writeln!(out, "-- {line}")?;
     }
-    let framed = framing == Framing::Transactions;
+    let framed = framing != Framing::Bare;
     let whole = framed && script.single_transaction;
+    if framing == Framing::SqliteShell {
+        writeln!(out, "\nPRAGMA foreign_keys = OFF;")?;
+    }
     if whole {
         writeln!(out, "\nBEGIN;")?;
     }

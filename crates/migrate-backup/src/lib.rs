@@ -12,6 +12,7 @@
 //!   transaction with every error fatal, and checks the restored row counts.
 
 mod manifest;
+pub mod sqlite;
 
 pub use manifest::{FileEntry, Manifest};
 pub use migrate_postgres::backup::Format;
@@ -235,7 +236,7 @@ pub fn backup(
         .get(0);
     let path = match &request.output {
         Some(p) => p.clone(),
-        None => free_default_name(&request.dir, &stamp, request.format),
+        None => free_default_name(&request.dir, &stamp, request.format.extension()),
     };
     for existing in [&path, &manifest_path(&path)] {
         if existing.exists() {
@@ -333,7 +334,7 @@ pub fn backup(
 
 /// `identity_service_backup_<stamp>` with the format's extension, with `_2`, `_3`... when a
 /// backup of the same second exists (a safety backup right after another one).
-fn free_default_name(dir: &Path, stamp: &str, format: Format) -> PathBuf {
+pub(crate) fn free_default_name(dir: &Path, stamp: &str, extension: &str) -> PathBuf {
     let mut n = 1;
     loop {
         let suffix = if n == 1 {
@@ -342,8 +343,7 @@ fn free_default_name(dir: &Path, stamp: &str, format: Format) -> PathBuf {
             format!("_{n}")
         };
         let path = dir.join(format!(
-            "identity_service_backup_{stamp}{suffix}{}",
-            format.extension()
+            "identity_service_backup_{stamp}{suffix}{extension}"
         ));
         if !path.exists() && !manifest_path(&path).exists() {
             return path;
@@ -529,7 +529,7 @@ fn split(
     (rows, digests)
 }
 
-fn compare_counts(
+pub(crate) fn compare_counts(
     expected: &BTreeMap<String, u64>,
     found: &BTreeMap<String, u64>,
 ) -> Result<(), String> {
@@ -555,7 +555,7 @@ fn compare_counts(
 
 /// SHA-256 and size of every file of an archive (the file itself, or a directory's files),
 /// with paths relative to the archive.
-fn hash_files(archive: &Path) -> Result<Vec<FileEntry>, BackupError> {
+pub(crate) fn hash_files(archive: &Path) -> Result<Vec<FileEntry>, BackupError> {
     let mut files = Vec::new();
     if archive.is_dir() {
         let mut entries: Vec<_> = fs::read_dir(archive)
@@ -644,7 +644,7 @@ fn create_private(path: &Path) -> Result<File, BackupError> {
     Ok(file)
 }
 
-fn write_private(path: &Path, text: &str) -> Result<(), BackupError> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), BackupError> {
     let mut file = create_private(path)?;
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())

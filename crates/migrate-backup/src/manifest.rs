@@ -30,9 +30,10 @@ pub struct Manifest {
     pub database: String,
     /// The server's version.
     pub server_version: String,
-    /// `pg_dump --version`.
+    /// `pg_dump --version`; empty for a SQLite backup, which no client tool writes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pg_dump_version: String,
-    /// `custom`, `directory` or `plain`.
+    /// `custom`, `directory` or `plain`; `sqlite` for a SQLite database file.
     pub format: String,
     /// The database's revision(s) at the time.
     pub revisions: Vec<String>,

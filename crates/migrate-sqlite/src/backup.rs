@@ -151,6 +151,34 @@ pub fn file_table_stats(path: &Path) -> Result<BTreeMap<String, TableStats>, Dri
     table_stats(&mut conn)
 }
 
+/// The revision(s) in the `alembic_version` table of the database file at `path` (opened
+/// read-only, so a backup's bytes stay as they are); none when it has no such table.
+pub fn file_revisions(path: &Path) -> Result<Vec<String>, DriverError> {
+    let conn = open_read_only(path)?;
+    let has_table: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [crate::VERSION_TABLE],
+            |r| r.get(0),
+        )
+        .map_err(classify)?;
+    if !has_table {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT version_num FROM {} ORDER BY 1",
+            crate::VERSION_TABLE
+        ))
+        .map_err(classify)?;
+    let revisions = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(classify)?
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(classify)?;
+    Ok(revisions)
+}
+
 fn open_read_only(path: &Path) -> Result<Connection, DriverError> {
     if !path.is_file() {
         return Err(DriverError::Io(format!(

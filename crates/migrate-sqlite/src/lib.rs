@@ -184,6 +184,24 @@ impl SqliteDriver {
         self.locked
     }
 
+    /// What is wrong with the database file, for `verify`: each line `PRAGMA quick_check`
+    /// reports, and the rows breaking a foreign key. Empty when the database is sound.
+    pub fn integrity_problems(&self) -> Result<Vec<String>, DriverError> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check").map_err(classify)?;
+        let mut problems: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(classify)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(classify)?
+            .into_iter()
+            .filter(|line| line != "ok")
+            .collect();
+        if let Some(broken) = self.foreign_key_violations()? {
+            problems.push(format!("foreign keys broken: {broken}"));
+        }
+        Ok(problems)
+    }
+
     /// Restores the configured foreign-key enforcement (outside any transaction).
     fn restore_foreign_keys(&self) {
         if let Err(e) = self.conn.execute_batch(&format!(
@@ -251,7 +269,7 @@ impl SqliteDriver {
             String::new()
         };
         Ok(Some(format!(
-            "FOREIGN KEY constraint failed: {} row(s) reference a missing row ({}{more}); nothing was committed (PRAGMA foreign_key_check lists them)",
+            "{} row(s) reference a missing row ({}{more})",
             rows.len(),
             shown.join(", ")
         )))
@@ -544,11 +562,14 @@ impl Driver for SqliteDriver {
             }
             match self.foreign_key_violations() {
                 Ok(None) => {}
-                Ok(Some(message)) => {
+                Ok(Some(broken)) => {
                     self.rollback();
                     return Err(at_begin(DriverError::Statement {
                         code: None,
-                        message,
+                        message: format!(
+                            "FOREIGN KEY constraint failed: {broken}; nothing was committed \
+                             (PRAGMA foreign_key_check lists them)"
+                        ),
                     }));
                 }
                 Err(e) => {

@@ -115,14 +115,23 @@ fn the_whole_identity_chain_steps_up_and_down_on_sqlite() {
     assert_ne!(stamped, ["2000-01-01 00:00:00"]);
 
     // The country code is two capital letters on SQLite too (GLOB, case-sensitive, whole value).
-    for (code, accepted) in [("US", true), ("us", false), ("USA", false), ("U", false), ("U1", false)] {
+    for (code, accepted) in [
+        ("US", true),
+        ("us", false),
+        ("USA", false),
+        ("U", false),
+        ("U1", false),
+    ] {
         let result = conn.execute(
             "UPDATE organizations SET country_code = ?1",
             rusqlite::params![code],
         );
         assert_eq!(result.is_ok(), accepted, "{code}: {result:?}");
         if let Err(e) = result {
-            assert!(e.to_string().contains("organizations_country_code_check"), "{e}");
+            assert!(
+                e.to_string().contains("organizations_country_code_check"),
+                "{e}"
+            );
         }
     }
 }
