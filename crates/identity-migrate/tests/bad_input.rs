@@ -491,14 +491,45 @@ fn no_such_environment() {
 }
 
 #[test]
-fn no_database_configured() {
+fn no_database_configured_means_the_embedded_sqlite_file_created_only_by_a_migration() {
     let dir = tempdir();
-    for args in [&["status"][..], &["migrate"], &["list"]] {
-        let out = run(dir.path(), args);
-        let line = assert_one_error(&out, BAD_INPUT);
-        assert!(line.contains("no database configured"), "{out}");
-        assert!(line.contains("DATABASE_URL"), "says what to do: {out}");
-    }
+    let file = dir.path().join("identity_service.db");
+    // Reading commands show the file that is not there yet as empty, and create nothing.
+    let out = run(dir.path(), &["status"]).ok();
+    assert!(out.stdout.contains("sqlite:identity_service.db"), "{out}");
+    assert!(out.stdout.contains("base (no revision applied)"), "{out}");
+    assert_eq!(out.stderr, "", "{out}");
+    // A refused target creates nothing either.
+    let out = run(dir.path(), &["migrate-to", "nope"]);
+    let line = assert_one_error(&out, BAD_INPUT);
+    assert!(line.contains("unknown revision"), "{out}");
+    let out = run(dir.path(), &["migrate", "--dry-run"]).ok();
+    assert!(
+        out.stdout.contains("planned from an empty database"),
+        "{out}"
+    );
+    assert!(!file.exists(), "nothing created yet");
+
+    // The migration creates it, and says so once.
+    let out = run(dir.path(), &["migrate"]).ok();
+    assert_eq!(out.stderr.lines().count(), 1, "{out}");
+    assert!(out.stderr.contains("no database configured"), "{out}");
+    assert!(
+        out.stderr.contains("DATABASE_URL"),
+        "says how to choose PostgreSQL: {out}"
+    );
+    assert!(file.exists());
+    let out = run(dir.path(), &["status"]).ok();
+    assert!(out.stdout.contains("up to date"), "{out}");
+    assert_eq!(out.stderr, "", "said once only: {out}");
+
+    // PostgreSQL's own options are refused on SQLite rather than ignored.
+    let out = run(dir.path(), &["--schema", "identity", "status"]);
+    let line = assert_one_error(&out, BAD_INPUT);
+    assert!(line.contains("PostgreSQL only"), "{out}");
+    let out = run(dir.path(), &["seed", "--users", "10"]);
+    let line = assert_one_error(&out, BAD_INPUT);
+    assert!(line.contains("SQLite"), "{out}");
 }
 
 #[track_caller]

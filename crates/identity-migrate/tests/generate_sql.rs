@@ -53,11 +53,14 @@ fn schema_dump(db: &TestDb, home: &Path) -> String {
 fn generated_sql_applied_by_psql_equals_migrate() {
     let dir = tempdir();
     let file = dir.path().join("identity.sql");
-    // No database configured at all: the script goes from base.
+    // No database configured at all: the script goes from base (the embedded SQLite file does
+    // not exist), in the dialect asked for.
     let out = run(
         dir.path(),
         &[
             "generate-sql",
+            "--dialect",
+            "postgres",
             "--output",
             file.to_str().expect("utf-8 path"),
         ],
@@ -121,7 +124,19 @@ fn generated_sql_applied_by_psql_equals_migrate() {
 #[test]
 fn generate_sql_from_the_first_revision() {
     let dir = tempdir();
-    let out = run(dir.path(), &["generate-sql", "--from", R1, "--to", "head"]).ok();
+    let out = run(
+        dir.path(),
+        &[
+            "generate-sql",
+            "--dialect",
+            "postgres",
+            "--from",
+            R1,
+            "--to",
+            "head",
+        ],
+    )
+    .ok();
     assert!(
         out.stdout.contains(&format!(
             "-- Range: {R1} -> {} ({} step(s))",
@@ -205,7 +220,15 @@ fn generate_sql_downward() {
     let head = head();
     let out = run(
         dir.path(),
-        &["generate-sql", "--from", &head, "--to", "base"],
+        &[
+            "generate-sql",
+            "--dialect",
+            "postgres",
+            "--from",
+            &head,
+            "--to",
+            "base",
+        ],
     )
     .ok();
     assert!(
