@@ -586,10 +586,133 @@ fn split_literal(text: &str) -> Option<(String, &str)> {
 /// constraint is validated is not part of the model, so ` NOT VALID` is left out.
 fn check_expr(def: &str) -> String {
     let def = def.strip_suffix(" NOT VALID").unwrap_or(def);
-    def.strip_prefix("CHECK (")
+    let expr = def
+        .strip_prefix("CHECK (")
         .and_then(|rest| rest.strip_suffix(')'))
-        .unwrap_or(def)
-        .to_owned()
+        .unwrap_or(def);
+    array_casts_outside(expr)
+}
+
+/// Rewrites `ARRAY[('a'::T)::U, ('b'::T)::U]` as `(ARRAY['a'::T, 'b'::T])::U[]`.
+///
+/// Both mean the same, and PostgreSQL prints the second for `col IN ('a', 'b')` on a `varchar`
+/// column, but reading that text back (as `pg_restore` does) stores the first: without this, a
+/// database restored from a backup would show drift in every such CHECK. Anything else is left
+/// as it is.
+fn array_casts_outside(expr: &str) -> String {
+    let mut out = String::with_capacity(expr.len());
+    let mut rest = expr;
+    while let Some(at) = find_outside_literals(rest, "ARRAY[") {
+        out.push_str(&rest[..at]);
+        let body_start = at + "ARRAY[".len();
+        let Some(len) = bracketed_len(&rest[body_start..]) else {
+            break;
+        };
+        let body = &rest[body_start..body_start + len];
+        match elements_cast_alike(body) {
+            Some((inners, outer)) => {
+                out.push_str(&format!("(ARRAY[{}])::{outer}[]", inners.join(", ")));
+            }
+            None => out.push_str(&rest[at..body_start + len + 1]),
+        }
+        rest = &rest[body_start + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The byte offset of `needle` in `text` outside single-quoted literals.
+fn find_outside_literals(text: &str, needle: &str) -> Option<usize> {
+    let mut quoted = false;
+    for (i, c) in text.char_indices() {
+        if c == '\'' {
+            quoted = !quoted;
+        } else if !quoted && text[i..].starts_with(needle) {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// The length of the text before the `]` that closes an opened `[`, quotes and nesting
+/// respected.
+fn bracketed_len(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quoted = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            _ if quoted => {}
+            '[' | '(' => depth += 1,
+            ')' => depth = depth.checked_sub(1)?,
+            ']' if depth == 0 => return Some(i),
+            ']' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The elements of an array body when every one is `(<literal>::T)::U` with the same `U`:
+/// the inner `<literal>::T` of each, and `U`.
+fn elements_cast_alike(body: &str) -> Option<(Vec<&str>, &str)> {
+    let mut inners = Vec::new();
+    let mut outer: Option<&str> = None;
+    for element in split_top_level(body) {
+        let element = element.trim();
+        let rest = element.strip_prefix('(')?;
+        let close = bracketed_close_paren(rest)?;
+        let inner = &rest[..close];
+        let cast = rest[close + 1..].strip_prefix("::")?;
+        if !inner.starts_with('\'') || cast.is_empty() || cast.contains(['(', ')', '[', ':']) {
+            return None;
+        }
+        if outer.is_some_and(|o| o != cast) {
+            return None;
+        }
+        outer = Some(cast);
+        inners.push(inner);
+    }
+    Some((inners, outer?))
+}
+
+/// The offset of the `)` closing an opened `(`, quotes and nesting respected.
+fn bracketed_close_paren(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quoted = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            _ if quoted => {}
+            '(' | '[' => depth += 1,
+            ']' => depth = depth.checked_sub(1)?,
+            ')' if depth == 0 => return Some(i),
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `text` split at its commas outside literals, parentheses and brackets.
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0usize, false, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            _ if quoted => {}
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
 }
 
 /// `pg_constraint.confdeltype`/`confupdtype`.
@@ -606,6 +729,26 @@ fn referential_action(code: &str) -> ReferentialAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restored_in_list_reads_as_the_migrated_one() {
+        let migrated = "CHECK (((status)::text = ANY ((ARRAY['active'::character varying, 'it''s, [x]'::character varying])::text[])))";
+        let restored = "CHECK (((status)::text = ANY (ARRAY[('active'::character varying)::text, ('it''s, [x]'::character varying)::text])))";
+        assert_eq!(check_expr(restored), check_expr(migrated));
+        assert_eq!(
+            check_expr(migrated),
+            "((status)::text = ANY ((ARRAY['active'::character varying, 'it''s, [x]'::character varying])::text[]))"
+        );
+        // Anything else is left alone.
+        for other in [
+            "(status = ANY (ARRAY['a'::text, 'b'::text]))",
+            "(n = ANY (ARRAY[(1)::bigint, (2)::integer]))",
+            "(tags && ARRAY[('a'::character varying)::text, upper('b'::text)])",
+            "(note <> 'ARRAY[('::text)",
+        ] {
+            assert_eq!(array_casts_outside(other), other);
+        }
+    }
 
     #[test]
     fn types_map_to_the_model() {

@@ -311,6 +311,24 @@ impl Json {
         }
     }
 
+    /// The keys of an object, in document order; panics otherwise.
+    #[track_caller]
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            Json::Object(members) => members.iter().map(|(k, _)| k.clone()).collect(),
+            _ => panic!("not an object: {self:?}"),
+        }
+    }
+
+    /// The value of a number; panics otherwise.
+    #[track_caller]
+    pub fn number(&self) -> f64 {
+        match self {
+            Json::Number(n) => *n,
+            _ => panic!("not a number: {self:?}"),
+        }
+    }
+
     /// The text of a string; panics otherwise.
     #[track_caller]
     pub fn str(&self) -> &str {
