@@ -597,8 +597,13 @@ fn check_decoded(
     manifest: &Manifest,
     decoded: Result<BTreeMap<String, pg::TableData>, DriverError>,
 ) -> Result<(), BackupError> {
-    let decoded = decoded
-        .map_err(|e| BackupError::Corrupt(format!("the archive cannot be read whole ({e})")))?;
+    let decoded = decoded.map_err(|e| {
+        let why = match e {
+            DriverError::Io(m) => m,
+            other => other.to_string(),
+        };
+        BackupError::Corrupt(format!("the archive cannot be read whole ({why})"))
+    })?;
     let (rows, digests) = split(decoded);
     compare_counts(&manifest.tables, &rows).map_err(BackupError::Corrupt)?;
     let altered: Vec<&String> = manifest
@@ -710,7 +715,8 @@ pub fn restore(
     };
     if let Some(reason) = in_place {
         if !options.in_place {
-            log::warn!("{reason}: restoring in place, in one transaction (slower)");
+            // Said on stdout as the restore's method; a log line would double an error line.
+            log::debug!("{reason}: restoring in place, in one transaction (slower)");
         }
         return restore_in_place(
             settings,
@@ -814,7 +820,7 @@ fn restore_in_place(
     let manifest = verify(path, tools, Check::Full).map_err(nothing_restored)?;
     let mut safety_backup = None;
     if existing > 0 {
-        log::info!("taking a safety backup of the {existing} relation(s) in the target first");
+        log::debug!("taking a safety backup of the {existing} relation(s) in the target first");
         safety_backup = Some(backup(settings, safety, progress)?);
     }
     let started = Instant::now();
@@ -1160,7 +1166,7 @@ fn restore_by_swap(
                 pg_error(e)
             ))
         })?;
-    log::info!("restoring into the scratch database {scratch}");
+    log::debug!("restoring into the scratch database {scratch}");
     let mut scratch_settings = settings.clone();
     scratch_settings.dbname.clone_from(&scratch);
     let swapped = fill_and_swap(
@@ -1192,9 +1198,16 @@ fn restore_by_swap(
             return Err(e);
         }
     };
-    let previous = if existing == 0 {
-        // It held no relation: nothing is lost by dropping it.
-        match admin.batch_execute(&format!("DROP DATABASE {}", quote_ident(&before))) {
+    let mut before_settings = settings.clone();
+    before_settings.dbname.clone_from(&before);
+    // Empty when the restore began, but a session may have come and gone since: look again.
+    let still_empty = existing == 0
+        && connect(&before_settings)
+            .and_then(|mut c| relation_count(&mut c))
+            .is_ok_and(|n| n == 0);
+    let previous = if still_empty {
+        // It holds no relation: nothing is lost by dropping it.
+        match drop_database_soon(&mut admin, &before) {
             Ok(()) => None,
             Err(e) => {
                 log::warn!(
@@ -1219,6 +1232,23 @@ fn restore_by_swap(
 
 /// What a swap leaves: the restored row counts and revisions, and the previous database's name.
 type Swapped = (BTreeMap<String, u64>, Vec<String>, String);
+
+/// Drops a database that no session should use, giving the backend of a session that just
+/// closed (this process's own) two seconds to go.
+fn drop_database_soon(admin: &mut Client, name: &str) -> Result<(), postgres::Error> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match admin.batch_execute(&format!("DROP DATABASE {}", quote_ident(name))) {
+            Err(e)
+                if e.code() == Some(&postgres::error::SqlState::OBJECT_IN_USE)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
 
 /// The part of the swap that can fail without consequence: restore and decode side by side,
 /// count, carry the database's properties over, and rename in one transaction.
@@ -1319,7 +1349,7 @@ fn swap(
             });
         } else if !logged && Instant::now() + Duration::from_secs(1) < deadline {
             logged = true;
-            log::info!(
+            log::debug!(
                 "waiting up to {} s for {} session(s) to leave {target} before the swap",
                 wait.as_secs(),
                 others.len()
