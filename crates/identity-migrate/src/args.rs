@@ -112,14 +112,23 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 1)]
         seed: u64,
     },
-    /// Restore a backup: verified first, in one transaction, row counts checked after.
+    /// Restore a backup: checksums first, restored in parallel into a scratch database,
+    /// checked, then swapped in atomically by renaming.
     Restore {
         /// The backup (file or directory) to restore.
         #[arg(value_name = "PATH")]
         path: PathBuf,
-        /// Replace a database that already holds tables (a safety backup of them is taken first).
+        /// Replace a database that already holds tables (it is kept, renamed
+        /// <db>__before_<stamp>).
         #[arg(long)]
         yes: bool,
+        /// Parallel pg_restore sessions into the scratch database.
+        #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+        jobs: u32,
+        /// Restore in one transaction into the database itself (no CREATEDB needed, other
+        /// sessions may stay connected; slower, and with --yes a safety backup is taken first).
+        #[arg(long)]
+        in_place: bool,
     },
 }
 
@@ -138,16 +147,24 @@ pub struct BackupArgs {
     /// Parallel jobs for the directory format.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub jobs: u32,
+    /// zlib level 0-9 for the custom and directory formats [default: 0 for custom, 1 for
+    /// directory]. Higher levels save disk and cost time on every core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub compress: Option<u32>,
 }
 
 /// Subcommands of `backup`.
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
-    /// Check a backup: manifest checksums, and a full read of the archive against its row counts.
+    /// Check a backup: the SHA-256 of every file and the archive's table of contents (fast);
+    /// with --full also a full decode against the manifest's row counts and data digests.
     Verify {
         /// The backup to check.
         #[arg(value_name = "PATH")]
         path: PathBuf,
+        /// Also decode the whole archive and compare every table's rows and data digest.
+        #[arg(long)]
+        full: bool,
     },
 }
 

@@ -127,12 +127,7 @@ pub fn restore(
     yes: bool,
 ) -> Result<(), CliError> {
     // Checked before the target is opened, so a bad archive never creates a file.
-    lite::verify(path).map_err(|e| match e {
-        migrate_backup::BackupError::Corrupt(m) => {
-            migrate_backup::BackupError::Corrupt(format!("{m}; nothing was restored"))
-        }
-        other => other,
-    })?;
+    lite::verify(path).map_err(migrate_backup::nothing_restored)?;
     let mut driver = open(cfg, target, true)?;
     let restored = lite::restore(&mut driver, path, yes, &request(cfg, None))?;
     if let Some(safety) = &restored.safety_backup {

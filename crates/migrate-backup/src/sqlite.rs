@@ -15,7 +15,7 @@
 //!   new one, never a mix. The result is read back and compared with the manifest.
 
 use crate::{compare_counts, hash_files, manifest_path, read_manifest, write_private};
-use crate::{Backup, BackupError, Manifest, Restored};
+use crate::{nothing_restored, Backup, BackupError, Manifest, Method, Restored};
 use migrate_core::driver::Driver;
 use migrate_sqlite::backup::{file_revisions, file_table_stats};
 use migrate_sqlite::{SqliteDriver, TableStats};
@@ -203,10 +203,7 @@ pub fn restore(
     replace: bool,
     safety: &SqliteBackupRequest,
 ) -> Result<Restored, BackupError> {
-    let manifest = verify(path).map_err(|e| match e {
-        BackupError::Corrupt(m) => BackupError::Corrupt(format!("{m}; nothing was restored")),
-        other => other,
-    })?;
+    let manifest = verify(path).map_err(nothing_restored)?;
     let existing = driver.table_stats()?.len();
     let mut safety_backup = None;
     if existing > 0 {
@@ -220,6 +217,10 @@ pub fn restore(
     let tables = after.iter().map(|(t, s)| (t.clone(), s.rows)).collect();
     check_content(&manifest, after).map_err(BackupError::RestoredCountsDiffer)?;
     Ok(Restored {
+        method: Method::InPlace(
+            "SQLite copies the backup in as one write transaction of the database".to_owned(),
+        ),
+        previous: None,
         revisions: driver.read_heads()?.into_iter().collect(),
         manifest,
         safety_backup,

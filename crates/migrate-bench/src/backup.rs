@@ -115,7 +115,8 @@ fn is_build(phase: &str) -> bool {
     phase.starts_with("index") || phase.starts_with("primary") || phase.starts_with("foreign")
 }
 
-/// Polls `pg_stat_activity` for one database from its own connection (to another database).
+/// Polls `pg_stat_activity` for one database, and the scratch database a restore fills beside
+/// it, from its own connection (to another database).
 struct Sampler {
     stop: Arc<AtomicBool>,
     handle: std::thread::JoinHandle<Phases>,
@@ -136,7 +137,8 @@ impl Sampler {
                 let rows = client
                     .query(
                         "SELECT backend_type, coalesce(query, '') FROM pg_stat_activity \
-                         WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()",
+                         WHERE (datname = $1 OR starts_with(datname, $1 || '__restore_')) \
+                         AND state = 'active' AND pid <> pg_backend_pid()",
                         &[&dbname],
                     )
                     .unwrap_or_default();
@@ -547,24 +549,34 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
 
     // ---- backup ----
     let tool_dump = work.join("tool.dump");
+    let tool_z1 = work.join("tool-z1.dump");
     let tool_dir = work.join("tool-dir");
-    let pg_fc = work.join("pg-fc.dump");
+    let pg_fc0 = work.join("pg-fc-z0.dump");
     let pg_fc1 = work.join("pg-fc-z1.dump");
-    let pg_fd = work.join("pg-fd-j2-z1");
+    let pg_fd0 = work.join("pg-fd-j2-z0");
+    let pg_fd1 = work.join("pg-fd-j2-z1");
     let backups = vec![
         tool_contender(
             "tool",
             tool,
             work,
-            "`identity-migrate backup --output X` (custom, streamed and verified in one pass)",
+            "`identity-migrate backup --output X` (the default: custom, no compression; decoded, counted and hashed in the same pass)",
             &tool_dump,
             &["backup", "--output", &s(&tool_dump)],
+        ),
+        tool_contender(
+            "tool-z1",
+            tool,
+            work,
+            "`identity-migrate backup --compress 1 --output X` (custom, zlib level 1)",
+            &tool_z1,
+            &["backup", "--compress", "1", "--output", &s(&tool_z1)],
         ),
         tool_contender(
             "tool-dir",
             tool,
             work,
-            "`identity-migrate backup --format directory --jobs 2 --output X`",
+            "`identity-migrate backup --format directory --jobs 2 --output X` (zlib level 1)",
             &tool_dir,
             &[
                 "backup",
@@ -577,11 +589,11 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
             ],
         ),
         pg_contender(
-            "pg-fc",
+            "pg-fc-z0",
             work,
-            "`pg_dump -Fc` (default compression)",
-            &pg_fc,
-            &["-Fc"],
+            "`pg_dump -Fc -Z0`",
+            &pg_fc0,
+            &["-Fc", "-Z0"],
         ),
         pg_contender(
             "pg-fc-z1",
@@ -591,52 +603,82 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
             &["-Fc", "-Z1"],
         ),
         pg_contender(
-            "pg-fd-j2",
+            "pg-fd-j2-z0",
+            work,
+            "`pg_dump -Fd -j2 -Z0`",
+            &pg_fd0,
+            &["-Fd", "-j2", "-Z0"],
+        ),
+        pg_contender(
+            "pg-fd-j2-z1",
             work,
             "`pg_dump -Fd -j2 -Z1`",
-            &pg_fd,
+            &pg_fd1,
             &["-Fd", "-j2", "-Z1"],
         ),
     ];
-    let backup_samples = bench.rounds("backup", plan.runs, &backups, &["tool", "pg-fc-z1"])?;
-    let mut best_pg: Option<(usize, Duration)> = None;
-    for (i, c) in backups.iter().enumerate() {
-        let l = line("backup", c, &backup_samples[i]);
-        if c.key.starts_with("pg-") && best_pg.is_none_or(|(_, b)| l.stats.median < b) {
-            best_pg = Some((i, l.stats.median));
-        }
-        lines.push(l);
-    }
-    let (best_i, best) = best_pg.ok_or("no pg_dump contender")?;
+    let backup_samples = bench.rounds(
+        "backup",
+        plan.runs,
+        &backups,
+        &["tool", "pg-fc-z0", "pg-fc-z1"],
+    )?;
+    let mut backup_lines: Vec<Line> = backups
+        .iter()
+        .zip(&backup_samples)
+        .map(|(c, v)| line("backup", c, v))
+        .collect();
+    let (best_i, best) = backups
+        .iter()
+        .zip(&backup_lines)
+        .enumerate()
+        .filter(|(_, (c, _))| c.key.starts_with("pg-"))
+        .map(|(i, (_, l))| (i, l.stats.median))
+        .min_by_key(|(_, m)| *m)
+        .ok_or("no pg_dump contender")?;
     let best_label = backups[best_i].label.clone();
-    let backup_overhead = pct(lines[0].stats.median, best);
-    let dir_overhead = pct(lines[1].stats.median, best);
-    lines[0].note = format!("{backup_overhead:+.1}% vs the best pg_dump mode");
-    lines[1].note = format!("{dir_overhead:+.1}% vs the best pg_dump mode");
-    lines[best_i].note = "fastest pg_dump mode".to_owned();
+    let by_key = |key: &str| backups.iter().position(|c| c.key == key).unwrap_or(0);
+    let fc1 = backup_lines[by_key("pg-fc-z1")].stats.median;
+    let backup_overhead = pct(backup_lines[0].stats.median, best);
+    for (i, c) in backups.iter().enumerate() {
+        if c.key.starts_with("tool") {
+            let m = backup_lines[i].stats.median;
+            backup_lines[i].note = format!(
+                "{:+.1}% vs the best pg_dump mode; {:+.1}% vs `pg_dump -Fc -Z1`",
+                pct(m, best),
+                pct(m, fc1)
+            );
+        }
+    }
+    backup_lines[best_i].note = "the best pg_dump mode".to_owned();
+    let tool_backup = backup_lines[0].stats.median;
+    lines.extend(backup_lines);
 
     // ---- verify ----
+    let x = s(&tool_dump);
     let verifies = vec![
         Contender {
             key: "tool-verify",
-            label:
-                "`identity-migrate backup verify X` (SHA-256, then a full decode with row counts)"
-                    .to_owned(),
+            label: "`identity-migrate backup verify X` (the default: SHA-256 of the file, table of contents)"
+                .to_owned(),
             output: None,
             fresh_db: false,
             build: {
-                let (tool, work, x) = (tool.to_owned(), work.to_owned(), s(&tool_dump));
+                let (tool, work, x) = (tool.to_owned(), work.to_owned(), x.clone());
                 Box::new(move |_| tool_cmd(&tool, &work, None, &["backup", "verify", &x]))
             },
         },
         Contender {
-            key: "pg-read",
-            label: "`pg_restore -f /dev/null X` (a full read and decode)".to_owned(),
+            key: "tool-verify-full",
+            label: "`identity-migrate backup verify --full X` (also a full decode: rows and data digest of every table)"
+                .to_owned(),
             output: None,
             fresh_db: false,
             build: {
-                let (work, x) = (work.to_owned(), s(&tool_dump));
-                Box::new(move |_| pg("pg_restore", &work, &["-f", "/dev/null", &x]))
+                let (tool, work, x) = (tool.to_owned(), work.to_owned(), x.clone());
+                Box::new(move |_| {
+                    tool_cmd(&tool, &work, None, &["backup", "verify", "--full", &x])
+                })
             },
         },
         Contender {
@@ -645,33 +687,75 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
             output: None,
             fresh_db: false,
             build: {
-                let (work, x) = (work.to_owned(), s(&tool_dump));
+                let (work, x) = (work.to_owned(), x.clone());
                 Box::new(move |_| pg("sha256sum", &work, &[&x]))
+            },
+        },
+        Contender {
+            key: "pg-list",
+            label: "`pg_restore --list X` (table of contents)".to_owned(),
+            output: None,
+            fresh_db: false,
+            build: {
+                let (work, x) = (work.to_owned(), x.clone());
+                Box::new(move |_| pg("pg_restore", &work, &["--list", &x]))
+            },
+        },
+        Contender {
+            key: "pg-read",
+            label: "`pg_restore -f /dev/null X` (a full read and decode)".to_owned(),
+            output: None,
+            fresh_db: false,
+            build: {
+                let (work, x) = (work.to_owned(), x.clone());
+                Box::new(move |_| pg("pg_restore", &work, &["-f", "/dev/null", &x]))
             },
         },
     ];
     let verify_samples = bench.rounds("verify", plan.runs, &verifies, &[])?;
-    let verify_lines: Vec<Line> = verifies
+    let mut verify_lines: Vec<Line> = verifies
         .iter()
         .zip(&verify_samples)
         .map(|(c, v)| line("verify", c, v))
         .collect();
-    let floor = verify_lines[1].stats.median + verify_lines[2].stats.median;
-    let verify_over_floor = pct(verify_lines[0].stats.median, floor);
-    let verify_share = verify_lines[0].stats.median.as_secs_f64()
-        / lines[0].stats.median.as_secs_f64().max(1e-9)
-        * 100.0;
-    let mut verify_lines = verify_lines;
+    let fast_floor = verify_lines[2].stats.median + verify_lines[3].stats.median;
+    let full_floor = verify_lines[2].stats.median + verify_lines[4].stats.median;
+    let verify_over_floor = pct(verify_lines[0].stats.median, fast_floor);
+    let full_over_floor = pct(verify_lines[1].stats.median, full_floor);
+    let share = |d: Duration| d.as_secs_f64() / tool_backup.as_secs_f64().max(1e-9) * 100.0;
+    let verify_share = share(verify_lines[0].stats.median);
     verify_lines[0].note = format!(
-        "{verify_over_floor:+.1}% vs `pg_restore -f /dev/null` + `sha256sum`; {verify_share:.0}% of the tool's backup time"
+        "{verify_over_floor:+.1}% vs `sha256sum` + `pg_restore --list`; {verify_share:.1}% of the tool's backup time"
     );
+    verify_lines[1].note = format!(
+        "{full_over_floor:+.1}% vs `sha256sum` + `pg_restore -f /dev/null`; {:.0}% of the tool's backup time",
+        share(verify_lines[1].stats.median)
+    );
+    let verify_fast = verify_lines[0].stats.median;
+    let verify_full = verify_lines[1].stats.median;
     lines.extend(verify_lines);
 
     // ---- restore ----
+    let pg_j2 = |key: &'static str, label: &str, file: &Path| Contender {
+        key,
+        label: label.to_owned(),
+        output: None,
+        fresh_db: true,
+        build: {
+            let (work, x) = (work.to_owned(), s(file));
+            Box::new(move |ctx| {
+                pg(
+                    "pg_restore",
+                    &work,
+                    &["-j2", "--no-owner", "--exit-on-error", "-d", ctx.url, &x],
+                )
+            })
+        },
+    };
     let restores = vec![
         Contender {
             key: "tool-restore",
-            label: "`identity-migrate restore X` (verify, then one transaction; atomic)".to_owned(),
+            label: "`identity-migrate restore X` (checksums; `pg_restore -j2` into a scratch database beside a full decode; counts; rename swap: atomic)".to_owned(),
             output: None,
             fresh_db: true,
             build: {
@@ -679,47 +763,16 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
                 Box::new(move |ctx| tool_cmd(&tool, &work, Some(ctx.url), &["restore", &x]))
             },
         },
-        Contender {
-            key: "pg-j2",
-            label: "`pg_restore -j2 --no-owner -d DB` of the `pg_dump -Fc -Z1` file (non-atomic)"
-                .to_owned(),
-            output: None,
-            fresh_db: true,
-            build: {
-                let (work, x) = (work.to_owned(), s(&pg_fc1));
-                Box::new(move |ctx| {
-                    pg(
-                        "pg_restore",
-                        &work,
-                        &["-j2", "--no-owner", "--exit-on-error", "-d", ctx.url, &x],
-                    )
-                })
-            },
-        },
-        Contender {
-            key: "pg-1",
-            label: "`pg_restore --single-transaction --no-owner -d DB X` (atomic, no verify)"
-                .to_owned(),
-            output: None,
-            fresh_db: true,
-            build: {
-                let (work, x) = (work.to_owned(), s(&tool_dump));
-                Box::new(move |ctx| {
-                    pg(
-                        "pg_restore",
-                        &work,
-                        &[
-                            "--single-transaction",
-                            "--exit-on-error",
-                            "--no-owner",
-                            "-d",
-                            ctx.url,
-                            &x,
-                        ],
-                    )
-                })
-            },
-        },
+        pg_j2(
+            "pg-j2-z0",
+            "`pg_restore -j2 --no-owner -d DB` of the `pg_dump -Fc -Z0` file (non-atomic)",
+            &pg_fc0,
+        ),
+        pg_j2(
+            "pg-j2-z1",
+            "`pg_restore -j2 --no-owner -d DB` of the `pg_dump -Fc -Z1` file (non-atomic)",
+            &pg_fc1,
+        ),
     ];
     let restore_samples = bench.rounds("restore", plan.runs, &restores, &[])?;
     let mut restore_lines: Vec<Line> = restores
@@ -727,10 +780,19 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
         .zip(&restore_samples)
         .map(|(c, v)| line("restore", c, v))
         .collect();
-    let restore_over = pct(restore_lines[0].stats.median, restore_lines[1].stats.median);
-    let single_over = pct(restore_lines[2].stats.median, restore_lines[1].stats.median);
-    restore_lines[0].note = format!("{restore_over:+.1}% vs `pg_restore -j2`");
-    restore_lines[2].note = format!("{single_over:+.1}% vs `pg_restore -j2`");
+    let (j2_i, j2) = [1usize, 2]
+        .into_iter()
+        .map(|i| (i, restore_lines[i].stats.median))
+        .min_by_key(|(_, m)| *m)
+        .ok_or("no pg_restore contender")?;
+    let j2_label = restores[j2_i].label.clone();
+    let restore_over = pct(restore_lines[0].stats.median, j2);
+    restore_lines[0].note = format!(
+        "{restore_over:+.1}% vs the faster `pg_restore -j2`; {:+.1}% vs `-j2` of the `-Z1` file",
+        pct(restore_lines[0].stats.median, restore_lines[2].stats.median)
+    );
+    restore_lines[j2_i].note = "the faster `pg_restore -j2`".to_owned();
+    let tool_restore = restore_lines[0].stats.median;
     lines.extend(restore_lines);
 
     // ---- diagnostics ----
@@ -822,6 +884,16 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
         // Restore: the tool's archive was streamed (no data offsets in its table of contents).
         let diag_restores = vec![
             Contender {
+                key: "d-in-place",
+                label: "`identity-migrate restore --in-place X` (full verify, then one transaction: the fallback without CREATEDB)".to_owned(),
+                output: None,
+                fresh_db: true,
+                build: {
+                    let (tool, work, x) = (tool.to_owned(), work.to_owned(), s(&tool_dump));
+                    Box::new(move |ctx| tool_cmd(&tool, &work, Some(ctx.url), &["restore", "--in-place", &x]))
+                },
+            },
+            Contender {
                 key: "d-j2-stream",
                 label: "`pg_restore -j2 -d DB X` of the tool's streamed archive (no data offsets)".to_owned(),
                 output: None,
@@ -895,32 +967,32 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
     let met = |ok: bool| if ok { "**met**" } else { "**not met**" };
     let _ = writeln!(
         out,
-        "| backup within 5% of the best pg_dump mode ({best_label}) | {} vs {} ({backup_overhead:+.1}%) | {} |",
-        fmt_s(lines[0].stats.median),
+        "| backup within 5% of the best pg_dump mode ({}) | {} vs {} ({backup_overhead:+.1}%) | {} |",
+        cell(&best_label),
+        fmt_s(tool_backup),
         fmt_s(best),
         met(backup_overhead <= 5.0)
     );
-    let verify = &lines[backups.len()];
     let _ = writeln!(
         out,
-        "| verify fast enough to run every time: within 10% of its floor (`pg_restore -f /dev/null` + `sha256sum`) | {} vs {} ({verify_over_floor:+.1}%); {verify_share:.0}% of a backup | {} |",
-        fmt_s(verify.stats.median),
-        fmt_s(floor),
+        "| verify fast enough to run every time: within 10% of its floor (`sha256sum` + `pg_restore --list`) | {} vs {} ({verify_over_floor:+.1}%); {verify_share:.1}% of a backup; `--full`: {} ({full_over_floor:+.1}% vs `sha256sum` + `pg_restore -f /dev/null`) | {} |",
+        fmt_s(verify_fast),
+        fmt_s(fast_floor),
+        fmt_s(verify_full),
         met(verify_over_floor <= 10.0)
     );
-    let restore = &lines[backups.len() + verifies.len()];
-    let pj2 = &lines[backups.len() + verifies.len() + 1];
     let _ = writeln!(
         out,
-        "| atomic restore within 30% of `pg_restore -j2` | {} vs {} ({restore_over:+.1}%) | {} |\n",
-        fmt_s(restore.stats.median),
-        fmt_s(pj2.stats.median),
+        "| atomic restore within 30% of `pg_restore -j2` ({}) | {} vs {} ({restore_over:+.1}%) | {} |\n",
+        cell(&j2_label),
+        fmt_s(tool_restore),
+        fmt_s(j2),
         met(restore_over <= 30.0)
     );
 
     out.push_str("### Where the server's time goes (pg_stat_activity sampled every 100 ms; mean per run, backend-seconds)\n\n");
     let mut phased: Vec<(String, Phases, usize)> = Vec::new();
-    for (i, c) in backups.iter().enumerate().take(2) {
+    for (i, c) in backups.iter().enumerate().take(3) {
         phased.push((
             c.label.clone(),
             sum_phases(&backup_samples[i]),

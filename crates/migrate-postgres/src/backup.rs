@@ -7,7 +7,7 @@ use crate::url::{ConnectionSettings, Host};
 use migrate_core::driver::DriverError;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -194,12 +194,15 @@ fn wait(
 }
 
 /// Runs `pg_dump` of the whole database into `out`, reading `snapshot` when given so that the
-/// archive holds exactly what the caller counted in that snapshot.
+/// archive holds exactly what the caller counted in that snapshot. `compress` is zlib's level
+/// (0–9) for the custom and directory formats; a plain script is never compressed.
+#[allow(clippy::too_many_arguments)]
 pub fn dump(
     tools: &ClientTools,
     settings: &ConnectionSettings,
     format: Format,
     jobs: u32,
+    compress: u32,
     snapshot: Option<&str>,
     out: &Path,
     progress: &mut dyn FnMut(Duration),
@@ -210,12 +213,11 @@ pub fn dump(
         .arg("--file")
         .arg(out);
     match format {
-        // Light compression: on two cores, zlib's default level makes pg_dump CPU-bound.
         Format::Custom => {
-            cmd.arg("--compress=1");
+            cmd.arg(format!("--compress={}", compress.min(9)));
         }
         Format::Directory => {
-            cmd.arg("--compress=1")
+            cmd.arg(format!("--compress={}", compress.min(9)))
                 .arg(format!("--jobs={}", jobs.max(1)));
         }
         // A plain script replays as it is: it must drop what it recreates, or it could never
@@ -235,19 +237,34 @@ pub fn dump(
     wait(child, "pg_dump", progress)
 }
 
+/// What a streamed dump gave: the archive's row counts and data digests, decoded in the same
+/// pass, and the size and SHA-256 of the bytes written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Streamed {
+    /// Rows and data digest of every table, as the archive decodes.
+    pub tables: BTreeMap<String, TableData>,
+    /// Bytes written to the sink.
+    pub bytes: u64,
+    /// SHA-256 of those bytes, lowercase hex.
+    pub sha256: String,
+}
+
 /// Dumps the database in the custom format and streams it into `sink`, decoding it as it goes:
 /// every byte pg_dump writes is also fed to `pg_restore --file=-`, whose SQL output is counted
-/// table by table. One pass gives the archive, its proof of readability and its row counts.
+/// table by table, and to a SHA-256. One pass gives the archive, its checksum, its proof of
+/// readability and its row counts; nothing reads the file again afterwards.
 pub fn dump_streaming(
     tools: &ClientTools,
     settings: &ConnectionSettings,
+    compress: u32,
     snapshot: Option<&str>,
     sink: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
-) -> Result<BTreeMap<String, TableData>, DriverError> {
+) -> Result<Streamed, DriverError> {
     let mut cmd = child_command(&tools.pg_dump, settings);
     // No --file: pg_dump writes to stdout only when none is given ("-" would be a file name).
-    cmd.args(["--no-password", "--format=custom", "--compress=1"]);
+    cmd.args(["--no-password", "--format=custom"])
+        .arg(format!("--compress={}", compress.min(9)));
     if let Some(id) = snapshot {
         cmd.arg(format!("--snapshot={id}"));
     }
@@ -269,7 +286,7 @@ pub fn dump_streaming(
     let decode_errors = drain(decode.stderr.take());
     let decoded = decode.stdout.take();
     let counter = std::thread::spawn(move || match decoded {
-        Some(out) => count_copy_rows(BufReader::with_capacity(1 << 20, out)),
+        Some(out) => count_copy_rows(out),
         None => Err(DriverError::Io("pg_restore gave no output".to_owned())),
     });
     let pumped = pump(dump.stdout.take(), decode.stdin.take(), sink, progress);
@@ -286,7 +303,7 @@ pub fn dump_streaming(
     let counts = counter
         .join()
         .map_err(|_| DriverError::Io("the archive reader stopped".to_owned()))?;
-    pumped?;
+    let (bytes, sha256) = pumped?;
     if !dump_status.success() {
         return Err(tool_failed("pg_dump", dump_status, &joined(dump_errors)));
     }
@@ -297,21 +314,27 @@ pub fn dump_streaming(
             &joined(decode_errors),
         ));
     }
-    counts
+    Ok(Streamed {
+        tables: counts?,
+        bytes,
+        sha256,
+    })
 }
 
-/// Copies pg_dump's output to the sink and to the decoder, in 1 MiB chunks.
+/// Copies pg_dump's output to the sink and to the decoder, in 1 MiB chunks, hashing it on the
+/// way: the checksum covers exactly the bytes written, without a second read of the file.
 fn pump(
     from: Option<std::process::ChildStdout>,
     decoder: Option<std::process::ChildStdin>,
     sink: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
-) -> Result<(), DriverError> {
+) -> Result<(u64, String), DriverError> {
     let mut from = from.ok_or_else(|| DriverError::Io("pg_dump gave no output".to_owned()))?;
     let mut decoder =
         decoder.ok_or_else(|| DriverError::Io("pg_restore took no input".to_owned()))?;
     let mut buffer = vec![0u8; 1 << 20];
     let mut total = 0u64;
+    let mut hasher = Sha256::new();
     loop {
         let n = from
             .read(&mut buffer)
@@ -319,17 +342,20 @@ fn pump(
         if n == 0 {
             break;
         }
-        sink.write_all(&buffer[..n])
-            .map_err(|e| DriverError::Io(format!("writing the backup: {e}")))?;
+        // The decoder first: it runs in its own process, so it works while this one hashes
+        // and writes.
         decoder
             .write_all(&buffer[..n])
             .map_err(|e| DriverError::Io(format!("feeding the archive reader: {e}")))?;
+        sink.write_all(&buffer[..n])
+            .map_err(|e| DriverError::Io(format!("writing the backup: {e}")))?;
+        hasher.update(&buffer[..n]);
         total += n as u64;
         progress(total);
     }
     sink.flush()
         .map_err(|e| DriverError::Io(format!("writing the backup: {e}")))?;
-    Ok(())
+    Ok((total, hex(&hasher.finalize())))
 }
 
 fn drain(stream: Option<std::process::ChildStderr>) -> std::thread::JoinHandle<String> {
@@ -371,7 +397,7 @@ pub fn read_archive(
     if format == Format::Plain {
         let file = std::fs::File::open(archive)
             .map_err(|e| DriverError::Io(format!("cannot read {}: {e}", archive.display())))?;
-        return count_copy_rows(BufReader::new(file));
+        return count_copy_rows(file);
     }
     let mut child = Command::new(&tools.pg_restore)
         .arg("--file=-")
@@ -387,9 +413,40 @@ pub fn read_archive(
         .stdout
         .take()
         .ok_or_else(|| DriverError::Io("pg_restore gave no output".to_owned()))?;
-    let counted = count_copy_rows(BufReader::with_capacity(1 << 20, stdout));
+    let counted = count_copy_rows(stdout);
     wait(child, "reading the archive with pg_restore", &mut |_| {})?;
     counted
+}
+
+/// Reads an archive's table of contents (`pg_restore --list`) and returns the names of its
+/// TABLE DATA entries, as the list writes them (`schema table owner`, unquoted).
+///
+/// This reads the header and the table of contents only: it proves the archive is one this
+/// `pg_restore` can read, not that its data is whole. The caller pairs it with the checksum.
+pub fn list_table_data(tools: &ClientTools, archive: &Path) -> Result<Vec<String>, DriverError> {
+    let out = Command::new(&tools.pg_restore)
+        .arg("--list")
+        .arg(archive)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            DriverError::Io(format!("cannot start {}: {e}", tools.pg_restore.display()))
+        })?;
+    if !out.status.success() {
+        return Err(tool_failed(
+            "reading the archive's table of contents with pg_restore",
+            out.status,
+            &String::from_utf8_lossy(&out.stderr),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| {
+            l.split_once(" TABLE DATA ")
+                .map(|(_, rest)| rest.to_owned())
+        })
+        .collect())
 }
 
 /// What an archive holds of one table: its row count and a SHA-256 over its data lines, so that
@@ -405,48 +462,108 @@ pub struct TableData {
 /// The last comment pg_dump writes; a decoded archive without it is incomplete.
 const DUMP_COMPLETE: &[u8] = b"-- PostgreSQL database dump complete";
 
+/// The line that ends a COPY block. A data line never starts with a backslash and a period:
+/// COPY's text format writes a backslash in the data as two.
+const END_OF_DATA: &[u8] = b"\\.\n";
+
 /// Counts the data lines of every `COPY ... FROM stdin;` block of a SQL stream, and requires
 /// the stream to be complete: it must not end inside a data block, and pg_dump's closing
 /// comment must be there. A truncated archive fails here even when its manifest was rewritten.
-fn count_copy_rows(reader: impl BufRead) -> Result<BTreeMap<String, TableData>, DriverError> {
+///
+/// Data is hashed and counted a buffer at a time rather than line by line: the same digest
+/// (SHA-256 over the data lines with their newlines, in order) at a fraction of the cost.
+fn count_copy_rows(mut reader: impl Read) -> Result<BTreeMap<String, TableData>, DriverError> {
     let mut counts = BTreeMap::new();
     let mut current: Option<(String, u64, Sha256)> = None;
     let mut complete = false;
-    let mut line = Vec::new();
-    let mut reader = reader;
+    let mut buffer = vec![0u8; 1 << 20];
+    // Unprocessed bytes are buffer[start..end]; `start` is always at the beginning of a line.
+    let (mut start, mut end) = (0usize, 0usize);
+    let mut eof = false;
+    let finder = memchr::memmem::Finder::new(b"\n\\.\n");
     loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| DriverError::Io(format!("reading the archive: {e}")))?;
-        if n == 0 {
+        let mut need_more = false;
+        while !need_more {
+            let rest = &buffer[start..end];
+            if let Some((table, rows, hasher)) = current.as_mut() {
+                let ended = if rest.starts_with(END_OF_DATA) {
+                    Some(END_OF_DATA.len())
+                } else if eof && rest == &END_OF_DATA[..2] {
+                    Some(2)
+                } else {
+                    None
+                };
+                if let Some(n) = ended {
+                    let sha256 = hex(&std::mem::take(hasher).finalize());
+                    counts.insert(
+                        std::mem::take(table),
+                        TableData {
+                            rows: *rows,
+                            sha256,
+                        },
+                    );
+                    current = None;
+                    start += n;
+                    continue;
+                }
+                if rest.len() < END_OF_DATA.len() && !eof {
+                    need_more = true;
+                    continue;
+                }
+                // Everything up to the newline before the end marker, or else every whole line.
+                let take = match finder.find(rest) {
+                    Some(i) => Some(i + 1),
+                    None => memchr::memrchr(b'\n', rest).map(|i| i + 1),
+                };
+                match take {
+                    Some(n) => {
+                        let data = &rest[..n];
+                        *rows += memchr::memchr_iter(b'\n', data).count() as u64;
+                        hasher.update(data);
+                        start += n;
+                    }
+                    None => need_more = true,
+                }
+            } else {
+                let Some(i) = memchr::memchr(b'\n', rest) else {
+                    if eof && !rest.is_empty() {
+                        // A last line without a newline: look at it as it is.
+                        complete |= rest.trim_ascii_end() == DUMP_COMPLETE;
+                        start = end;
+                    }
+                    need_more = true;
+                    continue;
+                };
+                let text = rest[..i].trim_ascii_end();
+                if text.starts_with(b"COPY ") && text.ends_with(b" FROM stdin;") {
+                    let name = copy_target(&String::from_utf8_lossy(&text[5..]));
+                    current = Some((name, 0, Sha256::new()));
+                } else if text == DUMP_COMPLETE {
+                    // Only comments and psql meta-commands (`\unrestrict`) follow it.
+                    complete = true;
+                }
+                start += i + 1;
+            }
+        }
+        if eof {
             break;
         }
-        if let Some((table, rows, hasher)) = current.as_mut() {
-            if line == b"\\.\n" || line == b"\\." {
-                let sha256 = hex(&std::mem::take(hasher).finalize());
-                counts.insert(
-                    std::mem::take(table),
-                    TableData {
-                        rows: *rows,
-                        sha256,
-                    },
-                );
-                current = None;
-            } else {
-                *rows += 1;
-                hasher.update(&line);
+        // Keep the unfinished line, and make room (a line longer than the buffer grows it).
+        buffer.copy_within(start..end, 0);
+        end -= start;
+        start = 0;
+        if end == buffer.len() {
+            buffer.resize(buffer.len() * 2, 0);
+        }
+        let n = loop {
+            match reader.read(&mut buffer[end..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(DriverError::Io(format!("reading the archive: {e}"))),
             }
-            continue;
-        }
-        let text = line.trim_ascii_end();
-        if text.starts_with(b"COPY ") && text.ends_with(b" FROM stdin;") {
-            let name = copy_target(&String::from_utf8_lossy(&text[5..]));
-            current = Some((name, 0, Sha256::new()));
-        } else if text == DUMP_COMPLETE {
-            // Only comments and psql meta-commands (`\unrestrict`) follow it.
-            complete = true;
-        }
+        };
+        end += n;
+        eof = n == 0;
     }
     if let Some((table, _, _)) = current {
         return Err(DriverError::Io(format!(
@@ -542,6 +659,41 @@ pub fn restore(
     wait(child, "restore", progress)
 }
 
+/// Restores an archive into the empty database of `settings` with `jobs` parallel sessions
+/// (`pg_restore --jobs`), every error fatal. Not atomic by itself: the caller restores into a
+/// scratch database that nothing else uses, and drops it if this fails.
+pub fn restore_parallel(
+    tools: &ClientTools,
+    settings: &ConnectionSettings,
+    archive: &Path,
+    format: Format,
+    jobs: u32,
+    progress: &mut dyn FnMut(Duration),
+) -> Result<(), DriverError> {
+    let mut cmd = match format {
+        // A script has no table of contents to share out: psql replays it in one session.
+        Format::Plain => return restore(tools, settings, archive, format, false, progress),
+        Format::Custom | Format::Directory => {
+            let mut cmd = child_command(&tools.pg_restore, settings);
+            cmd.args(["--no-password", "--exit-on-error", "--no-owner"])
+                .arg(format!("--jobs={}", jobs.max(1)))
+                .arg(format!("--dbname={}", settings.dbname))
+                .arg(archive);
+            cmd
+        }
+    };
+    cmd.env(
+        "PGOPTIONS",
+        "-c maintenance_work_mem=256MB -c max_parallel_maintenance_workers=2",
+    );
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| DriverError::Io(format!("cannot start the restore: {e}")))?;
+    wait(child, "restore", progress)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,6 +714,54 @@ mod tests {
         );
         other = sql.to_owned();
         assert_eq!(count_copy_rows(other.as_bytes()).expect("counts"), counts);
+    }
+
+    /// A reader that hands out at most `n` bytes per read, to cut lines and end markers
+    /// across the counter's reads.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(out.len()).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn counts_the_same_whatever_the_read_sizes() {
+        let mut sql = String::from("SET x = 1;\nCOPY public.t (id, v) FROM stdin;\n");
+        for i in 0..5000 {
+            if i % 10 == 0 {
+                // A value of a backslash and a period, at the start of a line: not the end.
+                sql.push_str("\\\\.\tv\n");
+            } else {
+                sql.push_str(&format!("{i}\tvalue \\\\. {}\n", "y".repeat(i % 97)));
+            }
+        }
+        sql.push_str("\\.\n\nCOPY public.e (id) FROM stdin;\n\\.\n");
+        sql.push_str("COPY public.last (id) FROM stdin;\n7\n\\.\n\n--\n-- PostgreSQL database dump complete\n--\n");
+        let whole = count_copy_rows(sql.as_bytes()).expect("counts");
+        assert_eq!(whole["public.t"].rows, 5000);
+        assert_eq!(whole["public.e"].rows, 0);
+        assert_eq!(whole["public.last"].rows, 1);
+        let by_line: String = sql
+            .split_inclusive('\n')
+            .skip_while(|l| !l.starts_with("COPY public.t"))
+            .skip(1)
+            .take(5000)
+            .collect();
+        let expected = hex(&Sha256::digest(by_line.as_bytes()));
+        assert_eq!(whole["public.t"].sha256, expected);
+        for n in [1, 2, 3, 7, 4096] {
+            let trickled = count_copy_rows(Trickle(sql.as_bytes(), n)).expect("counts");
+            assert_eq!(trickled, whole, "reads of {n} bytes");
+        }
+        // The end marker without its newline, at the very end of a stream.
+        let cut = "COPY public.u (id) FROM stdin;\n1\n\\.";
+        let err = count_copy_rows(cut.as_bytes()).expect_err("no closing line");
+        assert!(err.to_string().contains("closing line"), "{err}");
     }
 
     #[test]
