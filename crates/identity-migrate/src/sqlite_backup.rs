@@ -126,6 +126,15 @@ pub fn restore(
     path: &Path,
     yes: bool,
 ) -> Result<(), CliError> {
+    if let Ok(manifest) = migrate_backup::read_manifest(path) {
+        if manifest.format != lite::FORMAT {
+            return Err(CliError::Config(format!(
+                "{} is a PostgreSQL backup (format {}): restore it into a PostgreSQL database (--database-url postgresql://...)",
+                path.display(),
+                manifest.format
+            )));
+        }
+    }
     // Checked before the target is opened, so a bad archive never creates a file.
     lite::verify(path).map_err(migrate_backup::nothing_restored)?;
     let mut driver = open(cfg, target, true)?;
