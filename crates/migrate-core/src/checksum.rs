@@ -1,11 +1,14 @@
 //! Checksums: SHA-256 of a revision's canonical rendered SQL.
 //!
+//! Canonical means PostgreSQL's, one op after the other (no grouping of column changes), so
+//! that a faster rendering of the same revision never reads as an edit of it.
+//!
 //! Every revision's upgrade is rendered for PostgreSQL against the schema that the graph's one
 //! stable order leaves before it, so recording and verifying always agree, whatever subset of the
 //! graph a database holds.
 
 use crate::graph::RevisionGraph;
-use crate::render::{render_ops, Dialect, RenderError};
+use crate::render::{render_ops_one_by_one, Dialect, RenderError};
 use crate::revision::Direction;
 use crate::schema::Schema;
 use sha2::{Digest, Sha256};
@@ -16,7 +19,7 @@ pub fn checksums(graph: &RevisionGraph) -> Result<HashMap<String, String>, Rende
     let mut schema = Schema::new();
     let mut out = HashMap::with_capacity(graph.revisions().len());
     for r in graph.revisions() {
-        let statements = render_ops(
+        let statements = render_ops_one_by_one(
             &r.id,
             Direction::Up,
             &r.upgrade,

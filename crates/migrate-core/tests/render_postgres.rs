@@ -617,3 +617,87 @@ fn a_table_given_with_indexes_and_triggers_creates_them_with_it() {
     let (script, _) = rendered(&Op::CreateTable(table), &with_function());
     insta::assert_snapshot!(script);
 }
+
+// --- Several column changes in a row ---
+
+fn alter(table: &str, column: &str, change: ColumnChange) -> Op {
+    Op::AlterColumn {
+        table: name(table),
+        column: column.into(),
+        change,
+    }
+}
+
+fn run_sql(ops: &[Op]) -> Vec<String> {
+    let mut schema = fixture();
+    migrate_core::render::render_ops(
+        "aaaaaaaaaaaa",
+        migrate_core::Direction::Up,
+        ops,
+        &mut schema,
+        Dialect::Postgres,
+    )
+    .expect("renders")
+    .into_iter()
+    .map(|s| s.sql)
+    .collect()
+}
+
+fn retype(ty: ColumnType) -> ColumnChange {
+    ColumnChange {
+        ty: Some((ty, None)),
+        ..ColumnChange::default()
+    }
+}
+
+fn default_to(value: Option<&str>) -> ColumnChange {
+    ColumnChange {
+        default: Some(value.map(|v| DefaultExpr::Text(v.into()))),
+        ..ColumnChange::default()
+    }
+}
+
+#[test]
+fn column_changes_in_a_row_are_one_alter_table_per_table() {
+    let statements = run_sql(&[
+        alter("users", "timestamp", retype(ColumnType::TimestampTz)),
+        alter("organizations", "name", default_to(Some("unnamed"))),
+        alter(
+            "users",
+            "status",
+            ColumnChange {
+                nullable: Some(true),
+                ..ColumnChange::default()
+            },
+        ),
+    ]);
+    insta::assert_snapshot!(statements.join(";\n"));
+    assert_eq!(statements.len(), 2, "users is rewritten once");
+}
+
+#[test]
+fn a_second_change_of_one_column_keeps_its_order() {
+    let statements = run_sql(&[
+        alter("users", "status", default_to(Some("a"))),
+        alter("users", "email", retype(ColumnType::Text)),
+        alter("users", "status", default_to(None)),
+    ]);
+    assert_eq!(
+        statements,
+        [
+            "ALTER TABLE users\n    ALTER COLUMN status SET DEFAULT 'a',\n    ALTER COLUMN email TYPE text",
+            "ALTER TABLE users ALTER COLUMN status DROP DEFAULT",
+        ]
+    );
+}
+
+#[test]
+fn a_type_change_of_a_key_column_is_not_grouped() {
+    // users.organization_id references organizations.id: its order among changes must hold.
+    let statements = run_sql(&[
+        alter("users", "organization_id", retype(ColumnType::Text)),
+        alter("organizations", "name", default_to(Some("x"))),
+        alter("users", "status", default_to(Some("a"))),
+    ]);
+    assert_eq!(statements.len(), 3, "{statements:?}");
+}

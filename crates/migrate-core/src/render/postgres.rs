@@ -304,6 +304,91 @@ fn create_index(table: &TableName, index: &Index, concurrently: bool) -> String 
     s
 }
 
+/// One `ALTER TABLE` per table for a run of `AlterColumn` ops, clauses in the ops' order.
+///
+/// An op joins the statement of its table's earlier ops, moving ahead of ops of other tables in
+/// between; a second change of the same column starts a new statement after everything before
+/// it, so changes of one column always run in their order. Moving ahead is safe because the
+/// caller groups no run that changes the type of a key column (see
+/// [`changes_key_column_type`]): changes of different columns of different tables do not
+/// otherwise depend on each other.
+pub(crate) fn grouped_alters(run: &[Op]) -> Vec<Statement> {
+    struct Group<'a> {
+        table: &'a TableName,
+        columns: Vec<&'a str>,
+        clauses: Vec<String>,
+        open: bool,
+    }
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for op in run {
+        let Op::AlterColumn {
+            table,
+            column,
+            change,
+        } = op
+        else {
+            continue;
+        };
+        let clauses = alter_clauses(column, change);
+        if clauses.is_empty() {
+            continue;
+        }
+        let joinable = groups.iter_mut().rev().find(|g| g.table == table && g.open);
+        match joinable {
+            Some(group) if !group.columns.contains(&column.as_str()) => {
+                group.columns.push(column);
+                group.clauses.extend(clauses);
+            }
+            found => {
+                if let Some(group) = found {
+                    group.open = false;
+                }
+                groups.push(Group {
+                    table,
+                    columns: vec![column],
+                    clauses,
+                    open: true,
+                });
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|g| {
+            // One op's clauses stay on one line, as `render` writes them; several columns get
+            // a line each, for review.
+            let separator = if g.columns.len() > 1 { ",\n    " } else { ", " };
+            let lead = if g.columns.len() > 1 { "\n    " } else { " " };
+            Statement::new(format!(
+                "ALTER TABLE {}{lead}{}",
+                table_name(g.table),
+                g.clauses.join(separator)
+            ))
+        })
+        .collect()
+}
+
+/// Whether a run of `AlterColumn` ops changes the type of a column that a foreign key uses
+/// (on either side): those changes must keep their order across tables.
+pub(crate) fn changes_key_column_type(run: &[Op], schema: &Schema) -> bool {
+    run.iter().any(|op| match op {
+        Op::AlterColumn {
+            table,
+            column,
+            change,
+        } if change.ty.is_some() => schema.tables.values().any(|t| {
+            t.constraints.values().any(|c| match &c.kind {
+                ConstraintKind::ForeignKey(fk) => {
+                    (&t.name == table && fk.columns.contains(column))
+                        || (&fk.ref_table == table && fk.ref_columns.contains(column))
+                }
+                _ => false,
+            })
+        }),
+        _ => false,
+    })
+}
+
 fn alter_clauses(column: &str, change: &ColumnChange) -> Vec<String> {
     let col = q(column);
     let mut out = Vec::new();
