@@ -1287,3 +1287,84 @@ fn identity_revisions_upgrade_and_downgrade_on_sqlite() {
         "base holds nothing"
     );
 }
+
+// --- Several column changes in a row ---
+
+#[test]
+fn column_changes_in_a_row_rebuild_each_table_once_and_keep_the_rows() {
+    let ops = [
+        alter(
+            "users",
+            "created_at",
+            ColumnChange {
+                ty: Some((
+                    ColumnType::TimestampTz,
+                    Some("created_at AT TIME ZONE 'UTC'".into()),
+                )),
+                ..ColumnChange::default()
+            },
+        ),
+        alter(
+            "organizations",
+            "name",
+            ColumnChange {
+                default: Some(Some(DefaultExpr::Text("unnamed".into()))),
+                ..ColumnChange::default()
+            },
+        ),
+        alter(
+            "users",
+            "bio",
+            ColumnChange {
+                ty: Some((ColumnType::Text, None)),
+                nullable: Some(false),
+                ..ColumnChange::default()
+            },
+        ),
+        alter(
+            "users",
+            "bio",
+            ColumnChange {
+                nullable: Some(true),
+                ..ColumnChange::default()
+            },
+        ),
+    ];
+    let mut after = fixture();
+    let statements = render_ops("grouped", Direction::Up, &ops, &mut after, Dialect::Sqlite)
+        .expect("SQLite renders the run");
+    let copies: Vec<&str> = statements
+        .iter()
+        .filter_map(|s| s.sql.strip_prefix("INSERT INTO _new_"))
+        .collect();
+    assert_eq!(
+        copies.len(),
+        2,
+        "users and organizations copied once each: {copies:?}"
+    );
+    // The one rebuild of users lands on the definition after all three of its changes.
+    let created = statements
+        .iter()
+        .find(|s| s.sql.starts_with("CREATE TABLE _new_users ("))
+        .expect("the new users table");
+    assert!(
+        created.sql.contains("created_at TIMESTAMPTZ"),
+        "{}",
+        created.sql
+    );
+    assert!(
+        !created.sql.contains("bio TEXT NOT NULL"),
+        "{}",
+        created.sql
+    );
+    if let Some(db) = Db::with_fixture() {
+        let outcome = db.run(&format!(
+            "PRAGMA foreign_keys = OFF;\n{}",
+            transaction(&statements)
+        ));
+        outcome.unwrap_or_else(|e| panic!("SQLite refused the run:\n{e}"));
+        assert_eq!(db.ok("SELECT count(*) FROM users;").trim(), "2");
+        assert_eq!(db.ok("SELECT count(*) FROM organizations;").trim(), "1");
+        assert_eq!(db.ok("PRAGMA integrity_check;").trim(), "ok");
+    }
+}

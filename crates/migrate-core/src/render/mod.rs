@@ -118,10 +118,11 @@ pub fn cleanup(op: &Op, dialect: Dialect) -> Vec<Statement> {
 
 /// Renders a list of ops of one revision, folding each into `schema` as it goes.
 ///
-/// On PostgreSQL, a run of consecutive `AlterColumn` ops becomes one `ALTER TABLE` per table
-/// (see [`postgres::grouped_alters`]): each `ALTER TABLE` that changes a type rewrites the whole
-/// table and rebuilds its indexes, so nine column changes of `users` would otherwise rewrite it
-/// nine times while holding its lock.
+/// A run of consecutive `AlterColumn` ops changes each table once: one `ALTER TABLE` per table
+/// on PostgreSQL (see [`postgres::grouped_alters`]), one rebuild per table on SQLite. Each
+/// `ALTER TABLE` that changes a type rewrites the whole table and rebuilds its indexes (and on
+/// SQLite every change is a copy of the table), so nine column changes of `users` would
+/// otherwise rewrite it nine times while holding its lock.
 pub fn render_ops(
     revision: &str,
     direction: Direction,
@@ -129,18 +130,11 @@ pub fn render_ops(
     schema: &mut Schema,
     dialect: Dialect,
 ) -> Result<Vec<Statement>, RenderError> {
-    render_ops_as(
-        revision,
-        direction,
-        ops,
-        schema,
-        dialect,
-        dialect == Dialect::Postgres,
-    )
+    render_ops_as(revision, direction, ops, schema, dialect, true)
 }
 
-/// [`render_ops`] with one statement per op at least, as checksums were first recorded: the
-/// checksum of a revision must not change when the renderer learns to run it faster.
+/// [`render_ops`] one op at a time, as checksums were first recorded: the checksum of a
+/// revision must not change when the renderer learns to run it faster.
 pub(crate) fn render_ops_one_by_one(
     revision: &str,
     direction: Direction,
@@ -178,8 +172,16 @@ fn render_ops_as(
         } else {
             0
         };
-        if run > 1 && !postgres::changes_key_column_type(&ops[i..i + run], schema) {
-            out.extend(postgres::grouped_alters(&ops[i..i + run]));
+        let grouped = match dialect {
+            _ if run < 2 => None,
+            Dialect::Postgres if !postgres::changes_key_column_type(&ops[i..i + run], schema) => {
+                Some(postgres::grouped_alters(&ops[i..i + run]))
+            }
+            Dialect::Sqlite => Some(sqlite::grouped_alters(&ops[i..i + run], schema)?),
+            _ => None,
+        };
+        if let Some(statements) = grouped {
+            out.extend(statements);
             for (k, op) in ops[i..i + run].iter().enumerate() {
                 apply(op, i + k, schema)?;
             }

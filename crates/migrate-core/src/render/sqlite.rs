@@ -795,14 +795,60 @@ fn rebuild(
     table: &TableName,
     check: RebuildCheck,
 ) -> Result<Vec<Statement>, RenderError> {
-    let old = existing(before, table)?;
     let mut after_schema = before.clone();
     op.apply(&mut after_schema).map_err(|e| {
         unsupported(format!(
             "rebuild table {table}: the op does not apply to the schema ({e})"
         ))
     })?;
-    let new = existing(&after_schema, table)?;
+    rebuild_into(before, &after_schema, table, check)
+}
+
+/// One rebuild per table for a run of `AlterColumn` ops (each checked as [`render`] checks it):
+/// every rebuild copies the whole table, so nine column changes of `users` would copy it nine
+/// times. The table goes from what it is before the run to what it is after it; SQLite does not
+/// enforce a column's type against the other end of a foreign key, so the order of tables does
+/// not matter.
+pub(super) fn grouped_alters(run: &[Op], before: &Schema) -> Result<Vec<Statement>, RenderError> {
+    let mut after_schema = before.clone();
+    let mut tables: Vec<&TableName> = Vec::new();
+    for op in run {
+        if render(op, &after_schema)?.is_empty() {
+            // A change that changes nothing (see `render`) rebuilds nothing either.
+            continue;
+        }
+        op.apply(&mut after_schema).map_err(|e| {
+            unsupported(format!(
+                "alter a column: the op does not apply to the schema ({e})"
+            ))
+        })?;
+        if let Op::AlterColumn { table, .. } = op {
+            if !tables.contains(&table) {
+                tables.push(table);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for table in tables {
+        out.extend(rebuild_into(
+            before,
+            &after_schema,
+            table,
+            RebuildCheck::None,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Rebuilds `table` from its definition in `before` into its definition in `after_schema`.
+fn rebuild_into(
+    before: &Schema,
+    after_schema: &Schema,
+    table: &TableName,
+    check: RebuildCheck,
+) -> Result<Vec<Statement>, RenderError> {
+    let old = existing(before, table)?;
+    let new = existing(after_schema, table)?;
     check_portable(new)?;
     let name = sqlite_name(table);
     let temporary = format!("{REBUILD_PREFIX}{name}");
