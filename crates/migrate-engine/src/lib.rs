@@ -4,7 +4,7 @@
 //! It knows no database: everything goes through [`Driver`]. It knows no particular revisions:
 //! any [`RevisionGraph`] will do.
 
-use migrate_core::checksum::checksums;
+use migrate_core::checksum::checksums_for;
 use migrate_core::driver::{
     Driver, DriverError, ExecError, HistoryEntry, HistoryRecord, Outcome, StateSql,
 };
@@ -491,7 +491,7 @@ impl<'g> Engine<'g> {
     /// Records that an operator accepted the new checksums of changed revisions, so that the
     /// next run does not ask again.
     fn accept(&mut self, changed: &[String]) -> Result<(), EngineError> {
-        let sums = checksums(self.graph)?;
+        let sums = checksums_for(self.graph, self.driver.state_sql().dialect())?;
         let rows: Vec<String> = changed
             .iter()
             .map(|id| {
@@ -613,7 +613,7 @@ impl<'g> Engine<'g> {
     }
 
     fn checksum_of(&self, revision: &str) -> String {
-        checksums(self.graph)
+        checksums_for(self.graph, self.driver.state_sql().dialect())
             .ok()
             .and_then(|mut all| all.remove(revision))
             .unwrap_or_default()
@@ -635,7 +635,8 @@ impl<'g> Engine<'g> {
         }) {
             recorded.insert(&h.revision, &h.checksum);
         }
-        let sums: HashMap<String, String> = checksums(self.graph)?;
+        let sums: HashMap<String, String> =
+            checksums_for(self.graph, self.driver.state_sql().dialect())?;
         Ok(applied
             .iter()
             .filter(|id| {
@@ -681,9 +682,9 @@ pub fn prepare(
     if steps.is_empty() {
         return Ok(Vec::new());
     }
-    let sums = checksums(graph)?;
-    let mut schema: Schema = schema_at(graph, &applied)?;
     let dialect = sql.dialect();
+    let sums = checksums_for(graph, dialect)?;
+    let mut schema: Schema = schema_at(graph, &applied)?;
     let mut prepared = Vec::with_capacity(steps.len());
     for step in steps {
         let revision = graph

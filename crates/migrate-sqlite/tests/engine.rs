@@ -458,3 +458,45 @@ fn check_reports_drift_made_behind_the_tools_back() {
         "{text:?}"
     );
 }
+
+/// A revision whose SQL differs by dialect.
+fn per_dialect_revision(sqlite_sql: &str) -> RevisionGraph {
+    let revision = migrate_core::Revision::new(&rev_id(1), &[], "per dialect")
+        .upgrade(vec![migrate_core::Op::Sql(migrate_core::RawSql {
+            description: "a table".into(),
+            postgres: Some("CREATE TABLE t (id integer)".into()),
+            sqlite: Some(sqlite_sql.into()),
+        })])
+        .downgrade(vec![migrate_core::Op::Sql(migrate_core::RawSql {
+            description: "no table".into(),
+            postgres: Some("DROP TABLE t".into()),
+            sqlite: Some("DROP TABLE t".into()),
+        })]);
+    RevisionGraph::new(vec![revision]).unwrap()
+}
+
+#[test]
+fn an_edit_of_the_sqlite_sql_alone_is_a_changed_revision_on_sqlite() {
+    let file = TestFile::new();
+    let applied = per_dialect_revision("CREATE TABLE t (id INTEGER)");
+    run(&mut engine(&file, &applied), &up("head")).unwrap();
+    let recorded = file.driver().read_history().unwrap()[0].checksum.clone();
+    assert_ne!(
+        Some(&recorded),
+        migrate_core::checksum::checksums(&applied)
+            .unwrap()
+            .get(&rev_id(1)),
+        "a SQLite database records the checksum of the SQL it ran"
+    );
+    let report = engine(&file, &applied).check().unwrap();
+    assert!(report.changed.is_empty(), "{report:?}");
+
+    // Only the SQLite body changes: PostgreSQL's checksum stays, SQLite's does not.
+    let edited = per_dialect_revision("CREATE TABLE t (id INTEGER, note TEXT)");
+    assert_eq!(
+        migrate_core::checksum::checksums(&applied).unwrap(),
+        migrate_core::checksum::checksums(&edited).unwrap()
+    );
+    let report = engine(&file, &edited).check().unwrap();
+    assert_eq!(report.changed, [rev_id(1)]);
+}
