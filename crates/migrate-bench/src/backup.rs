@@ -864,7 +864,7 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
         for (i, c) in diag_verifies.iter().enumerate() {
             diag_lines.push(line("diag", c, &samples[i]));
         }
-        // Restore: the tool's archive was streamed (no data offsets in its table of contents).
+        // Restore: the tool's archive restored as its restore does, without the checks and the swap.
         let diag_restores = vec![
             Contender {
                 key: "d-in-place",
@@ -878,7 +878,7 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
             },
             Contender {
                 key: "d-j2-stream",
-                label: "`pg_restore -j2 -d DB X` of the tool's streamed archive (no data offsets)".to_owned(),
+                label: "`pg_restore -j2 -d DB X` of the tool's archive (what its restore runs, without the rest)".to_owned(),
                 output: None,
                 fresh_db: true,
                 build: {
