@@ -642,7 +642,7 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
     let verifies = vec![
         Contender {
             key: "tool-verify",
-            label: "`identity-migrate backup verify X` (the default: SHA-256 of the file, table of contents)"
+            label: "`identity-migrate backup verify X` (the default: SHA-256 of every file, table of contents)"
                 .to_owned(),
             output: None,
             fresh_db: false,

@@ -842,6 +842,42 @@ mod tests {
     }
 
     #[test]
+    fn a_data_file_gives_its_checksum_and_the_decode_in_one_pass() {
+        let dir = std::env::temp_dir().join(format!("im-datafile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create");
+        let write = |name: &str, bytes: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).expect("write");
+            p
+        };
+        let mut data = String::new();
+        for i in 0..3000 {
+            data.push_str(&format!("{i}\tv\\\\. {}\n", "x".repeat(i % 50)));
+        }
+        let whole = format!("{data}\\.\n\n\n");
+        let (bytes, sha, table) = read_data_file(&write("a.dat", whole.as_bytes())).expect("read");
+        assert_eq!(bytes, whole.len() as u64);
+        assert_eq!(sha, hex(&Sha256::digest(whole.as_bytes())));
+        assert_eq!(table.rows, 3000);
+        assert_eq!(table.sha256, hex(&Sha256::digest(data.as_bytes())));
+        // What the decode of the same data gives (pg_restore writes it after its COPY line).
+        let decoded = format!(
+            "COPY public.a (i, v) FROM stdin;\n{whole}--\n-- PostgreSQL database dump complete\n"
+        );
+        assert_eq!(
+            count_copy_rows(decoded.as_bytes()).expect("count")["public.a"],
+            table
+        );
+        let (_, _, empty) = read_data_file(&write("e.dat", b"\\.\n\n\n")).expect("read");
+        assert_eq!(empty.rows, 0);
+        for cut in [&whole[..whole.len() - 4], &whole[..whole.len() / 2], ""] {
+            let err = read_data_file(&write("cut.dat", cut.as_bytes())).expect_err("cut");
+            assert!(err.to_string().contains("truncated"), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_stream_cut_inside_data_is_refused() {
         let sql = "COPY public.users (id) FROM stdin;\n1\n2\n";
         let err = count_copy_rows(sql.as_bytes()).expect_err("truncated");
