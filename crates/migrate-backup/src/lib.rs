@@ -858,7 +858,7 @@ fn swap_blocker(client: &mut Client) -> Result<Option<String>, BackupError> {
     let row = client
         .query_one(
             "SELECT r.rolsuper OR r.rolcreatedb, \
-                    r.rolsuper OR pg_has_role(current_user, d.datdba, 'MEMBER'), \
+                    r.rolsuper OR pg_has_role(current_user, d.datdba, 'USAGE'), \
                     current_user::text, pg_get_userbyid(d.datdba)::text \
              FROM pg_roles r, pg_database d \
              WHERE r.rolname = current_user AND d.datname = current_database()",
@@ -967,7 +967,11 @@ fn restore_in_place(
 /// databases are created, renamed and dropped.
 fn connect_maintenance(settings: &ConnectionSettings) -> Result<Client, BackupError> {
     let mut last = None;
-    for name in ["postgres", "template1"] {
+    // Never the target itself: a session on it would stop the rename.
+    for name in ["postgres", "template1"]
+        .into_iter()
+        .filter(|n| *n != settings.dbname)
+    {
         let mut other = settings.clone();
         other.dbname = name.to_owned();
         match connect(&other) {
