@@ -138,17 +138,19 @@ pub enum Command {
 pub struct BackupArgs {
     #[command(subcommand)]
     pub verify: Option<BackupCommand>,
-    /// Write here instead of identity_service_backup_YYYYMMDD_HHMMSS.dump in the backup directory.
+    /// Write here instead of identity_service_backup_YYYYMMDD_HHMMSS in the backup directory
+    /// (a directory; .dump for custom, .sql for plain).
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Archive format: custom (one file, default), directory (parallel), plain (SQL).
-    #[arg(long, value_name = "FORMAT", default_value = "custom", value_parser = ["custom", "directory", "plain"])]
-    pub format: String,
+    /// Archive format: directory (the default: one file per table, dumped in parallel),
+    /// custom (one file), plain (SQL). PostgreSQL only: a SQLite backup is a copy of the file.
+    #[arg(long, value_name = "FORMAT", value_parser = ["directory", "custom", "plain"])]
+    pub format: Option<String>,
     /// Parallel jobs for the directory format.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub jobs: u32,
-    /// zlib level 0-9 for the custom and directory formats [default: 0 for custom, 1 for
-    /// directory]. Higher levels save disk and cost time on every core.
+    /// zlib level 0-9 for the custom and directory formats [default: 0, none]. Higher levels
+    /// save disk (about 3x at 1) and cost CPU time that a two-core machine feels.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compress: Option<u32>,
 }

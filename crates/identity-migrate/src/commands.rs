@@ -634,7 +634,8 @@ fn take_backup(
 
 fn backup(out: &mut dyn Write, cfg: &Resolved, args: &BackupArgs) -> Result<(), CliError> {
     let settings = settings(cfg)?;
-    let mut request = backup_request(cfg, args.output.as_deref(), &args.format, args.jobs)?;
+    let format = args.format.as_deref().unwrap_or("directory");
+    let mut request = backup_request(cfg, args.output.as_deref(), format, args.jobs)?;
     if args.compress.is_some() && request.format == migrate_backup::Format::Plain {
         return Err(CliError::Config(
             "--compress applies to the custom and directory formats, not to plain".to_owned(),

@@ -69,11 +69,17 @@ pub fn backup(
     target: &SqliteTarget,
     args: &BackupArgs,
 ) -> Result<(), CliError> {
-    if args.format != "custom" {
+    // Refused rather than ignored: the operator asked for something a SQLite backup is not.
+    if let Some(format) = &args.format {
         return Err(CliError::Config(format!(
-            "--format {} applies to PostgreSQL: a SQLite backup is always a copy of the database file",
-            args.format
+            "--format {format} applies to PostgreSQL: a SQLite backup is always a copy of the database file"
         )));
+    }
+    if args.compress.is_some() {
+        return Err(CliError::Config(
+            "--compress applies to PostgreSQL: a SQLite backup is a plain copy of the database file"
+                .to_owned(),
+        ));
     }
     let taken = take(cfg, target, args.output.as_deref())?;
     let m = &taken.manifest;

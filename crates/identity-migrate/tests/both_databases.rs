@@ -128,12 +128,26 @@ impl Backend {
         assert_eq!(report.get("changed").items(), [], "changed:\n{out}");
     }
 
+    /// Takes a one-file backup to `path`.
+    fn backup(&self, dir: &Path, path: &Path) -> Out {
+        self.run(dir, &backup_args(self, path))
+    }
+
     /// Row count and data digest of every table, read by a backup of the database.
     fn content(&self, dir: &Path, name: &str) -> BTreeMap<String, (String, String)> {
         let path = backup_path(self, dir, name);
-        self.run(dir, &["backup", "--output", path.to_str().expect("utf-8")])
-            .ok();
+        self.backup(dir, &path).ok();
         manifest_content(&path)
+    }
+}
+
+/// `backup` into one file: PostgreSQL's custom format (its default is a directory), SQLite's
+/// copy of the database.
+fn backup_args<'a>(backend: &Backend, path: &'a Path) -> Vec<&'a str> {
+    let path = path.to_str().expect("utf-8");
+    match backend {
+        Backend::Postgres(_) => vec!["backup", "--format", "custom", "--output", path],
+        Backend::Sqlite(_) => vec!["backup", "--output", path],
     }
 }
 
@@ -326,12 +340,7 @@ fn backup_and_restore_give_identical_content(kind: Kind) {
     let dir = tempdir();
     let source = seeded(kind, dir.path(), "source");
     let archive = backup_path(&source, dir.path(), "round-trip");
-    let out = source
-        .run(
-            dir.path(),
-            &["backup", "--output", archive.to_str().expect("utf-8")],
-        )
-        .ok();
+    let out = source.run(dir.path(), &backup_args(&source, &archive)).ok();
     assert!(out.stdout.contains("rows      "), "{out}");
     assert_mode(&archive, 0o600);
     source
@@ -370,12 +379,7 @@ fn corrupted_backups_are_refused_and_the_target_is_unchanged(kind: Kind) {
     let dir = tempdir();
     let source = seeded(kind, dir.path(), "source");
     let archive = backup_path(&source, dir.path(), "good");
-    source
-        .run(
-            dir.path(),
-            &["backup", "--output", archive.to_str().expect("utf-8")],
-        )
-        .ok();
+    source.run(dir.path(), &backup_args(&source, &archive)).ok();
     let bytes = std::fs::read(&archive).expect("read the archive");
     let mut manifest_name = archive.as_os_str().to_owned();
     manifest_name.push(".manifest.json");

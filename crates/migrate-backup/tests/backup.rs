@@ -253,7 +253,7 @@ fn overwrite(file: &Path, offset: u64, n: usize) {
 fn biggest_data_file(archive: &Path) -> PathBuf {
     listing(archive)
         .into_iter()
-        .filter(|f| f.ends_with(".dat.gz"))
+        .filter(|f| f != "toc.dat" && (f.ends_with(".dat.gz") || f.ends_with(".dat")))
         .map(|f| archive.join(f))
         .max_by_key(|p| size(p))
         .expect("a data file")

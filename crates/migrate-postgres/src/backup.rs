@@ -424,6 +424,18 @@ pub fn read_archive(
 /// This reads the header and the table of contents only: it proves the archive is one this
 /// `pg_restore` can read, not that its data is whole. The caller pairs it with the checksum.
 pub fn list_table_data(tools: &ClientTools, archive: &Path) -> Result<Vec<String>, DriverError> {
+    Ok(list_table_data_ids(tools, archive)?
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect())
+}
+
+/// [`list_table_data`] with each entry's dump id, which names its file in a directory archive
+/// (`<id>.dat`, or `<id>.dat.gz` when compressed).
+pub fn list_table_data_ids(
+    tools: &ClientTools,
+    archive: &Path,
+) -> Result<Vec<(u32, String)>, DriverError> {
     let out = Command::new(&tools.pg_restore)
         .arg("--list")
         .arg(archive)
@@ -443,10 +455,75 @@ pub fn list_table_data(tools: &ClientTools, archive: &Path) -> Result<Vec<String
         .lines()
         .filter(|l| !l.starts_with(';'))
         .filter_map(|l| {
-            l.split_once(" TABLE DATA ")
-                .map(|(_, rest)| rest.to_owned())
+            let (head, rest) = l.split_once(" TABLE DATA ")?;
+            let id = head.split(';').next()?.trim().parse().ok()?;
+            Some((id, rest.to_owned()))
         })
         .collect())
+}
+
+/// The data file of one table in an uncompressed directory archive, read once: its size and
+/// SHA-256 (for the manifest) and, from the same pass, what a decode would give of it. The file
+/// is the table's COPY data as pg_restore sends it, then pg_dump's end marker (a line of a
+/// backslash and a period, then blank lines); the data digest is the state of the same SHA-256
+/// before the end marker.
+pub fn read_data_file(path: &Path) -> Result<(u64, String, TableData), DriverError> {
+    let cannot =
+        |e: std::io::Error| DriverError::Io(format!("cannot read {}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let size = file.metadata().map_err(cannot)?.len();
+    // The end marker: `\.` at the start of a line, then only newlines.
+    let tail_len = size.min(64);
+    let mut tail = vec![0u8; usize::try_from(tail_len).unwrap_or(64)];
+    {
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(size - tail_len))
+            .map_err(cannot)?;
+        file.read_exact(&mut tail).map_err(cannot)?;
+        file.seek(SeekFrom::Start(0)).map_err(cannot)?;
+    }
+    let trimmed = tail.len() - tail.iter().rev().take_while(|b| **b == b'\n').count();
+    let marker_at = trimmed.checked_sub(2).filter(|&i| {
+        &tail[i..trimmed] == b"\\." && (i == 0 && tail_len == size || i > 0 && tail[i - 1] == b'\n')
+    });
+    let Some(marker_at) = marker_at else {
+        return Err(DriverError::Io(format!(
+            "{} does not end with the end of its table's data: it is truncated",
+            path.display()
+        )));
+    };
+    let data_len = size - tail_len + marker_at as u64;
+    let mut hasher = Sha256::new();
+    let mut rows = 0u64;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    while done < data_len {
+        let want = usize::try_from((data_len - done).min(buffer.len() as u64)).unwrap_or(0);
+        let n = file.read(&mut buffer[..want]).map_err(cannot)?;
+        if n == 0 {
+            return Err(DriverError::Io(format!(
+                "{} shrank while read",
+                path.display()
+            )));
+        }
+        rows += memchr::memchr_iter(b'\n', &buffer[..n]).count() as u64;
+        hasher.update(&buffer[..n]);
+        done += n as u64;
+    }
+    let data = TableData {
+        rows,
+        sha256: hex(&hasher.clone().finalize()),
+    };
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest).map_err(cannot)?;
+    hasher.update(&rest);
+    if done + rest.len() as u64 != size {
+        return Err(DriverError::Io(format!(
+            "{} changed while read",
+            path.display()
+        )));
+    }
+    Ok((size, hex(&hasher.finalize()), data))
 }
 
 /// What an archive holds of one table: its row count and a SHA-256 over its data lines, so that
@@ -762,6 +839,42 @@ mod tests {
         let cut = "COPY public.u (id) FROM stdin;\n1\n\\.";
         let err = count_copy_rows(cut.as_bytes()).expect_err("no closing line");
         assert!(err.to_string().contains("closing line"), "{err}");
+    }
+
+    #[test]
+    fn a_data_file_gives_its_checksum_and_the_decode_in_one_pass() {
+        let dir = std::env::temp_dir().join(format!("im-datafile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create");
+        let write = |name: &str, bytes: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).expect("write");
+            p
+        };
+        let mut data = String::new();
+        for i in 0..3000 {
+            data.push_str(&format!("{i}\tv\\\\. {}\n", "x".repeat(i % 50)));
+        }
+        let whole = format!("{data}\\.\n\n\n");
+        let (bytes, sha, table) = read_data_file(&write("a.dat", whole.as_bytes())).expect("read");
+        assert_eq!(bytes, whole.len() as u64);
+        assert_eq!(sha, hex(&Sha256::digest(whole.as_bytes())));
+        assert_eq!(table.rows, 3000);
+        assert_eq!(table.sha256, hex(&Sha256::digest(data.as_bytes())));
+        // What the decode of the same data gives (pg_restore writes it after its COPY line).
+        let decoded = format!(
+            "COPY public.a (i, v) FROM stdin;\n{whole}--\n-- PostgreSQL database dump complete\n"
+        );
+        assert_eq!(
+            count_copy_rows(decoded.as_bytes()).expect("count")["public.a"],
+            table
+        );
+        let (_, _, empty) = read_data_file(&write("e.dat", b"\\.\n\n\n")).expect("read");
+        assert_eq!(empty.rows, 0);
+        for cut in [&whole[..whole.len() - 4], &whole[..whole.len() / 2], ""] {
+            let err = read_data_file(&write("cut.dat", cut.as_bytes())).expect_err("cut");
+            assert!(err.to_string().contains("truncated"), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
