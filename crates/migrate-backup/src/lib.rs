@@ -840,7 +840,14 @@ pub fn restore(
             progress,
         );
     }
-    let others = sessions(&mut client, &settings.dbname)?;
+    // A client that has just disconnected stays listed while its backend exits: a short grace
+    // keeps that from reading as a session in the way.
+    let grace = Instant::now() + options.session_wait.min(Duration::from_secs(3));
+    let mut others = sessions(&mut client, &settings.dbname)?;
+    while !others.is_empty() && Instant::now() < grace {
+        std::thread::sleep(Duration::from_millis(100));
+        others = sessions(&mut client, &settings.dbname)?;
+    }
     if !others.is_empty() {
         return Err(BackupError::SessionsConnected {
             database: settings.dbname.clone(),
