@@ -15,6 +15,8 @@
 //!   with parallel sessions into a scratch database while decoding the archive in full, checks
 //!   both against the manifest, and swaps the scratch database in by renaming, in one
 //!   transaction. Without the rights for that, it restores in place in one transaction.
+//! - [`sqlite`] does the same for a SQLite database, through SQLite's online backup API, with
+//!   the same manifest.
 
 mod manifest;
 pub mod sqlite;
@@ -706,13 +708,8 @@ fn check_decoded(
     manifest: &Manifest,
     decoded: Result<BTreeMap<String, pg::TableData>, DriverError>,
 ) -> Result<(), BackupError> {
-    let decoded = decoded.map_err(|e| {
-        let why = match e {
-            DriverError::Io(m) => m,
-            other => other.to_string(),
-        };
-        BackupError::Corrupt(format!("the archive cannot be read whole ({why})"))
-    })?;
+    let decoded = decoded
+        .map_err(|e| BackupError::Corrupt(format!("the archive cannot be read whole ({e})")))?;
     let (rows, digests) = split(decoded);
     compare_counts(&manifest.tables, &rows).map_err(BackupError::Corrupt)?;
     let altered: Vec<&String> = manifest

@@ -131,7 +131,8 @@ pub enum DriverError {
         /// The server's message, with its detail and hint.
         message: String,
     },
-    /// The connection was lost or another I/O failure happened.
+    /// The connection was lost or another I/O failure happened (a file, a child process); the
+    /// message says which.
     Io(String),
     /// The database or driver cannot do this.
     Unsupported(String),
@@ -158,7 +159,7 @@ impl fmt::Display for DriverError {
             DriverError::LockTimeout(m) => write!(f, "gave up waiting for a table lock: {m}"),
             DriverError::Statement { code: Some(code), message } => write!(f, "{message} (SQLSTATE {code})"),
             DriverError::Statement { code: None, message } => f.write_str(message),
-            DriverError::Io(m) => write!(f, "connection failed: {m}"),
+            DriverError::Io(m) => f.write_str(m),
             DriverError::Unsupported(m) => write!(f, "not supported: {m}"),
         }
     }

@@ -200,9 +200,9 @@ fn classify(e: postgres::Error) -> DriverError {
         };
     }
     if e.is_closed() {
-        return DriverError::Io("the server closed the connection".to_owned());
+        return DriverError::Io("connection failed: the server closed the connection".to_owned());
     }
-    DriverError::Io(error_chain(&e))
+    DriverError::Io(format!("connection failed: {}", error_chain(&e)))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
