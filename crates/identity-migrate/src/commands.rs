@@ -310,20 +310,19 @@ fn migrate(
     // mistyped name would otherwise become a new database.
     let mut from_nothing = false;
     let created_now = database.is_missing_file();
-    let connected = if created_now {
+    let mut engine = if created_now {
         let empty = Database::Sqlite(migrate_sqlite::SqliteTarget::Memory).connect(cfg, true)?;
         let mut planner = engine(empty, graph, cfg, Some(run));
-        let planned = planner.script(&intent)?;
-        if run.dry_run || planned.steps.is_empty() {
+        if run.dry_run || planner.script(&intent)?.steps.is_empty() {
             from_nothing = true;
-            Database::Sqlite(migrate_sqlite::SqliteTarget::Memory).connect(cfg, true)?
+            planner
         } else {
-            database.connect(cfg, true)?
+            engine(database.connect(cfg, true)?, graph, cfg, Some(run))
         }
     } else {
-        database.connect(cfg, run.create_database && !run.dry_run)?
+        let create = run.create_database && !run.dry_run;
+        engine(database.connect(cfg, create)?, graph, cfg, Some(run))
     };
-    let mut engine = engine(connected, graph, cfg, Some(run));
     if run.dry_run {
         let script = engine.script(&intent)?;
         let (from, to) = match (script.steps.first(), script.steps.last()) {

@@ -618,36 +618,7 @@ fn verify_files(path: &Path, tools: &ClientTools) -> Result<(Manifest, Format), 
             manifest.format
         ))
     })?;
-    let actual = hash_files(path)?;
-    let mut expected = manifest.files.clone();
-    if let ([file], [listed]) = (actual.as_slice(), expected.as_mut_slice()) {
-        // A one-file archive may be renamed or copied: only its bytes matter.
-        listed.path.clone_from(&file.path);
-    }
-    if actual != expected {
-        let listed: BTreeMap<&str, &FileEntry> =
-            expected.iter().map(|f| (f.path.as_str(), f)).collect();
-        let found: BTreeMap<&str, &FileEntry> =
-            actual.iter().map(|f| (f.path.as_str(), f)).collect();
-        let mut problems = Vec::new();
-        for (name, want) in &listed {
-            match found.get(name) {
-                None => problems.push(format!("{name} is missing")),
-                Some(got) if got.bytes != want.bytes => problems.push(format!(
-                    "{name} has {} bytes, the manifest says {}",
-                    got.bytes, want.bytes
-                )),
-                Some(got) if got.sha256 != want.sha256 => {
-                    problems.push(format!("{name} does not match its SHA-256"))
-                }
-                Some(_) => {}
-            }
-        }
-        for name in found.keys().filter(|n| !listed.contains_key(*n)) {
-            problems.push(format!("{name} is not in the manifest"));
-        }
-        return Err(BackupError::Corrupt(problems.join("; ")));
-    }
+    check_files(path, &manifest)?;
     if format != Format::Plain {
         let entries = pg::list_table_data(tools, path).map_err(|e| {
             BackupError::Corrupt(format!("its table of contents cannot be read ({e})"))
@@ -675,6 +646,40 @@ fn verify_files(path: &Path, tools: &ClientTools) -> Result<(Manifest, Format), 
         }
     }
     Ok((manifest, format))
+}
+
+/// Every file of the archive at `path` against the manifest: the same names, sizes and SHA-256.
+/// A one-file archive may be renamed or copied: only its bytes matter.
+pub(crate) fn check_files(path: &Path, manifest: &Manifest) -> Result<(), BackupError> {
+    let actual = hash_files(path)?;
+    let mut expected = manifest.files.clone();
+    if let ([file], [listed]) = (actual.as_slice(), expected.as_mut_slice()) {
+        listed.path.clone_from(&file.path);
+    }
+    if actual == expected {
+        return Ok(());
+    }
+    let listed: BTreeMap<&str, &FileEntry> =
+        expected.iter().map(|f| (f.path.as_str(), f)).collect();
+    let found: BTreeMap<&str, &FileEntry> = actual.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut problems = Vec::new();
+    for (name, want) in &listed {
+        match found.get(name) {
+            None => problems.push(format!("{name} is missing")),
+            Some(got) if got.bytes != want.bytes => problems.push(format!(
+                "{name} has {} bytes, the manifest says {}",
+                got.bytes, want.bytes
+            )),
+            Some(got) if got.sha256 != want.sha256 => {
+                problems.push(format!("{name} does not match its SHA-256"))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in found.keys().filter(|n| !listed.contains_key(*n)) {
+        problems.push(format!("{name} is not in the manifest"));
+    }
+    Err(BackupError::Corrupt(problems.join("; ")))
 }
 
 /// `schema table ` as `pg_restore --list` writes a TABLE DATA entry of the manifest's
@@ -711,28 +716,33 @@ fn check_decoded(
     let decoded = decoded
         .map_err(|e| BackupError::Corrupt(format!("the archive cannot be read whole ({e})")))?;
     let (rows, digests) = split(decoded);
-    compare_counts(&manifest.tables, &rows).map_err(BackupError::Corrupt)?;
-    let altered: Vec<&String> = manifest
+    check_content(manifest, &rows, &digests).map_err(BackupError::Corrupt)
+}
+
+/// Whether row counts and data digests, table by table, are exactly the manifest's.
+pub(crate) fn check_content(
+    manifest: &Manifest,
+    rows: &BTreeMap<String, u64>,
+    digests: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    compare_counts(&manifest.tables, rows)?;
+    let altered: Vec<&str> = manifest
         .table_sha256
         .iter()
         .filter(|(table, sha)| digests.get(*table) != Some(*sha))
-        .map(|(table, _)| table)
+        .map(|(table, _)| table.as_str())
         .collect();
-    if !altered.is_empty() || digests.len() != manifest.table_sha256.len() {
-        return Err(BackupError::Corrupt(format!(
-            "the data of {} differs from what was backed up",
-            if altered.is_empty() {
-                "some table".to_owned()
-            } else {
-                altered
-                    .iter()
-                    .map(|t| t.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        )));
+    if altered.is_empty() && digests.len() == manifest.table_sha256.len() {
+        return Ok(());
     }
-    Ok(())
+    Err(format!(
+        "the data of {} differs from what was backed up",
+        if altered.is_empty() {
+            "some table".to_owned()
+        } else {
+            altered.join(", ")
+        }
+    ))
 }
 
 /// How to restore.
@@ -1515,7 +1525,7 @@ fn split(
     (rows, digests)
 }
 
-pub(crate) fn compare_counts(
+fn compare_counts(
     expected: &BTreeMap<String, u64>,
     found: &BTreeMap<String, u64>,
 ) -> Result<(), String> {

@@ -14,7 +14,7 @@
 //!   into the database is one write transaction: other connections see the old database or the
 //!   new one, never a mix. The result is read back and compared with the manifest.
 
-use crate::{compare_counts, hash_files, manifest_path, read_manifest, write_private};
+use crate::{check_content, check_files, hash_files, manifest_path, read_manifest, write_private};
 use crate::{nothing_restored, Backup, BackupError, Manifest, Method, Restored};
 use migrate_core::driver::Driver;
 use migrate_sqlite::backup::{file_revisions, file_table_stats};
@@ -141,59 +141,12 @@ pub fn verify(path: &Path) -> Result<Manifest, BackupError> {
             manifest.format
         )));
     }
-    let found = hash_files(path)?;
-    match (found.as_slice(), manifest.files.as_slice()) {
-        // A one-file archive may be renamed or copied: only its bytes matter.
-        ([got], [want]) if got.bytes != want.bytes => {
-            return Err(BackupError::Corrupt(format!(
-                "{} has {} bytes, the manifest says {}",
-                path.display(),
-                got.bytes,
-                want.bytes
-            )))
-        }
-        ([got], [want]) if got.sha256 != want.sha256 => {
-            return Err(BackupError::Corrupt(format!(
-                "{} does not match its SHA-256",
-                path.display()
-            )))
-        }
-        ([_], [_]) => {}
-        _ => {
-            return Err(BackupError::Corrupt(format!(
-                "the manifest lists {} file(s), a SQLite backup is one",
-                manifest.files.len()
-            )))
-        }
-    }
+    check_files(path, &manifest)?;
     let stats = file_table_stats(path)
         .map_err(|e| BackupError::Corrupt(format!("the archive cannot be read whole ({e})")))?;
-    check_content(&manifest, stats).map_err(BackupError::Corrupt)?;
-    Ok(manifest)
-}
-
-/// Whether `stats` hold exactly the rows the manifest describes.
-fn check_content(manifest: &Manifest, stats: BTreeMap<String, TableStats>) -> Result<(), String> {
     let (rows, digests) = split(stats);
-    compare_counts(&manifest.tables, &rows)?;
-    let altered: Vec<&str> = manifest
-        .table_sha256
-        .iter()
-        .filter(|(table, sha)| digests.get(*table) != Some(*sha))
-        .map(|(table, _)| table.as_str())
-        .collect();
-    if altered.is_empty() && digests.len() == manifest.table_sha256.len() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the data of {} differs from what was backed up",
-            if altered.is_empty() {
-                "some table".to_owned()
-            } else {
-                altered.join(", ")
-            }
-        ))
-    }
+    check_content(&manifest, &rows, &digests).map_err(BackupError::Corrupt)?;
+    Ok(manifest)
 }
 
 /// Restores a verified SQLite backup into the database of `driver`, atomically.
@@ -214,8 +167,8 @@ pub fn restore(
         safety_backup = Some(backup(driver, safety)?);
     }
     let after = driver.restore_from(path)?;
-    let tables = after.iter().map(|(t, s)| (t.clone(), s.rows)).collect();
-    check_content(&manifest, after).map_err(BackupError::RestoredCountsDiffer)?;
+    let (tables, digests) = split(after);
+    check_content(&manifest, &tables, &digests).map_err(BackupError::RestoredCountsDiffer)?;
     Ok(Restored {
         method: Method::InPlace(
             "SQLite copies the backup in as one write transaction of the database".to_owned(),
