@@ -33,7 +33,7 @@ fn check(s: &Subject<'_>) -> Vec<Found> {
         "runs CONCURRENTLY, which cannot run inside a transaction block, and this run is one \
          transaction"
             .to_owned(),
-        "run without --single-transaction (one transaction per revision)",
+        "run it outside a transaction block: without --single-transaction, or outside BEGIN .. COMMIT in a script",
     )]
 }
 

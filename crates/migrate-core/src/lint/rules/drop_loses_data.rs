@@ -31,7 +31,7 @@ fn check(s: &Subject<'_>) -> Vec<Found> {
     vec![found(
         object,
         format!(
-            "deletes its data (from {}): a rollback brings it back empty",
+            "deletes its data, held in {}: a rollback brings it back empty",
             s.sized(table)
         ),
         "copy what must survive first (or run migrate --backup), then allow it, saying why the \
