@@ -332,7 +332,7 @@ fn backfill_expr(backfill: &Backfill) -> String {
         let _ = write!(out, "\n    .filtered({})", string(filter));
     }
     if backfill.batching != Batching::default() {
-        let _ = write!(out, "\n    .batching({})", batching_expr(backfill.batching).trim());
+        let _ = write!(out, "\n    .batching({})", batching_expr(backfill.batching));
     }
     out
 }
@@ -341,15 +341,10 @@ fn batching_expr(batching: Batching) -> String {
     if batching == Batching::default() {
         return "Batching::default()".to_owned();
     }
-    struct_lit(
-        "Batching",
-        &[
-            ("rows", batching.rows.to_string()),
-            (
-                "rows_per_second",
-                option(batching.rows_per_second.map(|r| r.to_string())),
-            ),
-        ],
+    format!(
+        "Batching {{ rows: {}, rows_per_second: {} }}",
+        batching.rows,
+        option(batching.rows_per_second.map(|r| r.to_string()))
     )
 }
 

@@ -20,9 +20,7 @@
 //! is judged.
 
 use crate::op::{Backfill, Op};
-use crate::schema::{
-    ColumnType, ConstraintKind, DefaultExpr, Schema, Table, TableName,
-};
+use crate::schema::{ColumnType, ConstraintKind, DefaultExpr, Schema, Table, TableName};
 use std::fmt;
 
 /// PostgreSQL's table lock modes, weakest first.
@@ -156,7 +154,8 @@ impl LockProfile {
             Some((_, m)) => *m = (*m).max(mode),
             None => self.locks.push((table.clone(), mode)),
         }
-        self.locks.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        self.locks
+            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         self
     }
 

@@ -861,7 +861,12 @@ fn apply_type_change_online(
             crate::schema::IndexKey::Expr(e) => mentions(e, column),
             crate::schema::IndexKey::Column(_) => false,
         });
-        if in_expr || index.predicate.as_deref().is_some_and(|p| mentions(p, column)) {
+        if in_expr
+            || index
+                .predicate
+                .as_deref()
+                .is_some_and(|p| mentions(p, column))
+        {
             return Err(refuse(format!(
                 "index {} uses it in an expression or predicate",
                 index.name

@@ -472,14 +472,15 @@ pub fn lint_revision(
         created: BTreeSet::new(),
         ..ctx.clone()
     };
-    let mut findings = lint_ops(revision.ops(direction), schema, &mut ctx).map_err(
-        |(op, error)| LintError::Model {
-            revision: revision.id.clone(),
-            direction,
-            op,
-            error,
-        },
-    )?;
+    let mut findings =
+        lint_ops(revision.ops(direction), schema, &mut ctx).map_err(|(op, error)| {
+            LintError::Model {
+                revision: revision.id.clone(),
+                direction,
+                op,
+                error,
+            }
+        })?;
     for f in &mut findings {
         if let Some(l) = &mut f.location {
             l.revision = Some(revision.id.clone());
@@ -515,10 +516,7 @@ pub fn lint_revision(
                     severity: Severity::Warning,
                     location: None,
                     object: format!("revision {}", revision.id),
-                    message: format!(
-                        "allows \"{}\", but no op of it has such a finding",
-                        a.rule
-                    ),
+                    message: format!("allows \"{}\", but no op of it has such a finding", a.rule),
                     help: "remove the allowance".to_owned(),
                     allowed: None,
                 });

@@ -217,7 +217,10 @@ fn judge(
             if update.where_clause_or_current_of().is_none() && update.from_clause().is_none() {
                 Judged::WholeTableUpdate(table)
             } else {
-                Judged::DataChange(table, "an UPDATE (how many rows it locks depends on the data)")
+                Judged::DataChange(
+                    table,
+                    "an UPDATE (how many rows it locks depends on the data)",
+                )
             }
         }
         Stmt::Insert(insert) => match insert.relation_name_ref() {
@@ -244,29 +247,32 @@ fn alter_table(alter: &ast::AlterTable, schema: &Schema) -> Judged {
     let mut ops = Vec::new();
     for action in alter.actions() {
         let op = match &action {
-            A::AddColumn(add) => add
-                .column_name()
-                .zip(add.ty())
-                .map(|(column, ty)| Op::AddColumn {
-                    table: table.clone(),
-                    column: column_of(
-                        &node_text(column.syntax()),
-                        &node_text(ty.syntax()),
-                        add.constraints().map(|c| c.syntax().clone()),
-                    ),
-                }),
+            A::AddColumn(add) => {
+                add.column_name()
+                    .zip(add.ty())
+                    .map(|(column, ty)| Op::AddColumn {
+                        table: table.clone(),
+                        column: column_of(
+                            &node_text(column.syntax()),
+                            &node_text(ty.syntax()),
+                            add.constraints().map(|c| c.syntax().clone()),
+                        ),
+                    })
+            }
             A::DropColumn(drop) => drop.column_name_ref().map(|c| Op::DropColumn {
                 table: table.clone(),
                 column: ident(&node_text(c.syntax())),
             }),
-            A::RenameColumn(rename) => rename
-                .column_name_ref()
-                .zip(rename.column_name())
-                .map(|(from, to)| Op::RenameColumn {
-                    table: table.clone(),
-                    from: ident(&node_text(from.syntax())),
-                    to: ident(&node_text(to.syntax())),
-                }),
+            A::RenameColumn(rename) => {
+                rename
+                    .column_name_ref()
+                    .zip(rename.column_name())
+                    .map(|(from, to)| Op::RenameColumn {
+                        table: table.clone(),
+                        from: ident(&node_text(from.syntax())),
+                        to: ident(&node_text(to.syntax())),
+                    })
+            }
             A::TableRenameTo(rename) => rename.table_name().map(|to| Op::RenameTable {
                 table: table.clone(),
                 to: ident(&node_text(to.syntax())),
@@ -348,7 +354,10 @@ fn add_constraint(table: &TableName, c: &ast::Constraint, action: &SyntaxNode) -
         .syntax()
         .children()
         .find(|n| n.kind() == SyntaxKind::CONSTRAINT_NAME_CLAUSE)
-        .and_then(|n| n.children().find(|x| x.kind() == SyntaxKind::CONSTRAINT_NAME))
+        .and_then(|n| {
+            n.children()
+                .find(|x| x.kind() == SyntaxKind::CONSTRAINT_NAME)
+        })
         .map(|n| ident(&node_text(&n)))
         .unwrap_or_else(|| format!("{}_constraint", table.name));
     if let Some(using) = c

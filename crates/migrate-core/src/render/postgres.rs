@@ -237,7 +237,10 @@ fn batch_job(backfill: &Backfill, before: &Schema) -> Option<BatchJob> {
     let key = single_column_key(table).ok()?;
     let k = q(&key.name);
     let t = table_name(&backfill.table);
-    let mut filter = format!("($1::text IS NULL OR {k} > $1::text::{})", type_sql(&key.ty));
+    let mut filter = format!(
+        "($1::text IS NULL OR {k} > $1::text::{})",
+        type_sql(&key.ty)
+    );
     if let Some(f) = &backfill.filter {
         filter.push_str(&format!(" AND ({f})"));
     }

@@ -276,9 +276,7 @@ pub(super) fn render(op: &Op, before: &Schema) -> Result<Vec<Statement>, RenderE
             one(format!("DROP TRIGGER {}", q(&trigger_name(table, name))))
         }
         // SQLite has one writer: the plain forms are what can be had, and they are atomic.
-        Op::AddConstraintUsingIndex { table, .. } => {
-            rebuild(op, before, table, RebuildCheck::None)
-        }
+        Op::AddConstraintUsingIndex { table, .. } => rebuild(op, before, table, RebuildCheck::None),
         Op::Backfill(backfill) => {
             let mut sql = format!("UPDATE {} SET ", table_ref(&backfill.table));
             for (i, (column, expr)) in backfill.set.iter().enumerate() {

@@ -56,7 +56,11 @@ mod tests {
     fn fires_in_a_single_transaction_run() {
         let mut single = ctx();
         single.transaction = TransactionMode::Single;
-        insta::assert_snapshot!(text(&lint_with("concurrently-in-transaction", &create(), &single)));
+        insta::assert_snapshot!(text(&lint_with(
+            "concurrently-in-transaction",
+            &create(),
+            &single
+        )));
     }
 
     #[test]

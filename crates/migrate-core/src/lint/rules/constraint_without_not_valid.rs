@@ -13,7 +13,10 @@ pub(super) const RULE: Rule = Rule {
     postgres_only: true,
     peers: Peers {
         atlas: &["PG305"],
-        squawk: &["constraint-missing-not-valid", "adding-foreign-key-constraint"],
+        squawk: &[
+            "constraint-missing-not-valid",
+            "adding-foreign-key-constraint",
+        ],
         strong_migrations: &["add_check_constraint", "add_foreign_key"],
         eugene: &["E1"],
     },
@@ -57,7 +60,7 @@ fn check(s: &Subject<'_>) -> Vec<Found> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{ctx, lint, schema, text, users_created, lint_with};
+    use super::super::test_support::{ctx, lint, lint_with, schema, text, users_created};
     use crate::lint::lint_ops;
     use crate::op::Op;
     use crate::safe::add_constraint;
@@ -108,7 +111,10 @@ mod tests {
             let findings = lint_ops(&ops, &mut schema(), &mut ctx()).expect("applies");
             assert_eq!(findings, vec![]);
             let direct = add(constraint);
-            assert_eq!(lint_with("constraint-without-not-valid", &direct, &users_created()), vec![]);
+            assert_eq!(
+                lint_with("constraint-without-not-valid", &direct, &users_created()),
+                vec![]
+            );
         }
     }
 }

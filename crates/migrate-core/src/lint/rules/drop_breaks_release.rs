@@ -57,6 +57,9 @@ mod tests {
 
     #[test]
     fn passes_a_table_created_in_the_revision() {
-        assert_eq!(lint_with("drop-breaks-release", &drop(), &users_created()), vec![]);
+        assert_eq!(
+            lint_with("drop-breaks-release", &drop(), &users_created()),
+            vec![]
+        );
     }
 }

@@ -66,7 +66,11 @@ mod tests {
     fn passes_a_concurrent_build_and_a_new_table() {
         assert_eq!(lint("index-without-concurrently", &create(true)), vec![]);
         assert_eq!(
-            lint_with("index-without-concurrently", &create(false), &users_created()),
+            lint_with(
+                "index-without-concurrently",
+                &create(false),
+                &users_created()
+            ),
             vec![]
         );
     }

@@ -13,7 +13,10 @@ pub(super) const RULE: Rule = Rule {
     postgres_only: true,
     peers: Peers {
         atlas: &["PG104", "PG105", "MF101"],
-        squawk: &["disallowed-unique-constraint", "adding-serial-primary-key-field"],
+        squawk: &[
+            "disallowed-unique-constraint",
+            "adding-serial-primary-key-field",
+        ],
         strong_migrations: &["add_index"],
         eugene: &["E7", "W14"],
     },

@@ -77,6 +77,9 @@ mod tests {
             table: "users".into(),
             to: "accounts".to_owned(),
         };
-        assert_eq!(lint_with("rename-breaks-release", &op, &users_created()), vec![]);
+        assert_eq!(
+            lint_with("rename-breaks-release", &op, &users_created()),
+            vec![]
+        );
     }
 }

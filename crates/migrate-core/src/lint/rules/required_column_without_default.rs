@@ -59,15 +59,25 @@ mod tests {
     fn fires_on_both_databases() {
         insta::assert_snapshot!(text(&lint("required-column-without-default", &add(None))));
         let sqlite = LintContext::for_dialect(Dialect::Sqlite);
-        assert_eq!(lint_with("required-column-without-default", &add(None), &sqlite).len(), 1);
+        assert_eq!(
+            lint_with("required-column-without-default", &add(None), &sqlite).len(),
+            1
+        );
     }
 
     #[test]
     fn passes_a_default_and_a_new_table() {
         let with_default = add(Some(DefaultExpr::Text("main".to_owned())));
-        assert_eq!(lint("required-column-without-default", &with_default), vec![]);
         assert_eq!(
-            lint_with("required-column-without-default", &add(None), &users_created()),
+            lint("required-column-without-default", &with_default),
+            vec![]
+        );
+        assert_eq!(
+            lint_with(
+                "required-column-without-default",
+                &add(None),
+                &users_created()
+            ),
             vec![]
         );
     }

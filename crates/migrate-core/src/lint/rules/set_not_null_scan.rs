@@ -9,7 +9,8 @@ use crate::op::Op;
 pub(super) const RULE: Rule = Rule {
     id: "set-not-null-scan",
     severity: Severity::Error,
-    summary: "SET NOT NULL without a validated CHECK proving it: a full scan under ACCESS EXCLUSIVE",
+    summary:
+        "SET NOT NULL without a validated CHECK proving it: a full scan under ACCESS EXCLUSIVE",
     postgres_only: true,
     peers: Peers {
         atlas: &["PG303", "PG304", "MF104"],
@@ -59,7 +60,7 @@ fn check(s: &Subject<'_>) -> Vec<Found> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{lint, schema, text, ctx};
+    use super::super::test_support::{ctx, lint, schema, text};
     use crate::lint::lint_ops;
     use crate::op::{ColumnChange, Op};
     use crate::safe::set_not_null;
@@ -82,14 +83,13 @@ mod tests {
 
     #[test]
     fn passes_the_safe_form_but_not_an_unvalidated_check() {
-        let findings = lint_ops(&set_not_null("users", "email"), &mut schema(), &mut ctx())
-            .expect("applies");
+        let findings =
+            lint_ops(&set_not_null("users", "email"), &mut schema(), &mut ctx()).expect("applies");
         assert_eq!(findings, vec![], "{findings:#?}");
         // Without the VALIDATE the CHECK proves nothing.
         let mut ops = set_not_null("users", "email");
         ops.remove(1);
-        let findings =
-            lint_ops(&ops, &mut schema(), &mut ctx()).expect("applies");
+        let findings = lint_ops(&ops, &mut schema(), &mut ctx()).expect("applies");
         assert_eq!(
             findings.iter().map(|f| f.rule).collect::<Vec<_>>(),
             vec!["set-not-null-scan"]

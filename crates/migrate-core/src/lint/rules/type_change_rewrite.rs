@@ -56,7 +56,7 @@ fn check(s: &Subject<'_>) -> Vec<Found> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{lint, text, users_created, lint_with};
+    use super::super::test_support::{lint, lint_with, text, users_created};
     use crate::op::{Batching, ColumnChange, Op};
     use crate::schema::ColumnType;
 
@@ -73,14 +73,21 @@ mod tests {
 
     #[test]
     fn fires_on_a_rewriting_type_change() {
-        let findings = lint("type-change-rewrite", &change(ColumnType::Inet, Some("email::inet")));
+        let findings = lint(
+            "type-change-rewrite",
+            &change(ColumnType::Inet, Some("email::inet")),
+        );
         insta::assert_snapshot!(text(&findings));
     }
 
     #[test]
     fn a_narrower_varchar_rewrites_too() {
         assert_eq!(
-            lint("type-change-rewrite", &change(ColumnType::varchar(50), None)).len(),
+            lint(
+                "type-change-rewrite",
+                &change(ColumnType::varchar(50), None)
+            )
+            .len(),
             1
         );
     }
@@ -101,6 +108,9 @@ mod tests {
             assert_eq!(lint("type-change-rewrite", &op), vec![], "{op:?}");
         }
         let rewrite = change(ColumnType::Inet, Some("email::inet"));
-        assert_eq!(lint_with("type-change-rewrite", &rewrite, &users_created()), vec![]);
+        assert_eq!(
+            lint_with("type-change-rewrite", &rewrite, &users_created()),
+            vec![]
+        );
     }
 }

@@ -26,7 +26,11 @@ pub(super) const RULE: Rule = Rule {
 pub(in crate::lint) fn statement(what: &str, sql: &str) -> Found {
     let first = sql.trim().lines().next().unwrap_or_default();
     let shown: String = first.chars().take(80).collect();
-    let ellipsis = if shown.len() < sql.trim().len() { "..." } else { "" };
+    let ellipsis = if shown.len() < sql.trim().len() {
+        "..."
+    } else {
+        ""
+    };
     found(
         format!("`{shown}{ellipsis}`"),
         format!("cannot judge {what}: what it locks and for how long is not known"),
@@ -75,7 +79,10 @@ mod tests {
 
     #[test]
     fn fires_on_sql_the_parser_cannot_map() {
-        let mut findings = lint("unknown-sql", &raw("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"));
+        let mut findings = lint(
+            "unknown-sql",
+            &raw("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"),
+        );
         let sqlite = LintContext::for_dialect(Dialect::Sqlite);
         findings.extend(lint_with("unknown-sql", &raw("DELETE FROM users"), &sqlite));
         insta::assert_snapshot!(text(&findings));

@@ -75,7 +75,10 @@ mod tests {
         let mut old = ctx();
         old.pg_major = 10;
         let constant = add(DefaultExpr::Text("x".to_owned()));
-        assert_eq!(lint_with("volatile-default-rewrite", &constant, &old).len(), 1);
+        assert_eq!(
+            lint_with("volatile-default-rewrite", &constant, &old).len(),
+            1
+        );
     }
 
     #[test]
