@@ -277,9 +277,14 @@ impl fmt::Display for Finding {
 
 /// Judges one op against the schema it applies to.
 pub fn lint_op(op: &Op, before: &Schema, ctx: &LintContext) -> Vec<Finding> {
-    if let (Op::Sql(raw), Dialect::Postgres) = (op, ctx.dialect) {
-        // Raw SQL is parsed, and what maps onto ops is judged like them.
-        return match &raw.postgres {
+    if let Op::Sql(raw) = op {
+        // Raw SQL is parsed (SQLite's with the same grammar: the statements a revision writes
+        // for it are plain enough), and what maps onto ops is judged like them.
+        let body = match ctx.dialect {
+            Dialect::Sqlite => &raw.sqlite,
+            _ => &raw.postgres,
+        };
+        return match body {
             Some(body) => sql::lint_statements(body, before, ctx),
             None => Vec::new(),
         };

@@ -21,14 +21,25 @@ pub(super) const RULE: Rule = Rule {
 };
 
 fn check(s: &Subject<'_>) -> Vec<Found> {
-    let (table, object, to) = match s.op {
-        Op::RenameTable { table, to } => (table, format!("table {table}"), to.clone()),
+    let (table, object, action) = match s.op {
+        Op::RenameTable { table, to } => (
+            table,
+            format!("table {table}"),
+            format!("renames it to {to}"),
+        ),
         Op::SetTableSchema { table, schema } => (
             table,
             format!("table {table}"),
-            format!("schema {}", schema.as_deref().unwrap_or("public")),
+            format!(
+                "moves it to schema {}",
+                schema.as_deref().unwrap_or("public")
+            ),
         ),
-        Op::RenameColumn { table, from, to } => (table, format!("{table}.{from}"), to.clone()),
+        Op::RenameColumn { table, from, to } => (
+            table,
+            format!("{table}.{from}"),
+            format!("renames it to {to}"),
+        ),
         _ => return Vec::new(),
     };
     if !s.existed(table) {
@@ -37,8 +48,8 @@ fn check(s: &Subject<'_>) -> Vec<Found> {
     vec![found(
         object,
         format!(
-            "renames it to {to}: the release of the service still running uses the old name, \
-             and its queries fail from the commit until it is replaced"
+            "{action}: the release of the service still running uses the old name, and its \
+             queries fail from the commit until it is replaced"
         ),
         "expand and contract: add the new name beside the old (a new column kept in step, or \
          a view), deploy the release that uses it, then drop the old name in a later revision; \

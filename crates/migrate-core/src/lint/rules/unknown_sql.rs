@@ -3,7 +3,6 @@
 
 use super::found;
 use crate::lint::{Found, Peers, Rule, Severity, Subject};
-use crate::op::Op;
 
 /// The rule's id.
 pub(in crate::lint) const RULE_ID: &str = "unknown-sql";
@@ -41,25 +40,10 @@ pub(in crate::lint) fn statement(what: &str, sql: &str) -> Found {
 const HELP: &str = "read it: if it is safe (a read-only check, a small table), allow \
                     unknown-sql in the revision, saying why";
 
-fn check(s: &Subject<'_>) -> Vec<Found> {
-    // On PostgreSQL the body is parsed and judged statement by statement (lint::sql); this is
-    // the other dialects', where the body is SQLite SQL.
-    let Op::Sql(raw) = s.op else {
-        return Vec::new();
-    };
-    let body = match s.ctx.dialect {
-        crate::render::Dialect::Sqlite => raw.sqlite.as_deref(),
-        _ => raw.postgres.as_deref(),
-    };
-    match body {
-        Some(_) => vec![found(
-            format!("raw SQL \"{}\"", raw.description),
-            "runs SQL the model cannot judge: what it locks and for how long is not known"
-                .to_owned(),
-            HELP,
-        )],
-        None => Vec::new(),
-    }
+/// Raw SQL never reaches the rules: [`crate::lint::lint_op`] hands it to [`crate::lint::sql`],
+/// which reports what it cannot judge with [`statement`].
+fn check(_: &Subject<'_>) -> Vec<Found> {
+    Vec::new()
 }
 
 #[cfg(test)]
