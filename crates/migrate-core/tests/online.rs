@@ -584,3 +584,34 @@ fn the_identity_chain_as_lint_sees_it() {
     }
     insta::assert_snapshot!(out);
 }
+
+#[test]
+fn diff_validates_what_the_target_holds_validated() {
+    let mut from = schema();
+    let check = Op::AddConstraint {
+        table: "users".into(),
+        constraint: Constraint {
+            name: "ck".into(),
+            kind: ConstraintKind::Check {
+                expr: "email <> ''".into(),
+                sqlite: None,
+            },
+        },
+        not_valid: true,
+    };
+    check.apply(&mut from).expect("applies");
+    let mut to = from.clone();
+    to.tables
+        .get_mut(&"users".into())
+        .expect("users")
+        .not_valid
+        .clear();
+    let ops = diff::diff(&from, &to);
+    assert_eq!(
+        ops,
+        vec![Op::ValidateConstraint {
+            table: "users".into(),
+            name: "ck".into()
+        }]
+    );
+}

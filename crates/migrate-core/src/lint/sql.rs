@@ -90,7 +90,6 @@ pub(crate) fn lint_statements(text: &str, schema: &Schema, ctx: &LintContext) ->
             vec![unknown(
                 &format!("a statement that does not parse ({})", error.message()),
                 &sql,
-                &ctx,
             )]
         } else {
             match judge(&stmt, &schema, &mut ctx, outer_mode) {
@@ -117,7 +116,7 @@ pub(crate) fn lint_statements(text: &str, schema: &Schema, ctx: &LintContext) ->
                     vec![finding(unbatched_update::RULE_ID, f)]
                 }
                 Judged::DataChange(_, what) | Judged::Unknown(what) => {
-                    vec![unknown(what, &sql, &ctx)]
+                    vec![unknown(what, &sql)]
                 }
             }
         };
@@ -142,7 +141,7 @@ fn finding(rule: &'static str, f: super::Found) -> Finding {
     }
 }
 
-fn unknown(what: &str, sql: &str, _ctx: &LintContext) -> Finding {
+fn unknown(what: &str, sql: &str) -> Finding {
     finding(unknown_sql::RULE_ID, unknown_sql::statement(what, sql))
 }
 
@@ -181,7 +180,7 @@ fn judge(
         | Stmt::CreateSchema(_)
         | Stmt::DropSchema(_)
         | Stmt::EmptyStmt(_) => Judged::Harmless,
-        Stmt::AlterTable(alter) => alter_table(alter, schema),
+        Stmt::AlterTable(alter) => alter_table(alter),
         Stmt::CreateIndex(create) => create_index(create),
         Stmt::DropIndex(drop) => Judged::Ops(
             drop.index_refs()
@@ -238,7 +237,7 @@ fn judge(
     }
 }
 
-fn alter_table(alter: &ast::AlterTable, schema: &Schema) -> Judged {
+fn alter_table(alter: &ast::AlterTable) -> Judged {
     use ast::AlterTableAction as A;
     let Some(name) = alter.table_relation_name() else {
         return Judged::Unknown("an ALTER TABLE");
@@ -284,7 +283,7 @@ fn alter_table(alter: &ast::AlterTable, schema: &Schema) -> Judged {
                     schema: (to != "public").then_some(to),
                 }
             }),
-            A::AlterColumn(alter) => alter_column(&table, alter, schema),
+            A::AlterColumn(alter) => alter_column(&table, alter),
             A::AddConstraint(add) => add
                 .constraint()
                 .and_then(|c| add_constraint(&table, &c, add.syntax())),
@@ -306,7 +305,7 @@ fn alter_table(alter: &ast::AlterTable, schema: &Schema) -> Judged {
     Judged::Ops(ops)
 }
 
-fn alter_column(table: &TableName, alter: &ast::AlterColumn, schema: &Schema) -> Option<Op> {
+fn alter_column(table: &TableName, alter: &ast::AlterColumn) -> Option<Op> {
     use ast::AlterColumnOption as O;
     let column = ident(&node_text(alter.column_name_ref()?.syntax()));
     let change = match alter.option()? {
@@ -337,8 +336,6 @@ fn alter_column(table: &TableName, alter: &ast::AlterColumn, schema: &Schema) ->
         },
         _ => return None,
     };
-    // The schema may not know the column; the op is judged all the same.
-    let _ = schema;
     Some(Op::AlterColumn {
         table: table.clone(),
         column,
