@@ -306,27 +306,15 @@ pub fn profile(op: &Op, before: &Schema, pg_major: u32) -> Vec<LockProfile> {
             let mut p = LockProfile::new("validate constraint")
                 .lock(table, ShareUpdateExclusive)
                 .scan_if(true, table);
-            let kind = before
-                .table(table)
-                .and_then(|t| t.constraints.get(name))
-                .map(|c| &c.kind);
-            if let Some(ConstraintKind::ForeignKey(fk)) = kind {
-                if &fk.ref_table != table {
-                    p = p.lock(&fk.ref_table, RowShare);
-                }
+            if let Some(target) = referenced_by(before, table, name) {
+                p = p.lock(&target, RowShare);
             }
             one(p)
         }
         Op::DropConstraint { table, name } => {
             let mut p = LockProfile::new("drop constraint").lock(table, AccessExclusive);
-            let kind = before
-                .table(table)
-                .and_then(|t| t.constraints.get(name))
-                .map(|c| &c.kind);
-            if let Some(ConstraintKind::ForeignKey(fk)) = kind {
-                if &fk.ref_table != table {
-                    p = p.lock(&fk.ref_table, ShareRowExclusive);
-                }
+            if let Some(target) = referenced_by(before, table, name) {
+                p = p.lock(&target, ShareRowExclusive);
             }
             one(p)
         }
@@ -408,6 +396,14 @@ fn batches(backfill: &Backfill) -> LockProfile {
     let mut p = LockProfile::new("backfill batch").lock(&backfill.table, LockMode::RowExclusive);
     p.row_writes = RowWrites::Batches;
     p
+}
+
+/// The other table that constraint `name` of `table` references, if it is a foreign key.
+fn referenced_by(schema: &Schema, table: &TableName, name: &str) -> Option<TableName> {
+    match &schema.table(table)?.constraints.get(name)?.kind {
+        ConstraintKind::ForeignKey(fk) if &fk.ref_table != table => Some(fk.ref_table.clone()),
+        _ => None,
+    }
 }
 
 /// The tables that `table`'s own foreign keys reference.
