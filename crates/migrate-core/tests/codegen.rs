@@ -507,3 +507,21 @@ END"##.into(),
     },
 ]
 }
+
+#[test]
+fn allowances_are_written_as_allow_calls_that_rebuild_them() {
+    let revision = Revision::new("aaaaaaaaaaaa", &[], "drop the archive")
+        .allow("drop-loses-data", "copied \"aside\" in 2.3")
+        .allow("drop-breaks-release", "unused since 2.1");
+    let code = codegen::rust_allowances(&revision.allowances);
+    assert_eq!(
+        code,
+        "\n    .allow(\"drop-loses-data\", r#\"copied \"aside\" in 2.3\"#)\n    .allow(\"drop-breaks-release\", \"unused since 2.1\")"
+    );
+    // The code above, pasted after `Revision::new(..)`.
+    let rebuilt = Revision::new("aaaaaaaaaaaa", &[], "drop the archive")
+        .allow("drop-loses-data", r#"copied "aside" in 2.3"#)
+        .allow("drop-breaks-release", "unused since 2.1");
+    assert_eq!(rebuilt, revision);
+    assert_eq!(codegen::rust_allowances(&[]), "");
+}
