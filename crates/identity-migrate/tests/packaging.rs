@@ -461,6 +461,97 @@ fn the_wheel_installs_the_binary_and_the_helper_into_a_fresh_virtualenv() {
     }
 }
 
+#[test]
+fn find_bin_finds_the_binary_in_every_pip_layout() {
+    let dir = tempdir();
+    // The interpreter the tools' virtualenv was made from: pip runs with it for --user, which a
+    // virtualenv refuses, and find_bin() runs with it for all three.
+    let out = run(
+        Command::new(tools().join("bin/python")).args([
+            "-c",
+            "import os, sys; v = sys.version_info; \
+                 print(os.path.join(sys.base_prefix, 'bin', f'python{v[0]}.{v[1]}'))",
+        ]),
+        "the tools' python",
+    );
+    let out = succeeded(out, "the base interpreter");
+    let python = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (target, prefix, user) = (
+        dir.path().join("target"),
+        dir.path().join("prefix"),
+        dir.path().join("user"),
+    );
+    let layouts: [(&str, &Path); 3] = [
+        ("--target", &target),
+        ("--prefix", &prefix),
+        ("--user", &user),
+    ];
+    std::thread::scope(|s| {
+        for (flag, path) in layouts {
+            let python = &python;
+            s.spawn(move || {
+                let mut pip = Command::new(tools().join("bin/python"));
+                pip.args(["-m", "pip"]);
+                if flag == "--user" {
+                    pip.args(["--python", python, "install", flag])
+                        .env("PYTHONUSERBASE", path);
+                } else {
+                    // The same Python version as `python`: the same layout, without --python's
+                    // second start of pip.
+                    pip.args(["install", flag]).arg(path);
+                }
+                pip.args([
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "--no-index",
+                    "--quiet",
+                ])
+                .arg("--root-user-action=ignore")
+                .arg(wheel());
+                succeeded(run(&mut pip, "pip"), &format!("pip install {flag}"));
+            });
+        }
+    });
+    let site = |root: &Path| -> PathBuf {
+        let lib = root.join("lib");
+        let versioned = fs::read_dir(&lib)
+            .unwrap_or_else(|e| panic!("{}: {e}", lib.display()))
+            .flatten()
+            .next()
+            .expect("lib/pythonX.Y");
+        versioned.path().join("site-packages")
+    };
+    let cases = [
+        ("PYTHONPATH", target.clone(), &target),
+        ("PYTHONPATH", site(&prefix), &prefix),
+        ("PYTHONUSERBASE", user.clone(), &user),
+    ];
+    for (variable, value, root) in cases {
+        let out = run(
+            Command::new(&python)
+                .args([
+                    "-c",
+                    "import identity_migrate; print(identity_migrate.find_bin())",
+                ])
+                .env_clear()
+                .env("HOME", dir.path())
+                .env(variable, &value)
+                .current_dir(dir.path()),
+            "find_bin",
+        );
+        let out = succeeded(
+            out,
+            &format!("find_bin with {variable}={}", value.display()),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            root.join("bin/identity-migrate").to_string_lossy(),
+            "{variable}={}",
+            value.display()
+        );
+    }
+}
+
 /// The start-up check through one database's life: base, an old revision, head, and a
 /// revision from a newer release.
 fn python_check_walk(db: &Database) {
