@@ -304,6 +304,7 @@ fn check(venv: &Path, home: &Path, url: &str, expected: &str, accept_unknown: bo
     check_with(venv, home, url, expected, accept_unknown, &[])
 }
 
+/// [`check`] with more variables in the Python process's environment.
 fn check_with(
     venv: &Path,
     home: &Path,
@@ -375,7 +376,7 @@ fn the_wheel_installs_the_binary_and_the_helper_into_a_fresh_virtualenv() {
     let name = wheel.file_name().expect("a file").to_string_lossy();
     let version = env!("CARGO_PKG_VERSION");
     // py3-none: any Python 3, since nothing in it is compiled against Python. The platform tag
-    // is the glibc of the build machine (manylinux_2_34 on Debian 12's 2.36).
+    // is the newest glibc symbol version the binary uses (manylinux_2_34 on Debian 12).
     let prefix = format!("identity_migrate-{version}-py3-none-manylinux_2_");
     assert!(
         name.starts_with(&prefix) && name.ends_with("_x86_64.whl"),
@@ -387,7 +388,7 @@ fn the_wheel_installs_the_binary_and_the_helper_into_a_fresh_virtualenv() {
 
     // On the venv's PATH, with the crate's version.
     let out = run(
-        in_venv(&venv, home.path(), "/bin/sh").args([
+        in_venv(venv, home.path(), "/bin/sh").args([
             "-c",
             "command -v identity-migrate && identity-migrate --version",
         ]),
@@ -405,7 +406,7 @@ fn the_wheel_installs_the_binary_and_the_helper_into_a_fresh_virtualenv() {
     // `python -m identity_migrate` is the binary: its output, its exit codes.
     let python = venv.join("bin/python");
     let out = run(
-        in_venv(&venv, home.path(), &python).args(["-m", "identity_migrate", "--version"]),
+        in_venv(venv, home.path(), &python).args(["-m", "identity_migrate", "--version"]),
         "python -m identity_migrate",
     );
     let out = succeeded(out, "python -m identity_migrate --version");
@@ -414,14 +415,14 @@ fn the_wheel_installs_the_binary_and_the_helper_into_a_fresh_virtualenv() {
         format!("identity-migrate {version}\n")
     );
     let out = run(
-        in_venv(&venv, home.path(), &python).args(["-m", "identity_migrate", "status", "--nope"]),
+        in_venv(venv, home.path(), &python).args(["-m", "identity_migrate", "status", "--nope"]),
         "python -m identity_migrate",
     );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 
     // find_bin() is the venv's binary, and the package is typed.
     let out = run(
-        in_venv(&venv, home.path(), &python).args([
+        in_venv(venv, home.path(), &python).args([
             "-c",
             "import identity_migrate, importlib.resources as r; \
              print(identity_migrate.find_bin()); \
@@ -441,7 +442,7 @@ fn the_wheel_installs_the_binary_and_the_helper_into_a_fresh_virtualenv() {
     for db in [&sqlite, &postgres] {
         let url = db.url();
         let status = |what: &str| {
-            let out = venv_binary(&venv, home.path(), &url, &["status", "--json"]);
+            let out = venv_binary(venv, home.path(), &url, &["status", "--json"]);
             let out = succeeded(out, what);
             Json::parse(&String::from_utf8_lossy(&out.stdout))
         };
@@ -449,7 +450,7 @@ fn the_wheel_installs_the_binary_and_the_helper_into_a_fresh_virtualenv() {
         assert_eq!(before.get("current").items(), &[], "{before:?}");
         assert_eq!(before.get("at_head"), &Json::Bool(false), "{before:?}");
         succeeded(
-            venv_binary(&venv, home.path(), &url, &["migrate"]),
+            venv_binary(venv, home.path(), &url, &["migrate"]),
             "migrate",
         );
         let after = status("status after migrating");
@@ -558,10 +559,10 @@ fn python_check_walk(db: &Database) {
     let home = tempdir();
     let venv = venv();
     let url = db.url();
-    let check = |expected: &str| check(&venv, home.path(), &url, expected, true);
+    let check = |expected: &str| check(venv, home.path(), &url, expected, true);
     let migrate = |args: &[&str]| {
         succeeded(
-            venv_binary(&venv, home.path(), &url, args),
+            venv_binary(venv, home.path(), &url, args),
             &format!("{args:?}"),
         )
     };
@@ -604,7 +605,7 @@ fn python_check_walk(db: &Database) {
         assert_state(&state, "unknown", true, None);
         assert_eq!(state.get("current").items(), &[]);
     }
-    let strict = check_with(&venv, home.path(), &url, "head", false, &[]);
+    let strict = check_with(venv, home.path(), &url, "head", false, &[]);
     assert_state(&strict, "unknown", false, None);
 }
 
@@ -651,7 +652,7 @@ fn python_check_keeps_the_url_out_of_argv_and_output() {
 
     for expected in ["head", R1] {
         let state = check_with(
-            &venv,
+            venv,
             home.path(),
             &url,
             expected,
@@ -680,7 +681,7 @@ fn python_check_reports_a_server_that_is_down_or_silent() {
     // Nothing listens: the binary's one-line error, its exit code 1.
     let down = closed_port();
     let url = format!("postgresql://postgres@127.0.0.1:{down}/identity");
-    let state = check(&venv, home.path(), &url, "head", true);
+    let state = check(venv, home.path(), &url, "head", true);
     assert_eq!(state.get("exit_code"), &Json::Number(1.0), "{state:?}");
     let error = state.get("error").str();
     assert!(
@@ -694,7 +695,7 @@ fn python_check_reports_a_server_that_is_down_or_silent() {
     let port = silent.local_addr().expect("address").port();
     let url = format!("postgresql://postgres@127.0.0.1:{port}/identity");
     let state = check_with(
-        &venv,
+        venv,
         home.path(),
         &url,
         "head",
