@@ -716,8 +716,9 @@ fn closed_port() -> u16 {
     listener.local_addr().expect("address").port()
 }
 
-/// Every document of `deploy/kubernetes/*.yaml`, parsed by PyYAML and handed over as JSON.
-fn manifests() -> Vec<Json> {
+/// Every document of `deploy/kubernetes/*.yaml`, and every ```` ```yaml ```` block of the
+/// README, parsed by PyYAML and handed over as JSON: `(manifests, readme blocks)`.
+fn manifests() -> (Vec<Json>, Vec<Json>) {
     let dir = repo_root().join("deploy/kubernetes");
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .expect("deploy/kubernetes")
@@ -731,17 +732,41 @@ fn manifests() -> Vec<Json> {
         Command::new(tools().join("bin/python"))
             .args([
                 "-c",
-                "import json, sys, yaml\n\
-                 docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d is not None]\n\
-                 print(json.dumps(docs))",
+                "import json, re, sys, yaml\n\
+                 readme = open(sys.argv[1]).read()\n\
+                 blocks = re.findall(r'^```yaml\\n(.*?)^```', readme, re.S | re.M)\n\
+                 docs = [d for f in sys.argv[2:] for d in yaml.safe_load_all(open(f)) if d is not None]\n\
+                 print(json.dumps([docs, [yaml.safe_load(b) for b in blocks]]))",
             ])
+            .arg(repo_root().join("README.md"))
             .args(&files),
         "PyYAML",
     );
-    let out = succeeded(out, "parsing deploy/kubernetes/*.yaml");
-    Json::parse(&String::from_utf8_lossy(&out.stdout))
-        .items()
-        .to_vec()
+    let out = succeeded(
+        out,
+        "parsing deploy/kubernetes/*.yaml and the README's YAML",
+    );
+    let parsed = Json::parse(&String::from_utf8_lossy(&out.stdout));
+    let [docs, blocks] = parsed.items() else {
+        panic!("two lists: {parsed:?}")
+    };
+    (docs.items().to_vec(), blocks.items().to_vec())
+}
+
+/// Asserts that `part` says nothing `whole` does not: every member of an object is in the
+/// other with a value it holds in turn, and anything else is equal.
+#[track_caller]
+fn assert_within(part: &Json, whole: &Json, at: &str) {
+    match part {
+        Json::Object(members) => {
+            for (key, value) in members {
+                let other =
+                    member(whole, key).unwrap_or_else(|| panic!("{at}.{key}: not in the manifest"));
+                assert_within(value, other, &format!("{at}.{key}"));
+            }
+        }
+        _ => assert_eq!(part, whole, "{at}"),
+    }
 }
 
 /// The member `key` of an object, if there.
@@ -769,7 +794,7 @@ fn flag_value<'a>(line: &'a [String], flag: &str) -> Option<&'a str> {
 
 #[test]
 fn kubernetes_manifests_keep_the_url_secret_and_agree_on_the_revision() {
-    let docs = manifests();
+    let (docs, readme) = manifests();
     let of_kind = |kind: &str| -> Vec<&Json> {
         docs.iter()
             .filter(|d| d.get("kind").str() == kind)
@@ -851,4 +876,17 @@ fn kubernetes_manifests_keep_the_url_secret_and_agree_on_the_revision() {
         .parse()
         .expect("--timeout in whole seconds");
     assert!(timeout > 0);
+
+    // The README's YAML shows these containers as they are in the manifests.
+    assert!(!readme.is_empty(), "the README shows the pattern as YAML");
+    for block in &readme {
+        for shown in block.items() {
+            let name = shown.get("name").str();
+            let container = all
+                .iter()
+                .find(|c| c.get("name").str() == name)
+                .unwrap_or_else(|| panic!("README: no container {name} in deploy/kubernetes"));
+            assert_within(shown, container, name);
+        }
+    }
 }
