@@ -6,7 +6,6 @@ import os
 import sys
 import sysconfig
 from fnmatch import fnmatch
-from typing import Optional
 
 _PACKAGE = "identity_migrate"
 
@@ -43,7 +42,7 @@ def find_bin() -> str:
     )
 
 
-def _candidate_dirs() -> list[Optional[str]]:
+def _candidate_dirs() -> list[str | None]:
     package_dir = os.path.dirname(os.path.abspath(__file__))
     return [
         sysconfig.get_path("scripts"),
@@ -66,7 +65,7 @@ def _user_scheme() -> str:
     return "posix_user"
 
 
-def _strip_suffix(path: str, pattern: str) -> Optional[str]:
+def _strip_suffix(path: str, pattern: str) -> str | None:
     """``path`` without its trailing components matching ``pattern`` (``/``-separated, with
     ``*`` wildcards), or None when they do not match."""
     parts = path.split(os.sep)
@@ -79,5 +78,5 @@ def _strip_suffix(path: str, pattern: str) -> Optional[str]:
     return os.sep.join(parts[: len(parts) - len(suffix)])
 
 
-def _join(directory: Optional[str], name: str) -> Optional[str]:
+def _join(directory: str | None, name: str) -> str | None:
     return os.path.join(directory, name) if directory else None

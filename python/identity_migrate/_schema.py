@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from ._find_bin import find_bin
 
@@ -35,15 +36,17 @@ _UNKNOWN_REVISION_MARK = "which this binary does not know"
 
 
 class SchemaCheckError(RuntimeError):
-    """The binary could not say where the database is: unreachable server, refused login, bad
-    URL or configuration, or no answer within the timeout.
+    """The check has no answer: the binary could not read the database (unreachable server,
+    refused login, bad URL or configuration), gave no answer within the timeout, or does not
+    know the expected revision.
 
     Attributes:
-        exit_code: the binary's exit code (1: the work failed, 2: bad input), or None when it
-            was stopped for the timeout.
+        exit_code: the binary's exit code (1: the work failed, 2: bad input), or None when the
+            binary did not fail by itself (stopped at the timeout, an unknown or ambiguous
+            expected revision, output that is not JSON).
     """
 
-    def __init__(self, message: str, exit_code: Optional[int]) -> None:
+    def __init__(self, message: str, exit_code: int | None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
@@ -59,12 +62,13 @@ class SchemaState:
     state: str
     #: The revision the service expects, as given (``head`` or an id or prefix).
     expected: str
-    #: That revision's full id, when the binary knows it.
-    expected_revision: Optional[str]
+    #: That revision's full id, when the binary knows it (for ``head``: the head, or the heads
+    #: joined by ``", "``).
+    expected_revision: str | None
     #: The database's current revision(s); empty at base, or when ``state`` is ``unknown``.
     current: tuple[str, ...]
     #: The database as the binary shows it, password redacted (None when it refused to read it).
-    database: Optional[str]
+    database: str | None
     #: One line for the service's log.
     detail: str
 
@@ -72,12 +76,12 @@ class SchemaState:
 def check_schema(
     expected: str = "head",
     *,
-    database_url: Optional[str] = None,
+    database_url: str | None = None,
     accept_unknown: bool = True,
     timeout: float = 30.0,
-    binary: Optional[str] = None,
-    env: Optional[Mapping[str, str]] = None,
-    cwd: Optional[str] = None,
+    binary: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
 ) -> SchemaState:
     """Says whether the database is at ``expected`` or a descendant of it.
 
@@ -110,7 +114,7 @@ def check_schema(
     current = tuple(str(c["revision"]) for c in status["current"])
     database = str(status["database"])
 
-    def state(name: str, revision: Optional[str], detail: str) -> SchemaState:
+    def state(name: str, revision: str | None, detail: str) -> SchemaState:
         return SchemaState(
             ready=name in (AT, AHEAD),
             state=name,
@@ -162,7 +166,7 @@ def _unknown(expected: str, accept_unknown: bool) -> SchemaState:
     )
 
 
-def _resolve(expected: str, revisions: Sequence[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+def _resolve(expected: str, revisions: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The revision ``expected`` names: its full id, or a unique prefix of 4 or more."""
     exact = [r for r in revisions if r["revision"] == expected]
     if exact:
@@ -182,10 +186,10 @@ class _Runner:
     def __init__(
         self,
         binary: str,
-        database_url: Optional[str],
+        database_url: str | None,
         timeout: float,
-        env: Optional[Mapping[str, str]],
-        cwd: Optional[str],
+        env: Mapping[str, str] | None,
+        cwd: str | None,
     ) -> None:
         self.binary = binary
         self.timeout = timeout
