@@ -14,7 +14,7 @@ pub mod render;
 pub mod revision;
 pub mod schema;
 
-pub use graph::{Heads, ResolveError, RevisionGraph, Step, Target};
+pub use graph::{Heads, ResolveError, RevisionGraph, Step, Target, Withdrawal};
 pub use op::{ColumnChange, ModelError, Op, RawSql};
 pub use render::{Dialect, RenderError, Statement};
 pub use revision::{Direction, Revision};

@@ -405,6 +405,9 @@ pub fn default_expr(text: &str, ty: &ColumnType) -> DefaultExpr {
     if squash(inner) == squash(RANDOM_UUID) {
         return DefaultExpr::RandomUuid;
     }
+    if squash(inner) == "lower(hex(randomblob(16)))" {
+        return DefaultExpr::RandomUuidHex;
+    }
     DefaultExpr::Sql(inner.to_owned())
 }
 
@@ -1035,6 +1038,10 @@ mod tests {
         assert_eq!(
             default_expr(&format!("({RANDOM_UUID})"), &ColumnType::Uuid),
             DefaultExpr::RandomUuid
+        );
+        assert_eq!(
+            default_expr("(lower(hex(randomblob(16))))", &ColumnType::Uuid),
+            DefaultExpr::RandomUuidHex
         );
         assert_eq!(
             default_expr("(datetime('now'))", &text),

@@ -104,64 +104,134 @@ fn row_with_value(table: &str, column: &str) -> String {
 /// It tries the cast: PostgreSQL 15 has no `pg_input_is_valid`, and a regular expression would
 /// disagree with the `inet` parser at the edges.
 pub(super) fn create_inet_helper() -> Op {
+    create_cast_helper("inet", "whether a text is an IP address")
+}
+
+/// Drops the function of [`create_inet_helper`]: the migrating session outlives the revision.
+pub(super) fn drop_inet_helper() -> Op {
+    drop_cast_helper("inet", "drop the helper of the address check")
+}
+
+/// The helper of [`uuids`]: whether a text is a UUID (as [`create_inet_helper`]).
+pub(super) fn create_uuid_helper() -> Op {
+    create_cast_helper("uuid", "whether a text is a UUID")
+}
+
+/// Drops the function of [`create_uuid_helper`].
+pub(super) fn drop_uuid_helper() -> Op {
+    drop_cast_helper("uuid", "drop the helper of the UUID check")
+}
+
+/// `pg_temp.identity_is_<ty>(text)`: whether the text casts to `ty`.
+fn create_cast_helper(ty: &str, what: &str) -> Op {
     postgres_only(
-        "helper for the address check: whether a text is an IP address",
-        "\
-CREATE OR REPLACE FUNCTION pg_temp.identity_is_inet(value text) RETURNS boolean
+        &format!("helper for a data check: {what}"),
+        format!(
+            "\
+CREATE OR REPLACE FUNCTION pg_temp.identity_is_{ty}(value text) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE AS $helper$
 BEGIN
-    PERFORM value::inet;
+    PERFORM value::{ty};
     RETURN true;
 EXCEPTION WHEN data_exception THEN
     RETURN false;
 END
 $helper$"
-            .to_owned(),
+        ),
     )
 }
 
-/// Drops the function of [`create_inet_helper`]: the migrating session outlives the revision.
-pub(super) fn drop_inet_helper() -> Op {
+fn drop_cast_helper(ty: &str, description: &str) -> Op {
     postgres_only(
-        "drop the helper of the address check",
-        "DROP FUNCTION pg_temp.identity_is_inet(text)".to_owned(),
+        description,
+        format!("DROP FUNCTION pg_temp.identity_is_{ty}(text)"),
     )
 }
 
 /// Refuses when a `(table, column)` holds a value that is not an IP address (needs
 /// [`create_inet_helper`]).
 pub(super) fn ip_addresses(columns: &[(&str, &str)]) -> Op {
+    not_castable(
+        "inet",
+        columns,
+        "refuse IP address columns holding text that is not an IP address",
+        "cannot convert the IP address columns to inet: some values are not IP addresses",
+        "correct these values (or set them to NULL, which means unknown), then upgrade again",
+    )
+}
+
+/// Refuses when a `(table, column)` holds a value that is not an IP address, before a CHECK
+/// that says so is validated (needs [`create_inet_helper`]).
+pub(super) fn valid_ip_addresses(columns: &[(&str, &str)]) -> Op {
+    not_castable(
+        "inet",
+        columns,
+        "refuse IP address columns holding text that is not an IP address",
+        "cannot check that the IP address columns hold IP addresses: some values are not",
+        "correct these values (or set them to NULL, which means unknown), then upgrade again",
+    )
+}
+
+/// Refuses when a `(table, column)` holds a value that is not a UUID (needs
+/// [`create_uuid_helper`]).
+pub(super) fn uuids(columns: &[(&str, &str)]) -> Op {
+    not_castable(
+        "uuid",
+        columns,
+        "refuse text that is not a UUID in columns about to become uuid",
+        "cannot convert to uuid: some values are not UUIDs",
+        "correct these values (or set them to NULL, which means unknown), then upgrade again",
+    )
+}
+
+/// Refuses when a `(table, column)` holds a value that `pg_temp.identity_is_<ty>` rejects.
+fn not_castable(
+    ty: &str,
+    columns: &[(&str, &str)],
+    description: &str,
+    problem: &str,
+    hint: &str,
+) -> Op {
     let offenders: Vec<String> = columns
         .iter()
         .map(|(table, column)| {
             let c = quote_ident(column);
             format!(
-                "SELECT {} AS line FROM {} WHERE {c} IS NOT NULL AND NOT pg_temp.identity_is_inet({c})",
+                "SELECT {} AS line FROM {} WHERE {c} IS NOT NULL AND NOT pg_temp.identity_is_{ty}({c})",
                 row_with_value(table, column),
                 quote_ident(table)
             )
         })
         .collect();
     refuse_if_any(
-        "refuse IP address columns holding text that is not an IP address",
-        "cannot convert the IP address columns to inet: some values are not IP addresses",
+        description,
+        problem,
         "invalid_text_representation",
-        "correct these values (or set them to NULL, which means unknown), then upgrade again",
+        hint,
         &offenders.join("\nUNION ALL\n"),
     )
 }
 
 /// Refuses when rows violate one of `checks` (which are about to be added).
 pub(super) fn rows_pass(checks: &[Check]) -> Op {
-    let offenders: Vec<String> = checks
+    let rules: Vec<(&str, &str, String)> = checks
         .iter()
-        .map(|check| {
+        .map(|c| (c.table, c.column, c.expr.to_owned()))
+        .collect();
+    rules_pass(&rules)
+}
+
+/// [`rows_pass`] for rules given as `(table, column, expression)`, such as a check's
+/// expression spelled with the names its columns have before a rename.
+pub(super) fn rules_pass(rules: &[(&str, &str, String)]) -> Op {
+    let offenders: Vec<String> = rules
+        .iter()
+        .map(|(table, column, expr)| {
             // NOT of a NULL is NULL, not true: a row the CHECK would let through is not listed.
             format!(
-                "SELECT {} AS line FROM {} WHERE NOT ({})",
-                row_with_value(check.table, check.column),
-                quote_ident(check.table),
-                check.expr
+                "SELECT {} AS line FROM {} WHERE NOT ({expr})",
+                row_with_value(table, column),
+                quote_ident(table),
             )
         })
         .collect();
@@ -171,6 +241,90 @@ pub(super) fn rows_pass(checks: &[Check]) -> Op {
         "check_violation",
         "correct these values, then upgrade again",
         &offenders.join("\nUNION ALL\n"),
+    )
+}
+
+/// Refuses, before a downgrade restores `NOT NULL` on `(table, column)`s, when rows written
+/// since the upgrade hold NULL there.
+pub(super) fn no_nulls_before_downgrade(columns: &[(&str, &str)]) -> Op {
+    let offenders: Vec<String> = columns
+        .iter()
+        .map(|(table, column)| {
+            format!(
+                "SELECT {} || id || {} AS line FROM {} WHERE {} IS NULL",
+                quote_literal(&format!("{table}.")),
+                quote_literal(&format!(": {column} IS NULL")),
+                quote_ident(table),
+                quote_ident(column)
+            )
+        })
+        .collect();
+    refuse_if_any(
+        "refuse NULLs in columns the downgrade makes NOT NULL again",
+        "cannot restore NOT NULL: rows written since the upgrade hold no value where the older \
+         schema requires one",
+        "not_null_violation",
+        "give these rows a value (or delete them), then downgrade again",
+        &offenders.join("\nUNION ALL\n"),
+    )
+}
+
+/// Refuses, before a downgrade narrows `(table, column)` back to `varchar(length)`, when rows
+/// hold a longer value.
+pub(super) fn fit_before_downgrade(columns: &[(&str, &str, u32)]) -> Op {
+    let offenders: Vec<String> = columns
+        .iter()
+        .map(|(table, column, length)| {
+            let c = quote_ident(column);
+            format!(
+                "SELECT {} || id || {} || char_length({c}) || {} AS line FROM {} \
+                 WHERE char_length({c}) > {length}",
+                quote_literal(&format!("{table}.")),
+                quote_literal(&format!(": {column} holds ")),
+                quote_literal(&format!(" characters (at most {length})")),
+                quote_ident(table),
+            )
+        })
+        .collect();
+    refuse_if_any(
+        "refuse values too long for the types the downgrade restores",
+        "cannot restore the shorter column types: rows written since the upgrade hold longer \
+         values",
+        "string_data_right_truncation",
+        "shorten these values, then downgrade again",
+        &offenders.join("\nUNION ALL\n"),
+    )
+}
+
+/// Refuses when rows of `table` share the same `columns` (all of them non-NULL), before a
+/// unique key on them is created; `after` says when ("since the upgrade", "already").
+pub(super) fn unique_together(table: &str, columns: &[&str], direction: &str) -> Op {
+    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let key = cols
+        .iter()
+        .map(|c| format!("quote_nullable({c}::text)"))
+        .collect::<Vec<_>>()
+        .join(" || ', ' || ");
+    let listed = columns.join(", ");
+    refuse_if_any(
+        &format!("refuse rows of {table} sharing ({listed}) before making them unique"),
+        &format!("cannot make {table} ({listed}) unique: several rows hold the same values"),
+        "unique_violation",
+        &format!(
+            "change or remove all but one of each group, then {direction} again"
+        ),
+        &format!(
+            "SELECT {key} || ': {table}.' || string_agg(id::text, ', {table}.' ORDER BY id) AS line\n\
+             FROM {t} WHERE {not_null}\n\
+             GROUP BY {group} HAVING count(*) > 1",
+            t = quote_ident(table),
+            not_null = cols
+                .iter()
+                .map(|c| format!("{c} IS NOT NULL"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            group = cols.join(", "),
+        ),
     )
 }
 
