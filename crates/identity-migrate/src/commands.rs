@@ -119,7 +119,10 @@ fn engine<'g>(
         options.single_transaction = run.single_transaction;
         options.accept_changed = run.accept_changed;
     }
+    // A database that ran the series 0.1.0 released and 0.2.0 withdrew is told the way forward
+    // (and `rollback` takes it back down that series).
     Engine::new(connected.into_driver(), graph, options)
+        .with_withdrawal(identity_schema::withdrawal())
 }
 
 fn identity() -> RunIdentity {
@@ -539,7 +542,9 @@ fn current_or_base(
     match database.connect(cfg, false) {
         Ok(mut connected) => {
             let heads = connected.driver().read_heads()?;
-            graph.applied(&heads).map_err(EngineError::from)?;
+            identity_schema::withdrawal()
+                .applied(graph, &heads)
+                .map_err(EngineError::from)?;
             log::info!(
                 "generating from the current revision of {}: {}",
                 database.redacted(),
