@@ -477,6 +477,9 @@ fn generate_sql(
     let state_sql = crate::database::state_sql(dialect);
     let steps =
         migrate_engine::prepare(graph, state_sql, &Options::new(identity()), &intent, &from)?;
+    // A range with a revision that builds indexes concurrently cannot be one transaction: the
+    // script then frames each revision as `migrate` runs it.
+    let one_transaction = steps.iter().all(|s| s.transactional);
     let script = migrate_engine::Script {
         bootstrap: if from.is_empty() {
             state_sql.bootstrap_statements()
@@ -484,7 +487,7 @@ fn generate_sql(
             Vec::new()
         },
         steps,
-        single_transaction: true,
+        single_transaction: one_transaction,
     };
     let (dialect_name, apply, framing) = if dialect == Dialect::Sqlite {
         (
@@ -492,11 +495,17 @@ fn generate_sql(
             "Apply with: sqlite3 -bail DATABASE < FILE (the script is one transaction: all or nothing)",
             Framing::SqliteShell,
         )
-    } else {
+    } else if one_transaction {
         (
             "PostgreSQL",
             "Apply with: psql -v ON_ERROR_STOP=1 -1 -f FILE (one transaction: all or nothing)",
             Framing::Bare,
+        )
+    } else {
+        (
+            "PostgreSQL",
+            "Apply with: psql -v ON_ERROR_STOP=1 -f FILE (each revision in its own transaction, as `migrate` runs them; a concurrent index build outside any)",
+            Framing::Transactions,
         )
     };
     let mut header = vec![

@@ -273,18 +273,19 @@ fn users() -> Table {
             "users_theme_preference_check",
             "theme_preference IN ('light', 'dark', 'auto')",
         );
-    ip_address(
+    let table = ip_address(
         non_negative(table, "failed_login_attempts"),
         "last_login_ip",
-    )
-    .index(unique_live_lower("uq_users_lower_email_live", "email"))
-    .index(unique_live_lower(
-        "uq_users_lower_username_live",
-        "username",
-    ))
-    .index(Index::new("ix_users_organization_id", &["organization_id"]))
-    .index(Index::new("ix_users_status", &["status"]))
-    .trigger(set_updated_at())
+    );
+    table
+        .index(unique_live_lower("uq_users_lower_email_live", "email"))
+        .index(unique_live_lower(
+            "uq_users_lower_username_live",
+            "username",
+        ))
+        .index(Index::new("ix_users_organization_id", &["organization_id"]))
+        .index(Index::new("ix_users_status", &["status"]))
+        .trigger(set_updated_at())
 }
 
 fn user_profiles() -> Table {
