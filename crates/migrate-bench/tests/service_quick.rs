@@ -29,7 +29,7 @@ fn the_service_benchmark_runs_in_quick_mode() {
     // declares (a lower(email) index would not serve it).
     let plans: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.contains("login lookup"))
+        .filter(|l| l.starts_with("| S | login lookup"))
         .collect();
     assert_eq!(plans.len(), 2, "{stdout}");
     for line in plans {
