@@ -5,7 +5,8 @@
 //! write it by hand, so a generated revision reads like the others and can be edited. It is laid
 //! out close to rustfmt's style, and meant to be passed through rustfmt after it is written.
 
-use crate::op::{ColumnChange, Op, RawSql};
+use crate::op::{Backfill, Batching, ColumnChange, Op, RawSql};
+use crate::revision::Allowance;
 use crate::schema::{
     Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, ForeignKey, Function, Index,
     IndexKey, ReferentialAction, Table, TableName, Trigger, TriggerEvent, TriggerTiming,
@@ -270,7 +271,90 @@ fn op_expr(op: &Op) -> String {
             &[("table", t(table)), ("name", owned(name))],
         ),
         Op::Sql(raw) => format!("Op::Sql({})", raw_sql_expr(raw)),
+        Op::AddConstraintUsingIndex {
+            table,
+            name,
+            index,
+            primary_key,
+        } => struct_lit(
+            "Op::AddConstraintUsingIndex",
+            &[
+                ("table", t(table)),
+                ("name", owned(name)),
+                ("index", owned(index)),
+                ("primary_key", primary_key.to_string()),
+            ],
+        ),
+        Op::Backfill(backfill) => format!("Op::Backfill({})", backfill_expr(backfill)),
+        Op::AlterColumnTypeOnline {
+            table,
+            column,
+            ty,
+            using,
+            batching,
+        } => struct_lit(
+            "Op::AlterColumnTypeOnline",
+            &[
+                ("table", t(table)),
+                ("column", owned(column)),
+                ("ty", type_expr(ty)),
+                ("using", option(using.as_deref().map(owned))),
+                ("batching", batching_expr(*batching)),
+            ],
+        ),
     }
+}
+
+/// `Backfill::new("users", "col", "expr")` and one builder call per further setting.
+fn backfill_expr(backfill: &Backfill) -> String {
+    let mut set = backfill.set.iter();
+    let Some((column, expr)) = set.next() else {
+        return struct_lit(
+            "Backfill",
+            &[
+                ("table", table_name(&backfill.table)),
+                ("set", "vec![]".to_owned()),
+                ("filter", option(backfill.filter.as_deref().map(owned))),
+                ("batching", batching_expr(backfill.batching)),
+            ],
+        );
+    };
+    let mut out = format!(
+        "Backfill::new({}, {}, {})",
+        table_name_arg(&backfill.table),
+        string(column),
+        string(expr)
+    );
+    for (column, expr) in set {
+        let _ = write!(out, "\n    .set({}, {})", string(column), string(expr));
+    }
+    if let Some(filter) = &backfill.filter {
+        let _ = write!(out, "\n    .filtered({})", string(filter));
+    }
+    if backfill.batching != Batching::default() {
+        let _ = write!(out, "\n    .batching({})", batching_expr(backfill.batching));
+    }
+    out
+}
+
+fn batching_expr(batching: Batching) -> String {
+    if batching == Batching::default() {
+        return "Batching::default()".to_owned();
+    }
+    format!(
+        "Batching {{ rows: {}, rows_per_second: {} }}",
+        batching.rows,
+        option(batching.rows_per_second.map(|r| r.to_string()))
+    )
+}
+
+/// The `.allow("rule", "why")` calls that carry a revision's allowances, one a line, to chain
+/// after `Revision::new(..)` in a revision file (empty when there are none).
+pub fn rust_allowances(allowances: &[Allowance]) -> String {
+    allowances
+        .iter()
+        .map(|a| format!("\n    .allow({}, {})", string(&a.rule), string(&a.reason)))
+        .collect()
 }
 
 /// `Table::new("users")` and one builder call a line, as a revision author writes a table.

@@ -22,6 +22,7 @@
 //! 9. add columns; 10. alter columns; 11. drop columns;
 //! 12. add primary keys, unique and CHECK constraints; create indexes;
 //! 13. add foreign keys (after every key they may reference, as `pg_dump` orders them);
+//!     then validate the constraints `from` holds `NOT VALID` that `to` holds validated;
 //! 14. create triggers.
 //!
 //! What it does not do: detect renames (a renamed table or column is dropped and added), or
@@ -440,6 +441,22 @@ impl<'a> Planner<'a> {
         }
         for (table, c) in &later_fks {
             ops.push(add_constraint(table, c));
+        }
+        // Constraints kept as they are that `to` holds validated and `from` does not yet.
+        for kept in self.kept.values() {
+            for name in &kept.from.not_valid {
+                let validated = kept
+                    .to
+                    .constraints
+                    .get(name)
+                    .is_some_and(|c| !added(kept, c) && !kept.to.not_valid.contains(name));
+                if validated {
+                    ops.push(Op::ValidateConstraint {
+                        table: kept.to.name.clone(),
+                        name: name.clone(),
+                    });
+                }
+            }
         }
         // 14.
         for kept in self.kept.values() {

@@ -9,15 +9,19 @@ pub mod codegen;
 pub mod diff;
 pub mod driver;
 pub mod graph;
+pub mod lint;
+pub mod lock;
 pub mod op;
+pub mod phase;
 pub mod render;
 pub mod revision;
+pub mod safe;
 pub mod schema;
 
 pub use graph::{Heads, ResolveError, RevisionGraph, Step, Target, Withdrawal};
-pub use op::{ColumnChange, ModelError, Op, RawSql};
+pub use op::{Backfill, Batching, ColumnChange, ModelError, Op, RawSql};
 pub use render::{Dialect, RenderError, Statement};
-pub use revision::{Direction, Revision};
+pub use revision::{Allowance, Direction, Revision};
 pub use schema::{
     Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, ForeignKey, Function, Index,
     IndexKey, ReferentialAction, Schema, Table, TableName, Trigger, TriggerEvent, TriggerTiming,

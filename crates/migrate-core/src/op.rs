@@ -32,6 +32,72 @@ pub struct RawSql {
     pub sqlite: Option<String>,
 }
 
+/// How a batched op ([`Op::Backfill`], [`Op::AlterColumnTypeOnline`]) paces itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Batching {
+    /// Rows per batch; each batch is one short transaction.
+    pub rows: u32,
+    /// An upper bound on rows updated per second, if any (a pause between batches keeps the
+    /// load on the primary and on replicas bounded).
+    pub rows_per_second: Option<u32>,
+}
+
+impl Default for Batching {
+    /// 1,000 rows a batch (pgroll's and reshape's default: a batch holds its row locks for a
+    /// few milliseconds), unthrottled.
+    fn default() -> Self {
+        Batching {
+            rows: 1000,
+            rows_per_second: None,
+        }
+    }
+}
+
+/// An update of every row of a table (or of those a filter selects), done in batches by
+/// ranges of its primary key: see [`Op::Backfill`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backfill {
+    /// The table; it needs a single-column primary key, the key its batches range over.
+    pub table: TableName,
+    /// `column = expression` pairs, the expressions in SQL over the row's columns (PostgreSQL's
+    /// spelling, rendered as written on SQLite too, so keep them portable).
+    pub set: Vec<(String, String)>,
+    /// Only rows for which this is true (e.g. `new_col IS NULL`); `None`: every row.
+    pub filter: Option<String>,
+    /// Batch size and rate.
+    pub batching: Batching,
+}
+
+impl Backfill {
+    /// A backfill of `table` setting `column = expr`, every row, default batching.
+    pub fn new(table: impl Into<TableName>, column: &str, expr: &str) -> Self {
+        Backfill {
+            table: table.into(),
+            set: vec![(column.to_owned(), expr.to_owned())],
+            filter: None,
+            batching: Batching::default(),
+        }
+    }
+
+    /// The same backfill, also setting `column = expr`.
+    pub fn set(mut self, column: &str, expr: &str) -> Self {
+        self.set.push((column.to_owned(), expr.to_owned()));
+        self
+    }
+
+    /// The same backfill, of the rows `filter` selects only.
+    pub fn filtered(mut self, filter: &str) -> Self {
+        self.filter = Some(filter.to_owned());
+        self
+    }
+
+    /// The same backfill, with this batching.
+    pub fn batching(mut self, batching: Batching) -> Self {
+        self.batching = batching;
+        self
+    }
+}
+
 /// One change to a schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -163,6 +229,42 @@ pub enum Op {
     },
     /// SQL the model cannot express; it leaves the schema as it is.
     Sql(RawSql),
+    /// Makes a unique index the index of a new primary key or unique constraint (PostgreSQL's
+    /// `ADD CONSTRAINT .. USING INDEX`): with the index built `concurrently` beforehand, the
+    /// constraint costs a catalog change under a brief lock instead of an index build that
+    /// blocks every write. The index takes the constraint's name.
+    AddConstraintUsingIndex {
+        /// The table.
+        table: TableName,
+        /// The constraint's name.
+        name: String,
+        /// The unique index it takes over: plain columns, no predicate.
+        index: String,
+        /// A primary key (its columns become NOT NULL) rather than a unique constraint.
+        primary_key: bool,
+    },
+    /// Updates rows in key-range batches, each its own transaction, so that no row lock is
+    /// held for longer than one batch and an interrupted run resumes where it stopped (see
+    /// [`crate::phase`]). Leaves the schema as it is.
+    Backfill(Backfill),
+    /// Changes a column's type without rewriting the table under `ACCESS EXCLUSIVE`: a new
+    /// column, kept in step by a trigger, filled in batches, then swapped in by one short
+    /// transaction and the old one dropped (see [`crate::phase`]). The column keeps its name,
+    /// nullability, default and indexes, and moves to the end of the table, as the database
+    /// sees it. The service needs no pinned `search_path` and the migrator no superuser.
+    AlterColumnTypeOnline {
+        /// The table; it needs a single-column primary key (the batches range over it).
+        table: TableName,
+        /// The column.
+        column: String,
+        /// Its new type.
+        ty: ColumnType,
+        /// The conversion, SQL over the row's columns (`col::jsonb`); `None`: an assignment
+        /// cast of the column.
+        using: Option<String>,
+        /// How the backfill paces itself.
+        batching: Batching,
+    },
 }
 
 /// A key that a foreign key rests on.
@@ -248,6 +350,20 @@ pub enum ModelError {
     NoSuchTrigger(TableName, String),
     /// Only foreign keys and CHECK constraints can be added `NOT VALID`.
     CannotBeNotValid(TableName, String),
+    /// A batched op needs a table with a single-column primary key to range over.
+    NoSingleColumnKey(TableName),
+    /// The index cannot back a constraint: it is not unique, or it has a predicate or an
+    /// expression.
+    IndexCannotBackConstraint(TableName, String),
+    /// An online type change cannot carry this column's dependants over; why, in words.
+    CannotChangeOnline {
+        /// The table.
+        table: TableName,
+        /// The column.
+        column: String,
+        /// What stands in the way.
+        why: String,
+    },
 }
 
 impl fmt::Display for ModelError {
@@ -300,6 +416,21 @@ impl fmt::Display for ModelError {
             ),
             ModelError::TriggerExists(t, n) => write!(f, "trigger {n} on {t} already exists"),
             ModelError::NoSuchTrigger(t, n) => write!(f, "trigger {n} on {t} does not exist"),
+            ModelError::NoSingleColumnKey(t) => write!(
+                f,
+                "table {t} has no single-column primary key: batches range over one; use \
+                 Op::Sql for this table"
+            ),
+            ModelError::IndexCannotBackConstraint(t, i) => write!(
+                f,
+                "index {i} on {t} cannot back a constraint: it must be unique, on plain columns, \
+                 without a WHERE predicate"
+            ),
+            ModelError::CannotChangeOnline { table, column, why } => write!(
+                f,
+                "cannot change the type of {table}.{column} online: {why}; use Op::AlterColumn \
+                 (a rewrite under ACCESS EXCLUSIVE) or drop that first"
+            ),
             ModelError::CannotBeNotValid(t, c) => write!(
                 f,
                 "constraint {c} on {t} cannot be added NOT VALID: only foreign keys and CHECK \
@@ -329,7 +460,10 @@ impl Op {
             | Op::ValidateConstraint { table, .. }
             | Op::DropConstraint { table, .. }
             | Op::CreateTrigger { table, .. }
-            | Op::DropTrigger { table, .. } => Some(table),
+            | Op::DropTrigger { table, .. }
+            | Op::AddConstraintUsingIndex { table, .. }
+            | Op::AlterColumnTypeOnline { table, .. } => Some(table),
+            Op::Backfill(backfill) => Some(&backfill.table),
             Op::CreateSchema { .. }
             | Op::DropSchema { .. }
             | Op::CreateFunction(_)
@@ -339,6 +473,9 @@ impl Op {
     }
 
     /// Whether this op can run inside a transaction.
+    ///
+    /// The batched ops can: executed as one transaction they fall back to their blocking form
+    /// (see [`crate::phase`]).
     pub fn transactional(&self) -> bool {
         !matches!(
             self,
@@ -431,6 +568,8 @@ impl Op {
                 // The database drops what depends on the column along with it.
                 t.constraints
                     .retain(|_, c| !c.kind.columns().iter().any(|k| k == column));
+                let kept: Vec<String> = t.constraints.keys().cloned().collect();
+                t.not_valid.retain(|name| kept.contains(name));
                 t.indexes.retain(|_, i| !i.columns().any(|k| k == column));
             }
             Op::RenameColumn { table, from, to } => {
@@ -512,14 +651,19 @@ impl Op {
                     .constraints
                     .insert(constraint.name.clone(), constraint.clone());
                 check_table_consistent(schema, &candidate)?;
-                existing_mut(schema, table)?
-                    .constraints
+                let t = existing_mut(schema, table)?;
+                t.constraints
                     .insert(constraint.name.clone(), constraint.clone());
+                if *not_valid {
+                    t.not_valid.insert(constraint.name.clone());
+                }
             }
             Op::ValidateConstraint { table, name } => {
-                if !existing(schema, table)?.constraints.contains_key(name) {
+                let t = existing_mut(schema, table)?;
+                if !t.constraints.contains_key(name) {
                     return Err(ModelError::NoSuchConstraint(table.clone(), name.clone()));
                 }
+                t.not_valid.remove(name);
             }
             Op::DropConstraint { table, name } => {
                 let mut candidate = existing(schema, table)?.clone();
@@ -527,8 +671,26 @@ impl Op {
                     return Err(ModelError::NoSuchConstraint(table.clone(), name.clone()));
                 }
                 check_keys_still_serve(schema, &candidate, name)?;
-                existing_mut(schema, table)?.constraints.remove(name);
+                let t = existing_mut(schema, table)?;
+                t.constraints.remove(name);
+                t.not_valid.remove(name);
             }
+            Op::AddConstraintUsingIndex {
+                table,
+                name,
+                index,
+                primary_key,
+            } => apply_constraint_using_index(schema, table, name, index, *primary_key)?,
+            Op::Backfill(backfill) => {
+                let t = existing(schema, &backfill.table)?;
+                for (column, _) in &backfill.set {
+                    existing_column(schema, &backfill.table, column)?;
+                }
+                single_column_key(t)?;
+            }
+            Op::AlterColumnTypeOnline {
+                table, column, ty, ..
+            } => apply_type_change_online(schema, table, column, ty)?,
             Op::CreateFunction(function) => {
                 check_schema_exists(schema, function.name.schema.as_deref())?;
                 if schema.functions.contains_key(&function.name) {
@@ -576,6 +738,152 @@ impl Op {
         }
         Ok(())
     }
+}
+
+/// The single primary key column of `table`, which batched ops range over.
+pub fn single_column_key(table: &Table) -> Result<&Column, ModelError> {
+    table
+        .constraints
+        .values()
+        .find_map(|c| match &c.kind {
+            ConstraintKind::PrimaryKey { columns } if columns.len() == 1 => {
+                table.find_column(&columns[0])
+            }
+            _ => None,
+        })
+        .ok_or_else(|| ModelError::NoSingleColumnKey(table.name.clone()))
+}
+
+fn apply_constraint_using_index(
+    schema: &mut Schema,
+    table: &TableName,
+    name: &str,
+    index: &str,
+    primary_key: bool,
+) -> Result<(), ModelError> {
+    let t = existing(schema, table)?;
+    let Some(found) = t.indexes.get(index) else {
+        return Err(ModelError::NoSuchIndex(table.clone(), index.to_owned()));
+    };
+    if !found.unique || found.predicate.is_some() || found.columns().count() != found.keys.len() {
+        return Err(ModelError::IndexCannotBackConstraint(
+            table.clone(),
+            index.to_owned(),
+        ));
+    }
+    if t.constraints.contains_key(name) {
+        return Err(ModelError::ConstraintExists(table.clone(), name.to_owned()));
+    }
+    if primary_key
+        && t.constraints
+            .values()
+            .any(|c| matches!(c.kind, ConstraintKind::PrimaryKey { .. }))
+    {
+        return Err(ModelError::SecondPrimaryKey(table.clone()));
+    }
+    if name != index {
+        check_relation_free(schema, table.schema.as_deref(), name)?;
+    }
+    let columns: Vec<String> = found.columns().map(str::to_owned).collect();
+    let t = existing_mut(schema, table)?;
+    t.indexes.remove(index);
+    let kind = if primary_key {
+        for c in t.columns.iter_mut().filter(|c| columns.contains(&c.name)) {
+            c.nullable = false;
+        }
+        ConstraintKind::PrimaryKey { columns }
+    } else {
+        ConstraintKind::Unique { columns }
+    };
+    t.constraints.insert(
+        name.to_owned(),
+        Constraint {
+            name: name.to_owned(),
+            kind,
+        },
+    );
+    Ok(())
+}
+
+/// Whether `sql` names `column` as a word (not as part of a longer identifier).
+pub(crate) fn mentions(sql: &str, column: &str) -> bool {
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = sql.as_bytes();
+    sql.match_indices(column).any(|(at, _)| {
+        let before = at.checked_sub(1).map(|i| bytes[i]);
+        let after = bytes.get(at + column.len()).copied();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
+}
+
+fn apply_type_change_online(
+    schema: &mut Schema,
+    table: &TableName,
+    column: &str,
+    ty: &ColumnType,
+) -> Result<(), ModelError> {
+    existing_column(schema, table, column)?;
+    let t = existing(schema, table)?;
+    let refuse = |why: String| ModelError::CannotChangeOnline {
+        table: table.clone(),
+        column: column.to_owned(),
+        why,
+    };
+    let key = single_column_key(t)?;
+    if key.name == column {
+        return Err(refuse("it is the primary key".to_owned()));
+    }
+    for c in t.constraints.values() {
+        let uses = match &c.kind {
+            ConstraintKind::Check { expr, sqlite } => {
+                mentions(expr, column) || sqlite.as_deref().is_some_and(|s| mentions(s, column))
+            }
+            kind => kind.columns().iter().any(|k| k == column),
+        };
+        if uses {
+            return Err(refuse(format!("constraint {} uses it", c.name)));
+        }
+    }
+    for other in schema.tables.values() {
+        for c in other.constraints.values() {
+            if let ConstraintKind::ForeignKey(fk) = &c.kind {
+                if &fk.ref_table == table && fk.ref_columns.iter().any(|r| r == column) {
+                    return Err(refuse(format!(
+                        "foreign key {} of {} references it",
+                        c.name, other.name
+                    )));
+                }
+            }
+        }
+    }
+    for index in t.indexes.values() {
+        let in_expr = index.keys.iter().any(|k| match k {
+            crate::schema::IndexKey::Expr(e) => mentions(e, column),
+            crate::schema::IndexKey::Column(_) => false,
+        });
+        if in_expr
+            || index
+                .predicate
+                .as_deref()
+                .is_some_and(|p| mentions(p, column))
+        {
+            return Err(refuse(format!(
+                "index {} uses it in an expression or predicate",
+                index.name
+            )));
+        }
+    }
+    let t = existing_mut(schema, table)?;
+    let at = t
+        .columns
+        .iter()
+        .position(|c| c.name == column)
+        .ok_or_else(|| ModelError::NoSuchColumn(table.clone(), column.to_owned()))?;
+    let mut moved = t.columns.remove(at);
+    moved.ty = ty.clone();
+    // The new column was added last: that is where the database keeps it.
+    t.columns.push(moved);
+    Ok(())
 }
 
 /// Folds every op into `schema` in order; on error, says which op (by position) failed.

@@ -20,6 +20,21 @@ pub struct Revision {
     pub upgrade: Vec<Op>,
     /// Ops that undo it, applied to the schema the upgrade left.
     pub downgrade: Vec<Op>,
+    /// Lint findings accepted on purpose, each with its reason (see [`crate::lint`]).
+    ///
+    /// Not part of the checksum: an allowance changes what a reviewer accepted, not what runs
+    /// against the database, so adding one to an applied revision must not read as an edit of
+    /// it.
+    pub allowances: Vec<Allowance>,
+}
+
+/// A lint rule accepted for one revision, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowance {
+    /// The rule's id, as lint prints it (`table-rewrite`).
+    pub rule: String,
+    /// Why the danger is accepted; never empty.
+    pub reason: String,
 }
 
 impl Revision {
@@ -32,7 +47,18 @@ impl Revision {
             created: String::new(),
             upgrade: Vec::new(),
             downgrade: Vec::new(),
+            allowances: Vec::new(),
         }
+    }
+
+    /// Accepts the findings of lint rule `rule` in this revision, for the reason `why` (which
+    /// [`crate::lint::check_allowances`] requires, with a rule id it knows).
+    pub fn allow(mut self, rule: &str, why: &str) -> Self {
+        self.allowances.push(Allowance {
+            rule: rule.to_owned(),
+            reason: why.to_owned(),
+        });
+        self
     }
 
     /// Sets the creation date.

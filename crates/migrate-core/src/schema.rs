@@ -373,6 +373,11 @@ pub struct Table {
     pub indexes: BTreeMap<String, Index>,
     /// Row-level triggers by name.
     pub triggers: BTreeMap<String, Trigger>,
+    /// The CHECK and foreign key constraints added `NOT VALID` and not validated since: the
+    /// database enforces them on new writes but has not proven them for the rows it had
+    /// (PostgreSQL's `pg_constraint.convalidated = false`). Lint reads it: only a validated CHECK
+    /// proves `col IS NOT NULL` to `SET NOT NULL`.
+    pub not_valid: BTreeSet<String>,
 }
 
 impl Table {
@@ -384,6 +389,7 @@ impl Table {
             constraints: BTreeMap::new(),
             indexes: BTreeMap::new(),
             triggers: BTreeMap::new(),
+            not_valid: BTreeSet::new(),
         }
     }
 

@@ -180,6 +180,34 @@ fn sample() -> Vec<Op> {
             table: users.clone(),
             name: "ck_users_email".into(),
         },
+        Op::CreateIndex {
+            table: users.clone(),
+            index: Index::new("users_language_key", &["language"]).unique(),
+            concurrently: true,
+        },
+        Op::AddConstraintUsingIndex {
+            table: users.clone(),
+            name: "users_language_key".into(),
+            index: "users_language_key".into(),
+            primary_key: false,
+        },
+        Op::Backfill(
+            Backfill::new("users", "language", "'en'")
+                .set("email", "lower(email)")
+                .filtered("language IS NULL")
+                .batching(Batching {
+                    rows: 500,
+                    rows_per_second: Some(2000),
+                }),
+        ),
+        Op::Backfill(Backfill::new(TableName::qualified("legacy", "every_type"), "d", "'x'")),
+        Op::AlterColumnTypeOnline {
+            table: TableName::qualified("legacy", "every_type"),
+            column: "n".into(),
+            ty: ColumnType::Timestamp,
+            using: Some("n::timestamp".into()),
+            batching: Batching::default(),
+        },
         Op::CreateTrigger {
             table: users.clone(),
             trigger: Trigger {
@@ -201,6 +229,10 @@ fn sample() -> Vec<Op> {
         Op::DropConstraint {
             table: users.clone(),
             name: "ck_users_email".into(),
+        },
+        Op::DropConstraint {
+            table: users.clone(),
+            name: "users_language_key".into(),
         },
         Op::DropIndex {
             table: users.clone(),
@@ -231,8 +263,8 @@ fn sample() -> Vec<Op> {
 fn sample_holds_every_op_variant_and_is_a_valid_revision() {
     let variants: std::collections::HashSet<_> =
         sample().iter().map(std::mem::discriminant).collect();
-    // Op has 20 variants; when one is added, add it to the sample and raise this number.
-    assert_eq!(variants.len(), 20);
+    // Op has 23 variants; when one is added, add it to the sample and raise this number.
+    assert_eq!(variants.len(), 23);
     let mut schema = Schema::new();
     op::apply_all(&mut schema, &sample()).expect("the sample applies");
     assert_eq!(schema, Schema::new());
@@ -398,6 +430,29 @@ END"##.into(),
         table: TableName::new("users"),
         name: "ck_users_email".into(),
     },
+    Op::CreateIndex {
+        table: TableName::new("users"),
+        index: Index::new("users_language_key", &["language"]).unique(),
+        concurrently: true,
+    },
+    Op::AddConstraintUsingIndex {
+        table: TableName::new("users"),
+        name: "users_language_key".into(),
+        index: "users_language_key".into(),
+        primary_key: false,
+    },
+    Op::Backfill(Backfill::new("users", "language", "'en'")
+        .set("email", "lower(email)")
+        .filtered("language IS NULL")
+        .batching(Batching { rows: 500, rows_per_second: Some(2000) })),
+    Op::Backfill(Backfill::new(TableName::qualified("legacy", "every_type"), "d", "'x'")),
+    Op::AlterColumnTypeOnline {
+        table: TableName::qualified("legacy", "every_type"),
+        column: "n".into(),
+        ty: ColumnType::Timestamp,
+        using: Some("n::timestamp".into()),
+        batching: Batching::default(),
+    },
     Op::CreateTrigger {
         table: TableName::new("users"),
         trigger: Trigger {
@@ -421,6 +476,10 @@ END"##.into(),
     Op::DropConstraint {
         table: TableName::new("users"),
         name: "ck_users_email".into(),
+    },
+    Op::DropConstraint {
+        table: TableName::new("users"),
+        name: "users_language_key".into(),
     },
     Op::DropIndex {
         table: TableName::new("users"),
@@ -447,4 +506,22 @@ END"##.into(),
         name: "legacy".into(),
     },
 ]
+}
+
+#[test]
+fn allowances_are_written_as_allow_calls_that_rebuild_them() {
+    let revision = Revision::new("aaaaaaaaaaaa", &[], "drop the archive")
+        .allow("drop-loses-data", "copied \"aside\" in 2.3")
+        .allow("drop-breaks-release", "unused since 2.1");
+    let code = codegen::rust_allowances(&revision.allowances);
+    assert_eq!(
+        code,
+        "\n    .allow(\"drop-loses-data\", r#\"copied \"aside\" in 2.3\"#)\n    .allow(\"drop-breaks-release\", \"unused since 2.1\")"
+    );
+    // The code above, pasted after `Revision::new(..)`.
+    let rebuilt = Revision::new("aaaaaaaaaaaa", &[], "drop the archive")
+        .allow("drop-loses-data", r#"copied "aside" in 2.3"#)
+        .allow("drop-breaks-release", "unused since 2.1");
+    assert_eq!(rebuilt, revision);
+    assert_eq!(codegen::rust_allowances(&[]), "");
 }

@@ -5,6 +5,7 @@ mod sqlite;
 
 use crate::graph::{RevisionGraph, Step};
 use crate::op::{ModelError, Op};
+use crate::phase::Phase;
 use crate::revision::Direction;
 use crate::schema::Schema;
 use std::collections::BTreeSet;
@@ -98,11 +99,31 @@ impl fmt::Display for RenderError {
 
 impl std::error::Error for RenderError {}
 
-/// Renders one op against the schema it applies to.
+/// Renders one op against the schema it applies to, as one list of statements: the fallback of
+/// its phases, which runs in one transaction unless a statement says otherwise (see
+/// [`crate::phase`]).
 pub fn render(op: &Op, before: &Schema, dialect: Dialect) -> Result<Vec<Statement>, RenderError> {
     match dialect {
         Dialect::Postgres => Ok(postgres::render(op, before)),
         Dialect::Sqlite => sqlite::render(op, before),
+    }
+}
+
+/// Renders one op against the schema it applies to as its phases (see [`crate::phase`]).
+///
+/// SQLite: one [`Phase::Transaction`] holding what [`render`] gives, since a database with one
+/// writer gains nothing from splitting it.
+pub fn phases(op: &Op, before: &Schema, dialect: Dialect) -> Result<Vec<Phase>, RenderError> {
+    match dialect {
+        Dialect::Postgres => Ok(postgres::phases(op, before)),
+        Dialect::Sqlite => {
+            let statements = sqlite::render(op, before)?;
+            Ok(if statements.is_empty() {
+                Vec::new()
+            } else {
+                vec![Phase::Transaction(statements)]
+            })
+        }
     }
 }
 

@@ -1,15 +1,73 @@
 //! PostgreSQL rendering.
 
 use super::{action, column_list, quote_ident as q, quote_literal, Statement};
-use crate::op::{ColumnChange, Op};
+use crate::op::{single_column_key, Backfill, Batching, ColumnChange, Op};
+use crate::phase::{flatten, BatchJob, Phase};
 use crate::schema::{
     Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, Index, IndexKey,
     ReferentialAction, Schema, TableName, Trigger, TriggerEvent, TriggerTiming,
 };
+use sha2::{Digest, Sha256};
 
-pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
+/// The phases of `op` against `before` (see [`crate::phase`]).
+pub(super) fn phases(op: &Op, before: &Schema) -> Vec<Phase> {
+    match op {
+        // A scan under SHARE UPDATE EXCLUSIVE: worth nothing if the transaction still holds the
+        // ACCESS EXCLUSIVE lock of the ADD CONSTRAINT .. NOT VALID before it.
+        Op::ValidateConstraint { .. } => vec![Phase::OwnTransaction(render(op, before))],
+        Op::Backfill(backfill) => match batch_job(backfill, before) {
+            Some(job) => vec![Phase::Batches(job)],
+            // The model refuses this op (no single-column key); render what it says anyway.
+            None => vec![Phase::Transaction(vec![whole_update(backfill)])],
+        },
+        Op::AlterColumnTypeOnline {
+            table,
+            column,
+            ty,
+            using,
+            batching,
+        } => type_change_online(before, table, column, ty, using.as_deref(), *batching),
+        _ => {
+            let cleanup = cleanup(op);
+            let mut out: Vec<Phase> = Vec::new();
+            for statement in render(op, before) {
+                if !statement.transactional {
+                    out.push(Phase::Autocommit {
+                        statement,
+                        cleanup: cleanup.clone(),
+                        in_transaction: None,
+                    });
+                } else if let Some(Phase::Transaction(run)) = out.last_mut() {
+                    run.push(statement);
+                } else {
+                    out.push(Phase::Transaction(vec![statement]));
+                }
+            }
+            out
+        }
+    }
+}
+
+pub(super) fn render(op: &Op, before: &Schema) -> Vec<Statement> {
     let one = |sql: String| vec![Statement::new(sql)];
     match op {
+        Op::Backfill(_) | Op::AlterColumnTypeOnline { .. } => flatten(&phases(op, before)),
+        Op::AddConstraintUsingIndex {
+            table,
+            name,
+            index,
+            primary_key,
+        } => one(format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}",
+            table_name(table),
+            q(name),
+            if *primary_key {
+                "PRIMARY KEY"
+            } else {
+                "UNIQUE"
+            },
+            q(index)
+        )),
         Op::CreateSchema { name } => one(format!("CREATE SCHEMA {}", q(name))),
         Op::DropSchema { name } => one(format!("DROP SCHEMA {}", q(name))),
         Op::CreateTable(table) => {
@@ -150,6 +208,223 @@ pub(super) fn render(op: &Op, _before: &Schema) -> Vec<Statement> {
             .map(|body| vec![Statement::new(body.trim().trim_end_matches(';').to_owned())])
             .unwrap_or_default(),
     }
+}
+
+/// `UPDATE t SET .. [WHERE ..]`: a backfill in one statement.
+fn whole_update(backfill: &Backfill) -> Statement {
+    let mut sql = format!(
+        "UPDATE {} SET {}",
+        table_name(&backfill.table),
+        assignments(&backfill.set)
+    );
+    if let Some(filter) = &backfill.filter {
+        sql.push_str(" WHERE ");
+        sql.push_str(filter);
+    }
+    Statement::new(sql)
+}
+
+fn assignments(set: &[(String, String)]) -> String {
+    set.iter()
+        .map(|(column, expr)| format!("{} = {expr}", q(column)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The batch job of a backfill, or `None` when the table has no single-column key.
+fn batch_job(backfill: &Backfill, before: &Schema) -> Option<BatchJob> {
+    let table = before.table(&backfill.table)?;
+    let key = single_column_key(table).ok()?;
+    let k = q(&key.name);
+    let t = table_name(&backfill.table);
+    let mut filter = format!(
+        "($1::text IS NULL OR {k} > $1::text::{})",
+        type_sql(&key.ty)
+    );
+    if let Some(f) = &backfill.filter {
+        filter.push_str(&format!(" AND ({f})"));
+    }
+    // FOR NO KEY UPDATE locks the batch's rows the way the UPDATE will (it does not block
+    // foreign key checks of inserts elsewhere), so a row cannot change between the choice and
+    // the update. The data-modifying CTE runs whether or not it is read.
+    let batch = format!(
+        "WITH batch AS (\n    SELECT {k} FROM {t}\n    WHERE {filter}\n    ORDER BY {k}\n    \
+         LIMIT {rows}\n    FOR NO KEY UPDATE\n), updated AS (\n    UPDATE {t} SET {set}\n    \
+         WHERE {k} IN (SELECT {k} FROM batch)\n)\nSELECT (SELECT {k} FROM batch ORDER BY {k} DESC \
+         LIMIT 1)::text",
+        rows = backfill.batching.rows.max(1),
+        set = assignments(&backfill.set),
+    );
+    Some(BatchJob {
+        table: backfill.table.clone(),
+        key: key.name.clone(),
+        rows: backfill.batching.rows.max(1),
+        rows_per_second: backfill.batching.rows_per_second,
+        batch: Statement::new(batch),
+        whole: whole_update(backfill),
+    })
+}
+
+/// A name made of `prefix` and `base`, at most 63 bytes (PostgreSQL's limit, beyond which it
+/// would truncate silently and two long names could meet): a long base is cut and a hash of it
+/// appended.
+pub(crate) fn helper_name(prefix: &str, base: &str) -> String {
+    const MAX: usize = 63;
+    if prefix.len() + base.len() <= MAX {
+        return format!("{prefix}{base}");
+    }
+    let hash: String = Sha256::digest(base.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut keep = MAX - prefix.len() - hash.len() - 1;
+    while !base.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{prefix}{}_{hash}", &base[..keep])
+}
+
+/// The phases of an online type change (see [`crate::phase`] and [`Op::AlterColumnTypeOnline`]).
+fn type_change_online(
+    before: &Schema,
+    table: &TableName,
+    column: &str,
+    ty: &ColumnType,
+    using: Option<&str>,
+    batching: Batching,
+) -> Vec<Phase> {
+    let t = table_name(table);
+    let old_column = before
+        .table(table)
+        .and_then(|tb| tb.find_column(column))
+        .cloned()
+        .unwrap_or_else(|| Column::new(column, ty.clone()));
+    let c = q(column);
+    let new_name = helper_name("_im_new_", column);
+    let new = q(&new_name);
+    let old = q(&helper_name("_im_old_", column));
+    let check = q(&helper_name("_im_not_null_", column));
+    let function = TableName {
+        schema: table.schema.clone(),
+        name: helper_name("_im_sync_", &format!("{}_{column}", table.name)),
+    };
+    let trigger = q(&helper_name("_im_sync_", column));
+    let conversion = using.map_or_else(|| c.clone(), str::to_owned);
+    let not_null = !old_column.nullable;
+
+    let mut add = format!("ALTER TABLE {t} ADD COLUMN {new} {}", type_sql(ty));
+    if not_null {
+        add.push_str(&format!(
+            ", ADD CONSTRAINT {check} CHECK ({new} IS NOT NULL) NOT VALID"
+        ));
+    }
+    // The conversion is written over the row's columns; `SELECT NEW.*` gives it a row to read
+    // them from, under the table's name. `SET search_path FROM CURRENT` keeps the migrator's
+    // (pinned) path for the functions it calls, whatever path the service's sessions use.
+    let body = format!(
+        "BEGIN\n    NEW.{new} := (SELECT {conversion} FROM (SELECT NEW.*) AS {});\n    RETURN NEW;\nEND",
+        q(&table.name)
+    );
+    let expand = vec![
+        Statement::new(add),
+        Statement::new(format!(
+            "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT \
+             AS $function${body}$function$",
+            table_name(&function)
+        )),
+        Statement::new(format!(
+            "CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE \
+             FUNCTION {}()",
+            table_name(&function)
+        )),
+    ];
+    let mut out = vec![Phase::Transaction(expand)];
+    let backfill = Backfill {
+        table: table.clone(),
+        set: vec![(new_name.clone(), conversion.clone())],
+        filter: None,
+        batching,
+    };
+    out.push(match batch_job(&backfill, before) {
+        Some(job) => Phase::Batches(job),
+        None => Phase::Transaction(vec![whole_update(&backfill)]),
+    });
+    let indexes: Vec<&Index> = before
+        .table(table)
+        .map(|tb| {
+            tb.indexes
+                .values()
+                .filter(|i| i.columns().any(|k| k == column))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut renames = Vec::new();
+    for index in &indexes {
+        let mut copy = (*index).clone();
+        copy.name = helper_name("_im_new_", &index.name);
+        for key in &mut copy.keys {
+            if matches!(key, IndexKey::Column(k) if k == column) {
+                *key = IndexKey::Column(new_name.clone());
+            }
+        }
+        out.push(Phase::Autocommit {
+            statement: Statement {
+                sql: create_index(table, &copy, true),
+                transactional: false,
+            },
+            cleanup: vec![drop_index_if_exists(table, &copy.name)],
+            in_transaction: Some(Statement::new(create_index(table, &copy, false))),
+        });
+        renames.push(Statement::new(format!(
+            "ALTER INDEX {} RENAME TO {}",
+            qualified(table.schema.as_deref(), &index.name),
+            q(&helper_name("_im_old_", &index.name))
+        )));
+        renames.push(Statement::new(format!(
+            "ALTER INDEX {} RENAME TO {}",
+            qualified(table.schema.as_deref(), &copy.name),
+            q(&index.name)
+        )));
+    }
+    if not_null {
+        out.push(Phase::OwnTransaction(vec![Statement::new(format!(
+            "ALTER TABLE {t} VALIDATE CONSTRAINT {check}"
+        ))]));
+    }
+    // The swap: catalog changes only, under one brief ACCESS EXCLUSIVE lock. From its commit
+    // on, the column of that name is the new one.
+    let mut swap = vec![
+        Statement::new(format!("DROP TRIGGER {trigger} ON {t}")),
+        Statement::new(format!("DROP FUNCTION {}()", table_name(&function))),
+    ];
+    if not_null {
+        // Proven by the validated CHECK: no scan (PostgreSQL 12 and later).
+        swap.push(Statement::new(format!(
+            "ALTER TABLE {t} ALTER COLUMN {new} SET NOT NULL"
+        )));
+        swap.push(Statement::new(format!(
+            "ALTER TABLE {t} DROP CONSTRAINT {check}"
+        )));
+    }
+    if let Some(d) = &old_column.default {
+        swap.push(Statement::new(format!(
+            "ALTER TABLE {t} ALTER COLUMN {new} SET DEFAULT {}",
+            default_sql(d)
+        )));
+    }
+    swap.push(Statement::new(format!(
+        "ALTER TABLE {t} RENAME COLUMN {c} TO {old}"
+    )));
+    swap.push(Statement::new(format!(
+        "ALTER TABLE {t} RENAME COLUMN {new} TO {c}"
+    )));
+    swap.extend(renames);
+    out.push(Phase::OwnTransaction(swap));
+    // The contract: the old column, and its indexes with it.
+    out.push(Phase::OwnTransaction(vec![Statement::new(format!(
+        "ALTER TABLE {t} DROP COLUMN {old}"
+    ))]));
+    out
 }
 
 fn create_trigger(table: &TableName, trigger: &Trigger) -> String {

@@ -276,6 +276,40 @@ pub(super) fn render(op: &Op, before: &Schema) -> Result<Vec<Statement>, RenderE
         Op::DropTrigger { table, name } => {
             one(format!("DROP TRIGGER {}", q(&trigger_name(table, name))))
         }
+        // SQLite has one writer: the plain forms are what can be had, and they are atomic.
+        Op::AddConstraintUsingIndex { table, .. } => rebuild(op, before, table, RebuildCheck::None),
+        Op::Backfill(backfill) => {
+            let mut sql = format!("UPDATE {} SET ", table_ref(&backfill.table));
+            for (i, (column, expr)) in backfill.set.iter().enumerate() {
+                refuse_postgres_only(&format!("backfill {}.{column}", backfill.table), expr)?;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("{} = {expr}", q(column)));
+            }
+            if let Some(filter) = &backfill.filter {
+                refuse_postgres_only(&format!("backfill filter of {}", backfill.table), filter)?;
+                sql.push_str(" WHERE ");
+                sql.push_str(filter);
+            }
+            one(sql)
+        }
+        Op::AlterColumnTypeOnline {
+            table,
+            column,
+            using,
+            ..
+        } => {
+            if let Some(using) = using {
+                if !is_identity_conversion(column, using) {
+                    return Err(unsupported(format!(
+                        "convert {table}.{column} with the PostgreSQL expression `{using}` (see \
+                         Op::AlterColumn)"
+                    )));
+                }
+            }
+            rebuild(op, before, table, RebuildCheck::None)
+        }
         // `None` is the model saying this op does not apply to SQLite.
         Op::Sql(raw) => Ok(raw
             .sqlite
