@@ -155,10 +155,7 @@ fn each_downgrade_restores_exactly_the_schema_before_its_upgrade() {
         let mut schema = before.clone();
         apply_all(&mut schema, &r.upgrade)
             .unwrap_or_else(|(op, e)| panic!("{} upgrade op #{op}: {e}", r.id));
-        // Validating constraints changes what the rows are known to satisfy, not the schema.
-        if r.id != VALIDATE {
-            assert_ne!(schema, before, "{} changes the schema", r.id);
-        }
+        assert_ne!(schema, before, "{} changes the schema", r.id);
         apply_all(&mut schema, &r.downgrade)
             .unwrap_or_else(|(op, e)| panic!("{} downgrade op #{op}: {e}", r.id));
         assert_eq!(schema, before, "{} down undoes {} up", r.id, r.id);

@@ -7,12 +7,14 @@
 //!
 //! Rows that break a constraint are listed first, by table, id and value, and the revision
 //! refused; the constraints already guard every new row, so the database is usable meanwhile.
-//! Fix the rows and run `migrate` again. Validation cannot be undone and needs no undoing: the
-//! downgrade does nothing, and `094916cde150`'s downgrade drops the constraints.
+//! Fix the rows and run `migrate` again. PostgreSQL cannot mark a validated constraint NOT VALID
+//! again, so the downgrade drops each and adds it back `NOT VALID` (catalog changes, no scan):
+//! the schema is then exactly what `094916cde150` left.
 //!
 //! SQLite validated each constraint when it was added; `VALIDATE` renders nothing there.
 
 use super::checks;
+use super::drop_constraint;
 use super::r094916cde150_check_constraints_not_valid::{constraints, CHECKS, IP_ADDRESSES};
 use migrate_core::{Op, Revision};
 
@@ -39,5 +41,20 @@ pub fn revision() -> Revision {
     )
     .created("2026-12-03")
     .upgrade(upgrade)
-    .downgrade(Vec::new())
+    .downgrade(
+        constraints()
+            .into_iter()
+            .rev()
+            .flat_map(|(table, constraint)| {
+                [
+                    drop_constraint(table, &constraint.name),
+                    Op::AddConstraint {
+                        table: table.into(),
+                        constraint,
+                        not_valid: true,
+                    },
+                ]
+            })
+            .collect(),
+    )
 }
