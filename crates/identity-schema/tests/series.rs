@@ -667,7 +667,7 @@ fn the_concurrent_index_revision_stopped_halfway_is_finished_by_running_migrate_
         .expect_err("stopped halfway")
         .to_string();
     assert!(error.contains(&head), "{error}");
-    assert_ne!(versions(&mut client), [head.clone()]);
+    assert_ne!(versions(&mut client), std::slice::from_ref(&head));
     let invalid: i64 = client
         .query_one("SELECT count(*) FROM pg_index WHERE NOT indisvalid", &[])
         .unwrap()
