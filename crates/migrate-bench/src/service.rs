@@ -276,18 +276,20 @@ fn model_columns() -> Vec<(String, &'static str)> {
         .collect()
 }
 
-fn prepare(client: &mut Client) -> Res<(postgres::Statement, postgres::Statement)> {
-    let columns = model_columns();
-    let list = columns
+/// The login lookup as SQLAlchemy compiles it: every model column, by email.
+fn lookup_sql() -> String {
+    let list = model_columns()
         .iter()
         .map(|(c, _)| format!("users.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
+    format!("SELECT {list} FROM users WHERE users.email = $1::VARCHAR")
+}
+
+fn prepare(client: &mut Client) -> Res<(postgres::Statement, postgres::Statement)> {
+    let columns = model_columns();
     let lookup = client
-        .prepare_typed(
-            &format!("SELECT {list} FROM users WHERE users.email = $1::VARCHAR"),
-            &[Type::TEXT],
-        )
+        .prepare_typed(&lookup_sql(), &[Type::TEXT])
         .map_err(|e| format!("prepare the lookup: {e}"))?;
     let names = columns
         .iter()
@@ -311,16 +313,8 @@ fn prepare(client: &mut Client) -> Res<(postgres::Statement, postgres::Statement
 
 /// The first line of the lookup's plan: which index (if any) serves it.
 fn plan_of(client: &mut Client, email: &str) -> Res<String> {
-    let list = model_columns()
-        .iter()
-        .map(|(c, _)| format!("users.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     let rows = client
-        .query(
-            &format!("EXPLAIN SELECT {list} FROM users WHERE users.email = $1::VARCHAR"),
-            &[&email],
-        )
+        .query(&format!("EXPLAIN {}", lookup_sql()), &[&email])
         .map_err(|e| format!("EXPLAIN: {e}"))?;
     let first: String = rows.first().map(|r| r.get(0)).unwrap_or_default();
     Ok(first
