@@ -496,7 +496,7 @@ pub fn volatility(default: &DefaultExpr) -> Volatility {
         | DefaultExpr::Text(_)
         | DefaultExpr::Json(_)
         | DefaultExpr::Now
-        // `now() AT TIME ZONE 'utc'` is stable, like `now()`: one value per statement.
+        // `now() AT TIME ZONE 'utc'` is stable, like `now()`: one value fills every row.
         | DefaultExpr::UtcNow => Volatility::Constant,
         DefaultExpr::RandomUuid | DefaultExpr::RandomUuidHex => Volatility::Volatile,
         DefaultExpr::Sql(sql) => sql_volatility(sql),

@@ -1,5 +1,8 @@
 //! Data checks that refuse a revision, naming the offending rows, before it changes anything.
 //!
+//! The withdrawn 0.1.0 revisions use some of these too: what those render must not change
+//! (`tests/withdrawn.rs` pins their checksums), so a helper they call keeps its output.
+//!
 //! PostgreSQL would refuse most of these changes by itself, but with a message that names at
 //! best one value (`invalid input syntax for type inet: "x"`) or none (`check constraint ... is
 //! violated by some row`). Each check here is an `Op::Sql` placed before the first change of its
@@ -297,7 +300,7 @@ pub(super) fn fit_before_downgrade(columns: &[(&str, &str, u32)]) -> Op {
 }
 
 /// Refuses when rows of `table` share the same `columns` (all of them non-NULL), before a
-/// unique key on them is created; `after` says when ("since the upgrade", "already").
+/// unique key on them is created; `direction` ("upgrade", "downgrade") goes into the hint.
 pub(super) fn unique_together(table: &str, columns: &[&str], direction: &str) -> Op {
     let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
     let key = cols
