@@ -51,12 +51,41 @@ fn refuse_if_any(
     hint: &str,
     offenders: &str,
 ) -> Op {
+    refuse_if_any_unless(description, problem, errcode, hint, offenders, &[])
+}
+
+/// [`refuse_if_any`], skipping the search for offenders when every statement of `proof` runs
+/// without a data error: a scan that casts every value proves them all valid at a twentieth of
+/// the cost of testing each in PL/pgSQL, and only when a cast fails are the offenders found.
+fn refuse_if_any_unless(
+    description: &str,
+    problem: &str,
+    errcode: &str,
+    hint: &str,
+    offenders: &str,
+    proof: &[String],
+) -> Op {
     // The message is a RAISE format string: `%` would be a placeholder and `'` would end it.
     assert!(
         !problem.contains(['%', '\'']),
         "check message {problem:?} must not contain % or '"
     );
     let offenders = offenders.trim_end().replace('\n', "\n        ");
+    let proof = if proof.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\
+BEGIN
+        {};
+        RETURN;
+    EXCEPTION WHEN data_exception THEN
+        NULL; -- a value does not cast: find and list every one
+    END;
+    ",
+            proof.join(";\n        ")
+        )
+    };
     let sql = format!(
         "\
 DO $check$
@@ -64,7 +93,7 @@ DECLARE
     total bigint;
     listed text;
 BEGIN
-    SELECT count(*), string_agg(line, '; ' ORDER BY line) FILTER (WHERE n <= {LISTED})
+    {proof}SELECT count(*), string_agg(line, '; ' ORDER BY line) FILTER (WHERE n <= {LISTED})
     INTO total, listed
     FROM (SELECT line, row_number() OVER (ORDER BY line) AS n FROM (
         {offenders}
@@ -164,9 +193,9 @@ pub(super) fn ip_addresses(columns: &[(&str, &str)]) -> Op {
 }
 
 /// Refuses when a `(table, column)` holds a value that is not an IP address, before a CHECK
-/// that says so is validated (needs [`create_inet_helper`]).
+/// that says so is validated (needs [`create_inet_helper`] when one is not).
 pub(super) fn valid_ip_addresses(columns: &[(&str, &str)]) -> Op {
-    not_castable(
+    castable_or_refused(
         "inet",
         columns,
         "refuse IP address columns holding text that is not an IP address",
@@ -176,14 +205,42 @@ pub(super) fn valid_ip_addresses(columns: &[(&str, &str)]) -> Op {
 }
 
 /// Refuses when a `(table, column)` holds a value that is not a UUID (needs
-/// [`create_uuid_helper`]).
+/// [`create_uuid_helper`] when one is not).
 pub(super) fn uuids(columns: &[(&str, &str)]) -> Op {
-    not_castable(
+    castable_or_refused(
         "uuid",
         columns,
         "refuse text that is not a UUID in columns about to become uuid",
         "cannot convert to uuid: some values are not UUIDs",
         "correct these values (or set them to NULL, which means unknown), then upgrade again",
+    )
+}
+
+/// [`not_castable`], proven first by one scan per column that casts every value.
+fn castable_or_refused(
+    ty: &str,
+    columns: &[(&str, &str)],
+    description: &str,
+    problem: &str,
+    hint: &str,
+) -> Op {
+    let proof: Vec<String> = columns
+        .iter()
+        .map(|(table, column)| {
+            format!(
+                "PERFORM count({}::{ty}) FROM {}",
+                quote_ident(column),
+                quote_ident(table)
+            )
+        })
+        .collect();
+    refuse_if_any_unless(
+        description,
+        problem,
+        "invalid_text_representation",
+        hint,
+        &offenders_of(ty, columns),
+        &proof,
     )
 }
 
@@ -195,7 +252,18 @@ fn not_castable(
     problem: &str,
     hint: &str,
 ) -> Op {
-    let offenders: Vec<String> = columns
+    refuse_if_any(
+        description,
+        problem,
+        "invalid_text_representation",
+        hint,
+        &offenders_of(ty, columns),
+    )
+}
+
+/// The rows of `(table, column)`s whose value `pg_temp.identity_is_<ty>` rejects.
+fn offenders_of(ty: &str, columns: &[(&str, &str)]) -> String {
+    columns
         .iter()
         .map(|(table, column)| {
             let c = quote_ident(column);
@@ -205,14 +273,8 @@ fn not_castable(
                 quote_ident(table)
             )
         })
-        .collect();
-    refuse_if_any(
-        description,
-        problem,
-        "invalid_text_representation",
-        hint,
-        &offenders.join("\nUNION ALL\n"),
-    )
+        .collect::<Vec<_>>()
+        .join("\nUNION ALL\n")
 }
 
 /// Refuses when rows violate one of `checks` (which are about to be added).
