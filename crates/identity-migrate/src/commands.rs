@@ -119,7 +119,10 @@ fn engine<'g>(
         options.single_transaction = run.single_transaction;
         options.accept_changed = run.accept_changed;
     }
+    // A database that ran the series 0.1.0 released and 0.2.0 withdrew is told the way forward
+    // (and `rollback` takes it back down that series).
     Engine::new(connected.into_driver(), graph, options)
+        .with_withdrawal(identity_schema::withdrawal())
 }
 
 fn identity() -> RunIdentity {
@@ -474,6 +477,9 @@ fn generate_sql(
     let state_sql = crate::database::state_sql(dialect);
     let steps =
         migrate_engine::prepare(graph, state_sql, &Options::new(identity()), &intent, &from)?;
+    // A range with a revision that builds indexes concurrently cannot be one transaction: the
+    // script then frames each revision as `migrate` runs it.
+    let one_transaction = steps.iter().all(|s| s.transactional);
     let script = migrate_engine::Script {
         bootstrap: if from.is_empty() {
             state_sql.bootstrap_statements()
@@ -481,7 +487,7 @@ fn generate_sql(
             Vec::new()
         },
         steps,
-        single_transaction: true,
+        single_transaction: one_transaction,
     };
     let (dialect_name, apply, framing) = if dialect == Dialect::Sqlite {
         (
@@ -489,11 +495,17 @@ fn generate_sql(
             "Apply with: sqlite3 -bail DATABASE < FILE (the script is one transaction: all or nothing)",
             Framing::SqliteShell,
         )
-    } else {
+    } else if one_transaction {
         (
             "PostgreSQL",
             "Apply with: psql -v ON_ERROR_STOP=1 -1 -f FILE (one transaction: all or nothing)",
             Framing::Bare,
+        )
+    } else {
+        (
+            "PostgreSQL",
+            "Apply with: psql -v ON_ERROR_STOP=1 -f FILE (each revision in its own transaction, as `migrate` runs them; a concurrent index build outside any)",
+            Framing::Transactions,
         )
     };
     let mut header = vec![
@@ -539,7 +551,9 @@ fn current_or_base(
     match database.connect(cfg, false) {
         Ok(mut connected) => {
             let heads = connected.driver().read_heads()?;
-            graph.applied(&heads).map_err(EngineError::from)?;
+            identity_schema::withdrawal()
+                .applied(graph, &heads)
+                .map_err(EngineError::from)?;
             log::info!(
                 "generating from the current revision of {}: {}",
                 database.redacted(),

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{assert_one_error_line, chain, head, run, tempdir, Json, Out};
+use common::{assert_one_error_line, chain, head, run, tempdir, Json, Out, R2};
 use migrate_testkit::TestDb;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -128,6 +128,36 @@ impl Backend {
         assert_eq!(report.get("changed").items(), [], "changed:\n{out}");
     }
 
+    /// Runs `intent` through the engine with `graph` directly, as another release of the tool
+    /// would have (the binary only applies its own chain).
+    fn run_engine(&self, graph: &migrate_core::RevisionGraph, intent: migrate_engine::Intent) {
+        let driver: Box<dyn migrate_core::driver::Driver> = match self {
+            Backend::Postgres(db) => {
+                let settings = migrate_postgres::url::parse_with_process_env(&db.url())
+                    .expect("the test URL parses");
+                Box::new(
+                    migrate_postgres::PostgresDriver::connect(&settings, Default::default())
+                        .expect("connect"),
+                )
+            }
+            Backend::Sqlite(path) => Box::new(
+                migrate_sqlite::SqliteDriver::connect(
+                    &migrate_sqlite::SqliteTarget::File(path.clone()),
+                    Default::default(),
+                )
+                .expect("open"),
+            ),
+        };
+        let options = migrate_engine::Options::new(migrate_engine::RunIdentity {
+            os_user: "test".into(),
+            host: "test".into(),
+            tool_version: "0.1.0".into(),
+        });
+        migrate_engine::Engine::new(driver, graph, options)
+            .run(&intent, &mut |_| {})
+            .unwrap_or_else(|e| panic!("{intent:?}: {e}"));
+    }
+
     /// Takes a one-file backup to `path`.
     fn backup(&self, dir: &Path, path: &Path) -> Out {
         self.run(dir, &backup_args(self, path))
@@ -210,6 +240,7 @@ both!(a_failure_halfway_keeps_the_last_good_revision);
 both!(backup_and_restore_give_identical_content);
 both!(corrupted_backups_are_refused_and_the_target_is_unchanged);
 both!(concurrent_migrators_apply_each_revision_once);
+both!(a_database_that_ran_the_withdrawn_series_is_told_the_way_forward_and_follows_it);
 
 fn whole_chain_up_down_up_matches_schema_at_every_step(kind: Kind) {
     let dir = tempdir();
@@ -277,29 +308,26 @@ fn dry_run_applied_by_hand_equals_the_migration(kind: Kind) {
     );
 }
 
-/// An organization whose country code the CHECK of `f64382621770` refuses (lowercase).
-const BAD_ORGANIZATION: &str = "INSERT INTO organizations (id, name, slug, country_code) \
-     VALUES ('00000000-0000-4000-8000-000000000001', 'Acme', 'acme', 'us')";
+/// Two live users whose emails differ only by case: what the last revision's unique index on
+/// `lower(email)` refuses (on PostgreSQL its check lists them first, on SQLite the index build
+/// fails), while every revision before it lets them be.
+const CASE_VARIANTS: &str = "INSERT INTO users (id, email, password_hash) VALUES \
+     ('00000000-0000-4000-8000-0000000000a1', 'Ada@x.io', 'h'), \
+     ('00000000-0000-4000-8000-0000000000a2', 'ada@x.io', 'h')";
 
 fn a_failure_halfway_keeps_the_last_good_revision(kind: Kind) {
     let dir = tempdir();
     let db = Backend::new(kind, dir.path(), "halfway");
     let ids = chain();
-    let failing = ids
-        .iter()
-        .position(|id| id == "f64382621770")
-        .expect("the CHECK revision");
-    let last_good = ids[failing - 1].clone();
+    let failing = head();
+    let last_good = ids[ids.len() - 2].clone();
     db.run(dir.path(), &["migrate-to", &last_good]).ok();
-    db.execute(BAD_ORGANIZATION);
+    db.execute(CASE_VARIANTS);
 
     let out = db.run(dir.path(), &["migrate"]);
     let line = assert_one_error_line(&out);
     assert_eq!(out.code, 1, "{out}");
-    assert!(
-        line.contains("f64382621770"),
-        "names the failed revision: {out}"
-    );
+    assert!(line.contains(&failing), "names the failed revision: {out}");
     assert_eq!(
         db.current(dir.path()),
         std::slice::from_ref(&last_good),
@@ -307,13 +335,13 @@ fn a_failure_halfway_keeps_the_last_good_revision(kind: Kind) {
     );
     db.assert_clean(dir.path());
     assert_eq!(
-        db.text("SELECT country_code FROM organizations"),
-        "us",
-        "the row is as it was"
+        db.text("SELECT email FROM users ORDER BY id LIMIT 1"),
+        "Ada@x.io",
+        "the rows are as they were"
     );
 
-    // Once the row is corrected, the same command finishes the chain.
-    db.execute("UPDATE organizations SET country_code = 'US'");
+    // Once the rows are corrected, the same command finishes the chain.
+    db.execute("UPDATE users SET email = 'ada.too@x.io' WHERE email = 'ada@x.io'");
     db.run(dir.path(), &["migrate"]).ok();
     assert_eq!(db.current(dir.path()), [head()]);
     db.assert_clean(dir.path());
@@ -481,4 +509,59 @@ fn assert_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     let actual = std::fs::metadata(path).expect("stat").permissions().mode() & 0o777;
     assert_eq!(actual, mode, "{}", path.display());
+}
+
+/// A database that identity-migrate 0.1.0 took to its head, through the series 0.2.0 withdrew:
+/// every command says what happened and what to run, in one line; running it takes the database
+/// back to `68d314520251` with its rows, and on to the new head.
+fn a_database_that_ran_the_withdrawn_series_is_told_the_way_forward_and_follows_it(kind: Kind) {
+    let dir = tempdir();
+    let db = Backend::new(kind, dir.path(), "withdrawn");
+    db.run(dir.path(), &["migrate-to", R2]).ok();
+    db.execute(
+        "INSERT INTO users (id, email, password_hash, language_code, timezone, theme_preference,
+             notification_preferences, privacy_settings, status, is_verified, is_active,
+             failed_login_attempts, created_at, updated_at)
+         VALUES ('a0000000-0000-4000-8000-000000000001', 'kept@x.io', 'h', 'en', 'UTC', 'dark',
+             '{}', '{}', 'active', TRUE, TRUE, 0, '2024-01-01 00:00:00', '2024-01-01 00:00:00')",
+    );
+    let released = &identity_schema::withdrawal().released;
+    let old_head = released.heads()[0].to_owned();
+    db.run_engine(released, migrate_engine::Intent::Upgrade("head".into()));
+    let at = "SELECT version_num FROM alembic_version";
+    assert_eq!(db.text(at), old_head);
+
+    for command in [
+        &["migrate"][..],
+        &["status"],
+        &["check"],
+        &["migrate", "--dry-run"],
+    ] {
+        let out = db.run(dir.path(), command);
+        assert_eq!(out.code, 2, "{command:?}: {out}");
+        let line = assert_one_error_line(&out);
+        for part in [
+            old_head.as_str(),
+            "withdrawn in identity-migrate 0.2.0",
+            "run `identity-migrate rollback 68d314520251`",
+            "then `identity-migrate migrate`",
+        ] {
+            assert!(line.contains(part), "{command:?}: {part:?} not in {line}");
+        }
+    }
+    assert_eq!(db.text(at), old_head, "refused: nothing changed");
+
+    // The way forward, as the line says: back down the released chain, then up the new one.
+    let plan = db.run(dir.path(), &["rollback", R2, "--dry-run"]).ok();
+    assert!(plan.stdout.contains(&old_head), "{plan}");
+    db.run(dir.path(), &["rollback", R2]).ok();
+    assert_eq!(db.current(dir.path()), [R2]);
+    db.assert_clean(dir.path());
+    db.run(dir.path(), &["migrate"]).ok();
+    assert_eq!(db.current(dir.path()), [head()]);
+    db.assert_clean(dir.path());
+    assert_eq!(
+        db.text("SELECT email FROM users WHERE id = 'a0000000-0000-4000-8000-000000000001'"),
+        "kept@x.io"
+    );
 }

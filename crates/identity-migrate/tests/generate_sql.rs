@@ -1,5 +1,6 @@
-//! `generate-sql`: a script for review that, applied with `psql -v ON_ERROR_STOP=1 -1`, gives
-//! the same schema as `migrate` (compared with `pg_dump --schema-only`).
+//! `generate-sql`: a script for review that, applied with `psql -v ON_ERROR_STOP=1` as its
+//! header says (`-1` when the range can be one transaction), gives the same schema as `migrate`
+//! (compared with `pg_dump --schema-only`).
 
 mod common;
 
@@ -49,6 +50,17 @@ fn schema_dump(db: &TestDb, home: &Path) -> String {
     .join("\n")
 }
 
+/// Applies a generated script with psql, in one transaction (`-1`) or as it frames itself.
+fn psql_file(db: &TestDb, home: &Path, file: &Path, one_transaction: bool) {
+    let file = file.to_str().expect("utf-8");
+    let mut args = vec!["-X", "-q", "-v", "ON_ERROR_STOP=1"];
+    if one_transaction {
+        args.push("-1");
+    }
+    args.extend(["-f", file]);
+    pg_tool("/usr/bin/psql", db, home, &args);
+}
+
 #[test]
 fn generated_sql_applied_by_psql_equals_migrate() {
     let dir = tempdir();
@@ -75,38 +87,32 @@ fn generated_sql_applied_by_psql_equals_migrate() {
         )),
         "{script}"
     );
+    // The last revision builds indexes concurrently: the script says so, and frames each
+    // revision in its own transaction, as `migrate` runs them, for psql without -1.
     assert!(
-        !script.contains("BEGIN;") && !script.contains("COMMIT;"),
-        "psql -1 frames it"
+        script.contains("-- Apply with: psql -v ON_ERROR_STOP=1 -f FILE (each revision")
+            && script.contains("WARNING: some statements cannot run in a transaction"),
+        "{script}"
     );
+    // One transaction for the tool's tables, one per revision (the last one's bookkeeping).
+    assert_eq!(script.matches("\nBEGIN;\n").count(), n + 1, "{script}");
+    assert!(script.contains("CREATE UNIQUE INDEX CONCURRENTLY uq_users_lower_email_live"));
 
     let by_psql = TestDb::new();
-    pg_tool(
-        "/usr/bin/psql",
-        &by_psql,
-        dir.path(),
-        &[
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-1",
-            "-f",
-            file.to_str().expect("utf-8"),
-        ],
-    );
+    psql_file(&by_psql, dir.path(), &file, false);
     let migrated = db_at(dir.path(), "head");
 
     let a = schema_dump(&by_psql, dir.path());
     let b = schema_dump(&migrated, dir.path());
-    // The whole chain is there: the tables, the trigger and its function, the legacy schema,
-    // the CHECKs.
+    // The whole chain is there: the tables, the trigger and its function, the leftover tables
+    // under their legacy_ names, the CHECKs, the concurrent indexes.
     for part in [
         "CREATE TABLE public.users (",
-        "CREATE SCHEMA legacy;",
+        "CREATE TABLE public.legacy_user_sessions_simple (",
         "CREATE FUNCTION public.",
         "CREATE TRIGGER ",
         "CONSTRAINT users_status_check CHECK",
+        "CREATE UNIQUE INDEX uq_users_lower_email_live",
     ] {
         assert!(a.contains(part), "{part} in:\n{a}");
     }
@@ -119,6 +125,44 @@ fn generated_sql_applied_by_psql_equals_migrate() {
     let status = run_db(dir.path(), &by_psql, &["status"]).ok();
     assert!(status.stdout.contains("up to date"), "{status}");
     run_db(dir.path(), &by_psql, &["check"]).ok();
+}
+
+#[test]
+fn generated_sql_of_a_transactional_range_is_one_transaction_for_psql_1() {
+    let dir = tempdir();
+    let file = dir.path().join("identity.sql");
+    let to = common::before_head();
+    run(
+        dir.path(),
+        &[
+            "generate-sql",
+            "--dialect",
+            "postgres",
+            "--to",
+            &to,
+            "--output",
+            file.to_str().expect("utf-8 path"),
+        ],
+    )
+    .ok();
+    let script = std::fs::read_to_string(&file).expect("read the script");
+    assert!(
+        script.contains("-- Apply with: psql -v ON_ERROR_STOP=1 -1 -f FILE (one transaction"),
+        "{script}"
+    );
+    assert!(
+        !script.contains("BEGIN;") && !script.contains("COMMIT;") && !script.contains("WARNING"),
+        "psql -1 frames it"
+    );
+    let by_psql = TestDb::new();
+    psql_file(&by_psql, dir.path(), &file, true);
+    let migrated = db_at(dir.path(), &to);
+    assert_eq!(
+        schema_dump(&by_psql, dir.path()),
+        schema_dump(&migrated, dir.path())
+    );
+    assert_eq!(version(&by_psql), Some(vec![to]));
+    assert_eq!(common::history(&by_psql), common::history(&migrated));
 }
 
 #[test]
@@ -153,20 +197,7 @@ fn generate_sql_from_the_first_revision() {
     let file = dir.path().join("step.sql");
     std::fs::write(&file, &out.stdout).expect("write");
     let by_psql = db_at(dir.path(), R1);
-    pg_tool(
-        "/usr/bin/psql",
-        &by_psql,
-        dir.path(),
-        &[
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-1",
-            "-f",
-            file.to_str().expect("utf-8"),
-        ],
-    );
+    psql_file(&by_psql, dir.path(), &file, false);
     let migrated = db_at(dir.path(), "head");
     assert_eq!(
         schema_dump(&by_psql, dir.path()),
@@ -244,20 +275,7 @@ fn generate_sql_downward() {
     let file = dir.path().join("down.sql");
     std::fs::write(&file, &out.stdout).expect("write");
     let by_psql = db_at(dir.path(), "head");
-    pg_tool(
-        "/usr/bin/psql",
-        &by_psql,
-        dir.path(),
-        &[
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-1",
-            "-f",
-            file.to_str().expect("utf-8"),
-        ],
-    );
+    psql_file(&by_psql, dir.path(), &file, false);
     let rolled_back = db_at(dir.path(), "head");
     run_db(dir.path(), &rolled_back, &["rollback", "base"]).ok();
     assert_eq!(

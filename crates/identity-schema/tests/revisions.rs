@@ -5,20 +5,23 @@ use identity_schema::{graph, revisions};
 use migrate_core::op::apply_all;
 use migrate_core::render::{render_ops, schema_at};
 use migrate_core::revision::is_canonical_id;
-use migrate_core::{Dialect, Direction, Revision, Schema, TableName};
+use migrate_core::{Dialect, Direction, Op, Revision, Schema, TableName};
 use std::collections::BTreeSet;
 
 const SIMPLIFIED: &str = "974799e38366";
 const ENHANCED: &str = "68d314520251";
 
-/// The hardening series, in order.
-const TYPES: &str = "789a88e5bf21";
-const DEFAULTS: &str = "e402adbc3a16";
-const UNIQUE_KEYS: &str = "7a2f57a8aa25";
-const CHECKS: &str = "f64382621770";
-const UPDATED_AT: &str = "1caa05d921dd";
-const LEGACY: &str = "487af69e669a";
-const HARDENING: [&str; 6] = [TYPES, DEFAULTS, UNIQUE_KEYS, CHECKS, UPDATED_AT, LEGACY];
+/// The series after the original's head, in order.
+const ALIGN: &str = "3ffba08b0d3f";
+const SESSION_ID: &str = "fbcbc6afff27";
+const CHECKS: &str = "094916cde150";
+const VALIDATE: &str = "ea2415e1242d";
+const UPDATED_AT: &str = "f0c623fbdcf5";
+const LEGACY: &str = "411d3d954d7f";
+const INDEXES: &str = "f971d04cfdc7";
+const SERIES: [&str; 7] = [
+    ALIGN, SESSION_ID, CHECKS, VALIDATE, UPDATED_AT, LEGACY, INDEXES,
+];
 
 /// The ten tables of `68d314520251`, in foreign-key order.
 const ENHANCED_TABLES: [&str; 10] = [
@@ -66,9 +69,9 @@ fn has_table(schema: &Schema, name: &str) -> bool {
 fn the_revisions_form_one_linear_graph() {
     let graph = graph();
     let ids: Vec<&str> = graph.revisions().iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids, [&[SIMPLIFIED, ENHANCED][..], &HARDENING[..]].concat());
+    assert_eq!(ids, [&[SIMPLIFIED, ENHANCED][..], &SERIES[..]].concat());
     assert_eq!(graph.roots(), [SIMPLIFIED]);
-    assert_eq!(graph.heads(), [LEGACY]);
+    assert_eq!(graph.heads(), [INDEXES]);
     // Linear: each revision follows the one listed before it.
     for pair in graph.revisions().windows(2) {
         assert_eq!(pair[1].down, [pair[0].id.clone()], "{} follows", pair[1].id);
@@ -76,11 +79,38 @@ fn the_revisions_form_one_linear_graph() {
 }
 
 #[test]
-fn the_hardening_revisions_are_dated_and_described() {
-    for id in HARDENING {
+fn the_series_is_dated_and_described() {
+    for id in SERIES {
         let r = revision(id);
-        assert_eq!(r.created, "2026-11-24", "{id}");
+        assert_eq!(r.created, "2026-12-03", "{id}");
         assert!(!r.message.is_empty(), "{id} has a message");
+    }
+}
+
+#[test]
+fn only_the_last_revision_runs_outside_a_transaction_and_every_statement_of_it_can_run_again() {
+    for r in revisions() {
+        let alone = r.id == INDEXES;
+        for direction in [Direction::Up, Direction::Down] {
+            assert_eq!(r.transactional(direction), !alone, "{} {direction:?}", r.id);
+        }
+    }
+    // Run statement by statement, it is resumed by running it again from its start: so it
+    // holds only concurrent index builds and drops (which drop a failed build first, or say IF
+    // EXISTS) and checks that only read.
+    let r = revision(INDEXES);
+    for op in r.upgrade.iter().chain(&r.downgrade) {
+        match op {
+            Op::CreateIndex { concurrently, .. } | Op::DropIndex { concurrently, .. } => {
+                assert!(concurrently, "{op:?}")
+            }
+            Op::Sql(raw) => {
+                let sql = raw.postgres.as_deref().unwrap_or_default();
+                assert!(sql.starts_with("DO $check$"), "{sql}");
+                assert!(raw.sqlite.is_none());
+            }
+            other => panic!("{INDEXES} holds {other:?}"),
+        }
     }
 }
 
@@ -101,7 +131,6 @@ fn ids_messages_and_down_revisions_are_the_originals() {
             r.id
         );
         assert!(!r.created.is_empty(), "{} has a creation date", r.id);
-        assert!(r.transactional(Direction::Up) && r.transactional(Direction::Down));
     }
 }
 
@@ -244,66 +273,76 @@ fn postgres_68d314520251_downgrade() {
     insta::assert_snapshot!(postgres_script(ENHANCED, Direction::Down));
 }
 
-// The hardening series, one snapshot per direction of each revision.
+// The series after the original's head, one snapshot per direction of each revision.
 
 #[test]
-fn postgres_789a88e5bf21_upgrade() {
-    insta::assert_snapshot!(postgres_script(TYPES, Direction::Up));
+fn postgres_3ffba08b0d3f_upgrade() {
+    insta::assert_snapshot!(postgres_script(ALIGN, Direction::Up));
 }
 
 #[test]
-fn postgres_789a88e5bf21_downgrade() {
-    insta::assert_snapshot!(postgres_script(TYPES, Direction::Down));
+fn postgres_3ffba08b0d3f_downgrade() {
+    insta::assert_snapshot!(postgres_script(ALIGN, Direction::Down));
 }
 
 #[test]
-fn postgres_e402adbc3a16_upgrade() {
-    insta::assert_snapshot!(postgres_script(DEFAULTS, Direction::Up));
+fn postgres_fbcbc6afff27_upgrade() {
+    insta::assert_snapshot!(postgres_script(SESSION_ID, Direction::Up));
 }
 
 #[test]
-fn postgres_e402adbc3a16_downgrade() {
-    insta::assert_snapshot!(postgres_script(DEFAULTS, Direction::Down));
+fn postgres_fbcbc6afff27_downgrade() {
+    insta::assert_snapshot!(postgres_script(SESSION_ID, Direction::Down));
 }
 
 #[test]
-fn postgres_7a2f57a8aa25_upgrade() {
-    insta::assert_snapshot!(postgres_script(UNIQUE_KEYS, Direction::Up));
-}
-
-#[test]
-fn postgres_7a2f57a8aa25_downgrade() {
-    insta::assert_snapshot!(postgres_script(UNIQUE_KEYS, Direction::Down));
-}
-
-#[test]
-fn postgres_f64382621770_upgrade() {
+fn postgres_094916cde150_upgrade() {
     insta::assert_snapshot!(postgres_script(CHECKS, Direction::Up));
 }
 
 #[test]
-fn postgres_f64382621770_downgrade() {
+fn postgres_094916cde150_downgrade() {
     insta::assert_snapshot!(postgres_script(CHECKS, Direction::Down));
 }
 
 #[test]
-fn postgres_1caa05d921dd_upgrade() {
+fn postgres_ea2415e1242d_upgrade() {
+    insta::assert_snapshot!(postgres_script(VALIDATE, Direction::Up));
+}
+
+#[test]
+fn postgres_ea2415e1242d_downgrade() {
+    insta::assert_snapshot!(postgres_script(VALIDATE, Direction::Down));
+}
+
+#[test]
+fn postgres_f0c623fbdcf5_upgrade() {
     insta::assert_snapshot!(postgres_script(UPDATED_AT, Direction::Up));
 }
 
 #[test]
-fn postgres_1caa05d921dd_downgrade() {
+fn postgres_f0c623fbdcf5_downgrade() {
     insta::assert_snapshot!(postgres_script(UPDATED_AT, Direction::Down));
 }
 
 #[test]
-fn postgres_487af69e669a_upgrade() {
+fn postgres_411d3d954d7f_upgrade() {
     insta::assert_snapshot!(postgres_script(LEGACY, Direction::Up));
 }
 
 #[test]
-fn postgres_487af69e669a_downgrade() {
+fn postgres_411d3d954d7f_downgrade() {
     insta::assert_snapshot!(postgres_script(LEGACY, Direction::Down));
+}
+
+#[test]
+fn postgres_f971d04cfdc7_upgrade() {
+    insta::assert_snapshot!(postgres_script(INDEXES, Direction::Up));
+}
+
+#[test]
+fn postgres_f971d04cfdc7_downgrade() {
+    insta::assert_snapshot!(postgres_script(INDEXES, Direction::Down));
 }
 
 /// The checksums recorded in databases already migrated: a change to the renderer that changed

@@ -1,6 +1,6 @@
 //! Deterministic synthetic data for the identity schema (the 10 tables of revision
-//! `68d314520251` and whatever later revisions keep of them), for exercising migrations on
-//! realistic volumes.
+//! `68d314520251` and whatever later revisions keep of them, under the names they gave), for
+//! exercising migrations on realistic volumes.
 //!
 //! - The same seed gives the same rows, byte for byte: values come from a SplitMix64 stream per
 //!   (purpose, row), and the calendar is fixed (2018 to 2025), never `now()`.
@@ -76,6 +76,9 @@ impl SeedReport {
 pub enum SeedError {
     /// These tables do not exist (the database is not at the identity schema's head).
     MissingTables(Vec<String>),
+    /// These columns (`table.column`) exist under neither their name at `68d314520251` nor
+    /// the model's name a later revision gave them.
+    MissingColumns(Vec<String>),
     /// These tables already have rows; seeding only fills an empty schema, so the result is
     /// known and repeatable.
     NotEmpty(Vec<String>),
@@ -107,6 +110,11 @@ impl fmt::Display for SeedError {
                 f,
                 "cannot seed: missing tables {} (upgrade the database to head first)",
                 t.join(", ")
+            ),
+            SeedError::MissingColumns(c) => write!(
+                f,
+                "cannot seed: missing columns {} (upgrade the database to 68d314520251 or later first)",
+                c.join(", ")
             ),
             SeedError::NotEmpty(t) => {
                 write!(f, "cannot seed: tables already have rows: {}", t.join(", "))
@@ -200,6 +208,59 @@ pub fn seed(
     seed_with_progress(client, scale, seed, &mut |_| {})
 }
 
+/// The names the seeded columns have in the database: the generators write the columns of
+/// `68d314520251`, some of which a later revision renamed to the identity service's names
+/// (`identity_schema`'s list of renames); the data is the same.
+struct ColumnNames {
+    renamed: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+impl ColumnNames {
+    fn get(&self, table: &str, column: &'static str) -> &'static str {
+        self.renamed
+            .iter()
+            .find(|(t, from, _)| *t == table && *from == column)
+            .map_or(column, |(_, _, to)| to)
+    }
+}
+
+/// Reads which of the seeded columns the database has under which name; refuses when one is
+/// under neither.
+fn column_names(tx: &mut postgres::Transaction<'_>) -> Result<ColumnNames, SeedError> {
+    use identity_schema::revisions::r3ffba08b0d3f_align_with_the_service_models::RENAMES;
+    let present: std::collections::BTreeSet<(String, String)> = tx
+        .query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = ANY($1)",
+            &[&TABLES.to_vec()],
+        )?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let has = |t: &str, c: &str| present.contains(&(t.to_owned(), c.to_owned()));
+    let renamed: Vec<_> = RENAMES
+        .iter()
+        .copied()
+        .filter(|(t, from, to)| !has(t, from) && has(t, to))
+        .collect();
+    let names = ColumnNames { renamed };
+    let missing: Vec<String> = TABLES
+        .iter()
+        .zip(GENERATORS)
+        .flat_map(|(table, (columns, _))| {
+            columns
+                .iter()
+                .filter(|c| !has(table, names.get(table, c)))
+                .map(move |c| format!("{table}.{c}"))
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(names)
+    } else {
+        Err(SeedError::MissingColumns(missing))
+    }
+}
+
 /// A finished step of [`seed_with_progress`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress<'a> {
@@ -251,6 +312,7 @@ pub fn seed_with_progress(
         "LOCK TABLE {} IN EXCLUSIVE MODE",
         TABLES.join(", ")
     ))?;
+    let names = column_names(&mut tx)?;
     let probe = TABLES
         .iter()
         .map(|t| format!("SELECT '{t}' WHERE EXISTS (SELECT 1 FROM {t})"))
@@ -281,7 +343,8 @@ pub fn seed_with_progress(
             scale.users
         };
         let started = Instant::now();
-        let loaded = copy_table(&mut tx, table, columns, parents, |i, out| {
+        let columns: Vec<&str> = columns.iter().map(|c| names.get(table, c)).collect();
+        let loaded = copy_table(&mut tx, table, &columns, parents, |i, out| {
             generate(&ctx, i, out)
         })?;
         progress(Progress::Loaded {

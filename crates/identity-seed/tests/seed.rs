@@ -139,7 +139,7 @@ fn seeds_a_small_scale_with_valid_related_rows() {
          WHERE m.user_id <> c.user_id",
         "SELECT count(*) FROM user_profiles WHERE manager_user_id = user_id",
         "SELECT count(*) FROM user_activity_logs a WHERE session_id IS NOT NULL AND NOT EXISTS \
-         (SELECT 1 FROM user_sessions s WHERE s.id::text = a.session_id AND s.user_id = a.user_id)",
+         (SELECT 1 FROM user_sessions s WHERE s.id = a.session_id AND s.user_id = a.user_id)",
         "SELECT count(*) FROM users u LEFT JOIN organizations o ON o.id = u.organization_id \
          WHERE u.organization_id IS NOT NULL AND o.id IS NULL",
         // Application value sets.
@@ -158,7 +158,7 @@ fn seeds_a_small_scale_with_valid_related_rows() {
         "SELECT count(*) FROM users WHERE password_hash !~ \
          '^\\$argon2id\\$v=19\\$m=65536,t=3,p=4\\$[A-Za-z0-9+/]{22}\\$[A-Za-z0-9+/]{43}$'",
         "SELECT count(*) FROM organizations WHERE country_code !~ '^[A-Z]{2}$'",
-        "SELECT count(*) FROM user_sessions WHERE session_token_hash !~ '^[0-9a-f]{64}$'",
+        "SELECT count(*) FROM user_sessions WHERE access_token_jti !~ '^[0-9a-f]{64}$'",
     ];
     for sql in checks {
         assert_eq!(count(&mut client, sql), 0, "{sql}");
@@ -170,7 +170,7 @@ fn seeds_a_small_scale_with_valid_related_rows() {
     assert!(deleted > 20, "a few soft-deleted users: {deleted}");
     let v6 = count(
         &mut client,
-        "SELECT count(*) FROM user_sessions WHERE family(ip_address) = 6",
+        "SELECT count(*) FROM user_sessions WHERE family(ip_address::inet) = 6",
     );
     let sessions = report.get("user_sessions").unwrap_or(0) as i64;
     assert!(
@@ -197,7 +197,7 @@ fn seeds_a_small_scale_with_valid_related_rows() {
     assert!(escaped > 0);
     let note: Option<String> = client
         .query_one(
-            "SELECT details::jsonb ->> 'note' FROM user_activity_logs \
+            "SELECT event_metadata::jsonb ->> 'note' FROM user_activity_logs \
              WHERE action = 'support.note' LIMIT 1",
             &[],
         )
@@ -309,7 +309,7 @@ fn a_failure_mid_way_leaves_nothing_behind() {
     // every index and key was dropped.
     client
         .batch_execute(
-            "ALTER TABLE user_preferences ADD CONSTRAINT no_theme CHECK (preference_key <> 'ui.theme')",
+            "ALTER TABLE user_preferences ADD CONSTRAINT no_theme CHECK (key <> 'ui.theme')",
         )
         .expect("add a check");
     let schema_before = catalog(&mut client);

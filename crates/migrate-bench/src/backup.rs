@@ -479,7 +479,7 @@ pub(crate) fn run(tool: &Path, work: &Path, plan: &BackupPlan) -> Res<String> {
     ));
     let load_start = loadavg();
     let mut out = String::new();
-    environment(&mut out, tool)?;
+    environment(&mut out, Some(tool))?;
     let admin = TestDb::new();
     let admin_url = admin.url();
     settings_table(&mut out, &admin)?;

@@ -9,10 +9,13 @@
 //!    plus the wire-level floor of the same statements sent without the engine.
 //!
 //! With `--backup`, it measures `backup`, `backup verify` and `restore` of a seeded database
-//! instead, side by side with plain `pg_dump` and `pg_restore` (see [`backup`]).
+//! instead, side by side with plain `pg_dump` and `pg_restore` (see [`backup`]). With
+//! `--service`, the identity service's login lookup and user insert at `68d314520251` and at
+//! head, side by side (see [`service`]; in-process, no binary needed).
 //!
 //! Usage: `migrate-bench PATH/TO/identity-migrate [--quick]`, or
-//! `migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]`.
+//! `migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]`, or
+//! `migrate-bench --service [--quick] [--users N]`.
 //! Results go to stdout as markdown; progress to stderr. This is a benchmark, not a test: it
 //! asserts correctness (exit codes, resulting state, restored row counts), never timings.
 
@@ -30,10 +33,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod backup;
+mod service;
 
 type Res<T> = Result<T, String>;
 
-const USAGE: &str = "usage: migrate-bench PATH/TO/identity-migrate [--quick]\n       migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]";
+const USAGE: &str = "usage: migrate-bench PATH/TO/identity-migrate [--quick]\n       migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]\n       migrate-bench --service [--quick] [--users N]";
 
 /// How many synthetic revisions section 3 applies.
 const SYNTHETIC: usize = 1000;
@@ -80,6 +84,7 @@ fn real_main() -> Res<()> {
     let mut tool: Option<PathBuf> = None;
     let mut quick = false;
     let mut backup_mode = false;
+    let mut service_mode = false;
     let mut diagnose = true;
     let mut users: Option<u64> = None;
     let mut runs: Option<usize> = None;
@@ -93,6 +98,8 @@ fn real_main() -> Res<()> {
             quick = true;
         } else if a == "--backup" {
             backup_mode = true;
+        } else if a == "--service" {
+            service_mode = true;
         } else if a == "--no-diagnose" {
             diagnose = false;
         } else if a == "--users" {
@@ -105,6 +112,11 @@ fn real_main() -> Res<()> {
         } else {
             tool = Some(PathBuf::from(a));
         }
+    }
+    if service_mode {
+        let report = service::run(&service::ServicePlan::new(quick, users))?;
+        print!("{report}");
+        return Ok(());
     }
     let tool = tool.ok_or(USAGE)?;
     let tool = std::fs::canonicalize(&tool).map_err(|e| {
@@ -141,7 +153,7 @@ fn bench(tool: &Path, work: &Path, plan: &Plan) -> Res<String> {
     ));
     let load_start = loadavg();
     let mut out = String::new();
-    environment(&mut out, tool)?;
+    environment(&mut out, Some(tool))?;
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 
@@ -207,16 +219,18 @@ fn bench(tool: &Path, work: &Path, plan: &Plan) -> Res<String> {
     ));
     drop(head_db);
 
-    // 2. migrate base -> head against psql -1 -f of the generated SQL.
+    // 2. migrate base -> head-1 against psql -1 -f of the generated SQL. The last revision
+    // builds indexes CONCURRENTLY, which no single transaction can hold (`psql -1`,
+    // `--single-transaction`): the comparison stops before it.
     progress("2. migrate vs psql -1 -f");
-    let sql_file = work.join("base-to-head.sql");
+    let sql_file = work.join("base-to-head-1.sql");
     let file_arg = sql_file.to_string_lossy().into_owned();
     let gen_args = [
         "generate-sql",
         "--from",
         "base",
         "--to",
-        "head",
+        "head-1",
         "--output",
         &file_arg,
     ];
@@ -227,8 +241,8 @@ fn bench(tool: &Path, work: &Path, plan: &Plan) -> Res<String> {
     })?;
     equivalence(tool, work, &file_arg, &mut notes)?;
     notes.push(format!(
-        "Section 2 applies the identity graph from base to head: {} revision(s). Every timed run of sections 2 and 3 gets a fresh database, connected to once before the clock starts; the contenders take turns.",
-        identity_schema::graph().revisions().len()
+        "Section 2 applies the identity graph from base to head-1: {} revision(s), all but the last, which builds indexes `CONCURRENTLY` and so cannot run in `psql -1` or under `--single-transaction`. Every timed run of sections 2 and 3 gets a fresh database, connected to once before the clock starts; the contenders take turns.",
+        identity_schema::graph().revisions().len() - 1
     ));
     let mut migrate = Vec::new();
     let mut migrate_one = Vec::new();
@@ -240,15 +254,18 @@ fn bench(tool: &Path, work: &Path, plan: &Plan) -> Res<String> {
             warm(&db)?;
             match (i + k) % 3 {
                 0 => {
-                    let (t, o) =
-                        run_timed(&mut tool_cmd(tool, work, Some(&db.url()), &["migrate"]))?;
-                    check(&o, "identity-migrate migrate")?;
+                    let args = ["migrate-to", "head-1"];
+                    let (t, o) = run_timed(&mut tool_cmd(tool, work, Some(&db.url()), &args))?;
+                    check(&o, "identity-migrate migrate-to head-1")?;
                     migrate.push(t);
                 }
                 1 => {
-                    let args = ["migrate", "--single-transaction"];
+                    let args = ["migrate-to", "head-1", "--single-transaction"];
                     let (t, o) = run_timed(&mut tool_cmd(tool, work, Some(&db.url()), &args))?;
-                    check(&o, "identity-migrate migrate --single-transaction")?;
+                    check(
+                        &o,
+                        "identity-migrate migrate-to head-1 --single-transaction",
+                    )?;
                     migrate_one.push(t);
                 }
                 _ => {
@@ -268,7 +285,7 @@ fn bench(tool: &Path, work: &Path, plan: &Plan) -> Res<String> {
     rows.push(
         Row::new(
             "2",
-            "`identity-migrate migrate` base → head, fresh database (one transaction per revision)",
+            "`identity-migrate migrate-to head-1` from base, fresh database (one transaction per revision)",
             migrate,
         )
         .note(&format!("{overhead:+.1}% vs psql (medians)")),
@@ -276,7 +293,7 @@ fn bench(tool: &Path, work: &Path, plan: &Plan) -> Res<String> {
     rows.push(
         Row::new(
             "2",
-            "`identity-migrate migrate --single-transaction` base → head, fresh database",
+            "`identity-migrate migrate-to head-1 --single-transaction` from base, fresh database",
             migrate_one,
         )
         .note(&format!("{overhead_one:+.1}% vs psql (medians)")),
@@ -288,7 +305,7 @@ fn bench(tool: &Path, work: &Path, plan: &Plan) -> Res<String> {
     ));
     rows.push(Row::new(
         "2",
-        "`identity-migrate generate-sql --from base --output FILE` (offline)",
+        "`identity-migrate generate-sql --from base --to head-1 --output FILE` (offline)",
         generate,
     ));
 
@@ -605,8 +622,14 @@ fn equivalence(tool: &Path, work: &Path, file: &str, notes: &mut Vec<String>) ->
     let a = TestDb::new();
     let b = TestDb::new();
     check(
-        &run_timed(&mut tool_cmd(tool, work, Some(&a.url()), &["migrate"]))?.1,
-        "identity-migrate migrate",
+        &run_timed(&mut tool_cmd(
+            tool,
+            work,
+            Some(&a.url()),
+            &["migrate-to", "head-1"],
+        ))?
+        .1,
+        "identity-migrate migrate-to head-1",
     )?;
     let args = ["-v", "ON_ERROR_STOP=1", "-1", "-f", file];
     check(
@@ -781,7 +804,7 @@ fn loadavg() -> String {
         .join(" ")
 }
 
-fn environment(out: &mut String, tool: &Path) -> Res<()> {
+fn environment(out: &mut String, tool: Option<&Path>) -> Res<()> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -823,7 +846,16 @@ fn environment(out: &mut String, tool: &Path) -> Res<()> {
     .iter()
     .map(|n| (*n, show(n)))
     .collect();
-    let tool_version = capture(&tool.to_string_lossy(), &["--version"]);
+    let tool_version = match tool {
+        Some(tool) => format!(
+            "{} (release build)",
+            capture(&tool.to_string_lossy(), &["--version"])
+        ),
+        None => format!(
+            "identity-migrate {} (in-process)",
+            env!("CARGO_PKG_VERSION")
+        ),
+    };
     let psql_version = capture("psql", &["--version"]);
     out.push_str("## Environment\n\n| item | value |\n|---|---|\n");
     let _ = writeln!(out, "| CPU | {cpu} ({cores} logical CPUs) |");
@@ -838,7 +870,7 @@ fn environment(out: &mut String, tool: &Path) -> Res<()> {
         let _ = writeln!(out, "| `{k}` | {v} |");
     }
     let _ = writeln!(out, "| psql | {psql_version} |");
-    let _ = writeln!(out, "| tool | {tool_version} (release build) |");
+    let _ = writeln!(out, "| tool | {tool_version} |");
     out.push('\n');
     Ok(())
 }

@@ -456,6 +456,8 @@ fn default_expr(d: &DefaultExpr) -> String {
         DefaultExpr::Json(s) => format!("DefaultExpr::Json({})", owned(s)),
         DefaultExpr::Now => "DefaultExpr::Now".into(),
         DefaultExpr::RandomUuid => "DefaultExpr::RandomUuid".into(),
+        DefaultExpr::UtcNow => "DefaultExpr::UtcNow".into(),
+        DefaultExpr::RandomUuidHex => "DefaultExpr::RandomUuidHex".into(),
         DefaultExpr::Sql(s) => format!("DefaultExpr::Sql({})", owned(s)),
     }
 }

@@ -114,6 +114,16 @@ pub enum ResolveError {
     CurrentNotSingle(Vec<String>),
     /// The database records revisions this graph does not have.
     UnknownCurrent(Vec<String>),
+    /// The database records revisions that were released and then withdrawn (see
+    /// [`Withdrawal`]): the only way on is back down their own chain.
+    Withdrawn {
+        /// The withdrawn revisions the database is at.
+        current: Vec<String>,
+        /// When and why they were withdrawn.
+        reason: String,
+        /// The revision to roll back to, which both chains share.
+        back_to: String,
+    },
     /// A rollback target that is not applied.
     NotAnAncestor {
         /// The target.
@@ -169,6 +179,15 @@ impl fmt::Display for ResolveError {
                 "the database is at revision {} which this binary does not know (it was probably migrated by a newer version): refusing to touch it; use that version",
                 ids.join(", ")
             ),
+            ResolveError::Withdrawn {
+                current,
+                reason,
+                back_to,
+            } => write!(
+                f,
+                "the database is at revision {}, withdrawn {reason}: run `identity-migrate rollback {back_to}` (it undoes the withdrawn revisions and keeps every row), then `identity-migrate migrate`",
+                current.join(", ")
+            ),
             ResolveError::NotAnAncestor { target, current } => write!(
                 f,
                 "cannot roll back to {target}: it is not an ancestor of the current revision ({}); nothing was changed",
@@ -183,6 +202,61 @@ impl fmt::Display for ResolveError {
 }
 
 impl std::error::Error for ResolveError {}
+
+/// Revisions that were released and then withdrawn: rewritten under new ids rather than
+/// reverted, because the new ones reach the same place from their common ancestor without the
+/// detour. A database that applied them is neither pending nor from a newer version: it is told
+/// so, and rolled back down the chain it actually ran, then migrated on the current one.
+#[derive(Debug, Clone)]
+pub struct Withdrawal {
+    /// The chain as it was released, withdrawn revisions and their ancestors, unchanged: the
+    /// downgrades that database needs, and the checksums it recorded.
+    pub released: RevisionGraph,
+    /// The last revision the released chain shares with the current one.
+    pub back_to: String,
+    /// When and why, completing "withdrawn ...", e.g. "in identity-migrate 0.2.0 (README,
+    /// Changelog)".
+    pub reason: String,
+}
+
+impl Withdrawal {
+    /// The withdrawn revisions among `current` when every revision of `current` that `graph`
+    /// lacks is one of them, so that the database is at a withdrawn revision and nowhere
+    /// unknown; `None` otherwise.
+    pub fn withdrawn_among(&self, graph: &RevisionGraph, current: &Heads) -> Option<Vec<String>> {
+        let unknown: Vec<String> = current
+            .iter()
+            .filter(|id| graph.get(id).is_none())
+            .cloned()
+            .collect();
+        let all_released = unknown.iter().all(|id| self.released.get(id).is_some());
+        (!unknown.is_empty() && all_released).then_some(unknown)
+    }
+
+    /// [`RevisionGraph::applied`] on `graph`, with a database at a withdrawn revision reported
+    /// as [`ResolveError::Withdrawn`] rather than as unknown.
+    pub fn applied(
+        &self,
+        graph: &RevisionGraph,
+        current: &Heads,
+    ) -> Result<BTreeSet<String>, ResolveError> {
+        graph
+            .applied(current)
+            .map_err(|e| match self.withdrawn_among(graph, current) {
+                Some(ids) => self.error(ids),
+                None => e,
+            })
+    }
+
+    /// The error that tells the operator the way forward.
+    pub fn error(&self, current: Vec<String>) -> ResolveError {
+        ResolveError::Withdrawn {
+            current,
+            reason: self.reason.clone(),
+            back_to: self.back_to.clone(),
+        }
+    }
+}
 
 /// One step of a plan: apply or undo one revision, and the version-table change it makes.
 #[derive(Debug, Clone, PartialEq, Eq)]

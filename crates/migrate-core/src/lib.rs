@@ -18,7 +18,7 @@ pub mod revision;
 pub mod safe;
 pub mod schema;
 
-pub use graph::{Heads, ResolveError, RevisionGraph, Step, Target};
+pub use graph::{Heads, ResolveError, RevisionGraph, Step, Target, Withdrawal};
 pub use op::{Backfill, Batching, ColumnChange, ModelError, Op, RawSql};
 pub use render::{Dialect, RenderError, Statement};
 pub use revision::{Allowance, Direction, Revision};

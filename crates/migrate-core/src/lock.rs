@@ -495,8 +495,10 @@ pub fn volatility(default: &DefaultExpr) -> Volatility {
         | DefaultExpr::Int(_)
         | DefaultExpr::Text(_)
         | DefaultExpr::Json(_)
-        | DefaultExpr::Now => Volatility::Constant,
-        DefaultExpr::RandomUuid => Volatility::Volatile,
+        | DefaultExpr::Now
+        // `now() AT TIME ZONE 'utc'` is stable, like `now()`: one value fills every row.
+        | DefaultExpr::UtcNow => Volatility::Constant,
+        DefaultExpr::RandomUuid | DefaultExpr::RandomUuidHex => Volatility::Volatile,
         DefaultExpr::Sql(sql) => sql_volatility(sql),
     }
 }

@@ -116,6 +116,16 @@ pub enum DefaultExpr {
     Now,
     /// A random (version 4) UUID.
     RandomUuid,
+    /// The current time as a naive UTC timestamp, for a `timestamp` (without time zone) column
+    /// that holds UTC: `(now() AT TIME ZONE 'utc')` on PostgreSQL, where a plain `now()` would
+    /// store the inserting session's local time; `CURRENT_TIMESTAMP` on SQLite (UTC already).
+    UtcNow,
+    /// A random UUID in the form SQLAlchemy's `Uuid` type reads back as its own:
+    /// `gen_random_uuid()` on PostgreSQL (native `uuid`); on SQLite 32 lowercase hex digits
+    /// without hyphens (`lower(hex(randomblob(16)))`), the text SQLAlchemy binds and compares
+    /// there, where [`DefaultExpr::RandomUuid`]'s canonical 36-character text is never found by
+    /// an equality lookup.
+    RandomUuidHex,
     /// Any other expression, verbatim; it is the revision author's job to keep it portable.
     Sql(String),
 }

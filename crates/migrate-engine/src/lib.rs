@@ -10,7 +10,7 @@ use migrate_core::driver::{
 };
 use migrate_core::render::{render_step, schema_at};
 use migrate_core::{
-    Direction, Heads, RenderError, ResolveError, RevisionGraph, Schema, Step, Target,
+    Direction, Heads, RenderError, ResolveError, RevisionGraph, Schema, Step, Target, Withdrawal,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -268,6 +268,7 @@ impl From<RenderError> for EngineError {
 pub struct Engine<'g> {
     driver: Box<dyn Driver + 'g>,
     graph: &'g RevisionGraph,
+    withdrawal: Option<&'g Withdrawal>,
     options: Options,
 }
 
@@ -277,7 +278,33 @@ impl<'g> Engine<'g> {
         Engine {
             driver,
             graph,
+            withdrawal: None,
             options,
+        }
+    }
+
+    /// The same engine, knowing revisions that were released and then withdrawn: a database
+    /// at one of them is refused with the way forward, except by a downgrade, which runs down
+    /// the released chain (see [`Withdrawal`]).
+    pub fn with_withdrawal(mut self, withdrawal: &'g Withdrawal) -> Self {
+        self.withdrawal = Some(withdrawal);
+        self
+    }
+
+    /// The graph that serves a database at `current`: the released chain of a withdrawal for a
+    /// downgrade from a withdrawn revision, the engine's own graph otherwise.
+    fn graph_for(
+        &self,
+        current: &Heads,
+        downgrade: bool,
+    ) -> Result<&'g RevisionGraph, EngineError> {
+        let Some(withdrawal) = self.withdrawal else {
+            return Ok(self.graph);
+        };
+        match withdrawal.withdrawn_among(self.graph, current) {
+            None => Ok(self.graph),
+            Some(_) if downgrade => Ok(&withdrawal.released),
+            Some(ids) => Err(withdrawal.error(ids).into()),
         }
     }
 
@@ -289,7 +316,7 @@ impl<'g> Engine<'g> {
     /// Where the database stands. Reads only; takes no lock.
     pub fn status(&mut self) -> Result<Status, EngineError> {
         let current = self.driver.read_heads()?;
-        let applied = self.graph.applied(&current)?;
+        let applied = self.graph_for(&current, false)?.applied(&current)?;
         let heads: Vec<String> = self.graph.heads().into_iter().map(str::to_owned).collect();
         Ok(Status {
             at_head: heads.iter().all(|h| applied.contains(h)),
@@ -307,18 +334,19 @@ impl<'g> Engine<'g> {
     /// Revisions whose checksum differs from the one recorded when they were last applied.
     pub fn changed_revisions(&mut self) -> Result<Vec<String>, EngineError> {
         let current = self.driver.read_heads()?;
-        let applied = self.graph.applied(&current)?;
+        let graph = self.graph_for(&current, false)?;
+        let applied = graph.applied(&current)?;
         let history = self.driver.read_history()?;
-        self.changed_among(&applied, &history)
+        self.changed_among(graph, &applied, &history)
     }
 
     /// Compares the live database with the schema its recorded revision implies, and reports
     /// pending and changed revisions. Reads only.
     pub fn check(&mut self) -> Result<CheckReport, EngineError> {
         let current = self.driver.read_heads()?;
-        let applied = self.graph.applied(&current)?;
+        let applied = self.graph_for(&current, false)?.applied(&current)?;
         let history = self.driver.read_history()?;
-        let changed = self.changed_among(&applied, &history)?;
+        let changed = self.changed_among(self.graph, &applied, &history)?;
         // Both sides go through the database's own spelling, so that `status IN ('a')` and
         // `(status)::text = ANY (...)` are not reported as drift.
         let expected = self
@@ -342,8 +370,9 @@ impl<'g> Engine<'g> {
     /// What `run` would execute, from the database's real current state. Changes nothing.
     pub fn script(&mut self, intent: &Intent) -> Result<Script, EngineError> {
         let current = self.driver.read_heads()?;
+        let graph = self.graph_for(&current, matches!(intent, Intent::Downgrade(_)))?;
         let steps = prepare(
-            self.graph,
+            graph,
             self.driver.state_sql(),
             &self.options,
             intent,
@@ -386,15 +415,16 @@ impl<'g> Engine<'g> {
     ) -> Result<Vec<StepReport>, EngineError> {
         // Read only now, under the lock: another migrator may have moved the database meanwhile.
         let current = self.driver.read_heads()?;
-        let applied = self.graph.applied(&current)?;
+        let graph = self.graph_for(&current, matches!(intent, Intent::Downgrade(_)))?;
+        let applied = graph.applied(&current)?;
         let history = self.driver.read_history()?;
-        let changed = self.changed_among(&applied, &history)?;
+        let changed = self.changed_among(graph, &applied, &history)?;
         if !changed.is_empty() && !self.options.accept_changed {
             return Err(EngineError::ChangedRevisions(changed));
         }
         // Everything is validated before the first write: a refused run leaves no trace.
         let prepared = prepare(
-            self.graph,
+            graph,
             self.driver.state_sql(),
             &self.options,
             intent,
@@ -414,11 +444,11 @@ impl<'g> Engine<'g> {
                 .map_err(|e| EngineError::Driver(e.error))?;
         }
         if !changed.is_empty() {
-            self.accept(&changed)?;
+            self.accept(graph, &changed)?;
             on_event(&Event::Accepted(changed));
         }
         if self.options.single_transaction && !prepared.is_empty() {
-            return self.run_as_one(prepared, on_event);
+            return self.run_as_one(graph, prepared, on_event);
         }
         let mut done: Vec<StepReport> = Vec::with_capacity(prepared.len());
         for p in prepared {
@@ -437,7 +467,7 @@ impl<'g> Engine<'g> {
                 }
                 Err(e) => {
                     let stays_at = p.step.heads_before.clone();
-                    return Err(self.fail(&p, e, started.elapsed(), done, stays_at));
+                    return Err(self.fail(graph, &p, e, started.elapsed(), done, stays_at));
                 }
             }
         }
@@ -446,6 +476,7 @@ impl<'g> Engine<'g> {
 
     fn run_as_one(
         &mut self,
+        graph: &RevisionGraph,
         prepared: Vec<PreparedStep>,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Vec<StepReport>, EngineError> {
@@ -470,7 +501,14 @@ impl<'g> Engine<'g> {
                 error: e.error,
             };
             let stays_at = prepared[0].step.heads_before.clone();
-            return Err(self.fail(&prepared[i], local, started.elapsed(), Vec::new(), stays_at));
+            return Err(self.fail(
+                graph,
+                &prepared[i],
+                local,
+                started.elapsed(),
+                Vec::new(),
+                stays_at,
+            ));
         }
         let elapsed = started.elapsed();
         let reports: Vec<StepReport> = prepared
@@ -490,8 +528,8 @@ impl<'g> Engine<'g> {
 
     /// Records that an operator accepted the new checksums of changed revisions, so that the
     /// next run does not ask again.
-    fn accept(&mut self, changed: &[String]) -> Result<(), EngineError> {
-        let sums = checksums_for(self.graph, self.driver.state_sql().dialect())?;
+    fn accept(&mut self, graph: &RevisionGraph, changed: &[String]) -> Result<(), EngineError> {
+        let sums = checksums_for(graph, self.driver.state_sql().dialect())?;
         let rows: Vec<String> = changed
             .iter()
             .map(|id| {
@@ -573,6 +611,7 @@ impl<'g> Engine<'g> {
     /// the error that says what was kept.
     fn fail(
         &mut self,
+        graph: &RevisionGraph,
         p: &PreparedStep,
         e: ExecError,
         ran: Duration,
@@ -583,7 +622,7 @@ impl<'g> Engine<'g> {
             let all: Vec<&String> = p.statements.iter().chain(&p.bookkeeping).collect();
             (i, all.get(i).map_or_else(String::new, |s| (*s).clone()))
         });
-        let checksum = self.checksum_of(&p.step.revision);
+        let checksum = self.checksum_of(graph, &p.step.revision);
         let entry = HistoryEntry {
             revision: p.step.revision.clone(),
             direction: p.step.direction,
@@ -612,8 +651,8 @@ impl<'g> Engine<'g> {
         }))
     }
 
-    fn checksum_of(&self, revision: &str) -> String {
-        checksums_for(self.graph, self.driver.state_sql().dialect())
+    fn checksum_of(&self, graph: &RevisionGraph, revision: &str) -> String {
+        checksums_for(graph, self.driver.state_sql().dialect())
             .ok()
             .and_then(|mut all| all.remove(revision))
             .unwrap_or_default()
@@ -621,6 +660,7 @@ impl<'g> Engine<'g> {
 
     fn changed_among(
         &self,
+        graph: &RevisionGraph,
         applied: &std::collections::BTreeSet<String>,
         history: &[HistoryRecord],
     ) -> Result<Vec<String>, EngineError> {
@@ -636,7 +676,7 @@ impl<'g> Engine<'g> {
             recorded.insert(&h.revision, &h.checksum);
         }
         let sums: HashMap<String, String> =
-            checksums_for(self.graph, self.driver.state_sql().dialect())?;
+            checksums_for(graph, self.driver.state_sql().dialect())?;
         Ok(applied
             .iter()
             .filter(|id| {
@@ -690,10 +730,12 @@ pub fn prepare(
         let revision = graph
             .get(&step.revision)
             .ok_or_else(|| RenderError::UnknownRevision(step.revision.clone()))?;
-        let statements: Vec<String> = render_step(graph, &step, &mut schema, dialect)?
-            .into_iter()
-            .map(|s| s.sql)
-            .collect();
+        let rendered = render_step(graph, &step, &mut schema, dialect)?;
+        // Asked of the dialect's statements, not of the ops: a concurrent index build that
+        // PostgreSQL must run outside a transaction is a plain one on SQLite, whose revision then
+        // stays all or nothing.
+        let transactional = rendered.iter().all(|s| s.transactional);
+        let statements: Vec<String> = rendered.into_iter().map(|s| s.sql).collect();
         let mut bookkeeping = sql.version_statements(&step.heads_before, &step.heads_after);
         bookkeeping.push(sql.history_statement(&HistoryEntry {
             revision: step.revision.clone(),
@@ -712,7 +754,7 @@ pub fn prepare(
             .collect();
         prepared.push(PreparedStep {
             cleanup,
-            transactional: revision.transactional(step.direction),
+            transactional,
             message: revision.message.clone(),
             step,
             statements,

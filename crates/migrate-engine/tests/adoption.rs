@@ -130,11 +130,27 @@ fn full_rows(db: &TestDb, table: &str) -> Vec<String> {
     texts(db, &format!("SELECT t::text FROM {table} t ORDER BY id"))
 }
 
-/// Every row of `schema.table` in id order, each column as `name=value`, spelled so that what
-/// the hardening revisions do to a column's type leaves the text alone when they keep the value:
-/// an instant as its naive UTC time (what the original stored), a JSON document as `jsonb`
+/// The name at head of a column of `68d314520251`: the series renames some to the identity
+/// service's names.
+fn name_at_head(table: &str, column: &str) -> String {
+    identity_schema::revisions::r3ffba08b0d3f_align_with_the_service_models::RENAMES
+        .iter()
+        .find(|(t, from, _)| *t == table && *from == column)
+        .map_or(column, |(_, _, to)| to)
+        .to_owned()
+}
+
+/// Every row of `schema.table` in id order, each column of `68d314520251` as `name=value`
+/// under its name there (found under its name at head when `at_head`; columns added later are
+/// left out), spelled so that a type change that keeps the value leaves the text alone: an
+/// instant as its naive UTC time (what the original stored), a JSON document as `jsonb`
 /// prints it, an address as `host()` prints it.
-fn rows_by_value(db: &TestDb, schema: &str, table: &str) -> Vec<String> {
+fn rows_by_value(
+    db: &TestDb,
+    schema: &str,
+    table: &str,
+    at_head: Option<&[String]>,
+) -> Vec<String> {
     let qualified = format!("{schema}.{table}");
     let columns: Vec<(String, String)> = db
         .client()
@@ -148,9 +164,28 @@ fn rows_by_value(db: &TestDb, schema: &str, table: &str) -> Vec<String> {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert!(!columns.is_empty(), "no table {qualified}");
-    let fields: Vec<String> = columns
+    let labelled: Vec<(String, String, String)> = match at_head {
+        None => columns
+            .iter()
+            .map(|(name, ty)| (name.clone(), name.clone(), ty.clone()))
+            .collect(),
+        Some(original) => original
+            .iter()
+            .map(|label| {
+                let name = name_at_head(table, label);
+                let ty = columns
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .unwrap_or_else(|| panic!("{table}.{name} is gone"))
+                    .1
+                    .clone();
+                (label.clone(), name, ty)
+            })
+            .collect(),
+    };
+    let fields: Vec<String> = labelled
         .iter()
-        .map(|(name, ty)| {
+        .map(|(label, name, ty)| {
             let c = format!("\"{name}\"");
             let value = match ty.as_str() {
                 "timestamp with time zone" => format!("({c} AT TIME ZONE 'UTC')::text"),
@@ -158,7 +193,7 @@ fn rows_by_value(db: &TestDb, schema: &str, table: &str) -> Vec<String> {
                 "inet" => format!("host({c})"),
                 _ => format!("{c}::text"),
             };
-            format!("'{name}=' || coalesce({value}, 'NULL')")
+            format!("'{label}=' || coalesce({value}, 'NULL')")
         })
         .collect();
     let rows = texts(
@@ -234,14 +269,14 @@ fn a_database_left_at_974799e38366_by_alembic_upgrades_to_head_in_place_without_
             .collect::<Vec<_>>()
     );
 
-    // The tables the schema keeps keep every row, byte for byte (their types are frozen), in
-    // the `legacy` schema they were moved to.
+    // The tables the schema keeps keep every row, byte for byte (their types are frozen), under
+    // the `legacy_` names they were given.
     assert!(!relation_exists(&db, "user_sessions_simple"));
     assert!(!relation_exists(&db, "user_activities_simple"));
-    assert_eq!(full_rows(&db, "legacy.user_sessions_simple"), sessions);
-    assert_eq!(full_rows(&db, "legacy.user_activities_simple"), activities);
-    // The dropped tables' rows arrive in their successors; the naive UTC times the original
-    // wrote are the same instants, whatever the session's time zone.
+    assert_eq!(full_rows(&db, "legacy_user_sessions_simple"), sessions);
+    assert_eq!(full_rows(&db, "legacy_user_activities_simple"), activities);
+    // The dropped tables' rows arrive in their successors, with the naive UTC times the
+    // original wrote.
     assert_eq!(
         texts(
             &db,
@@ -253,7 +288,7 @@ fn a_database_left_at_974799e38366_by_alembic_upgrades_to_head_in_place_without_
         texts(
             &db,
             "SELECT id || '|' || user_id || '|' || email || '|' || token_hash || '|' || \
-             (expires_at AT TIME ZONE 'UTC') FROM email_verifications ORDER BY id",
+             expires_at FROM email_verifications ORDER BY id",
         ),
         verifications
     );
@@ -262,7 +297,7 @@ fn a_database_left_at_974799e38366_by_alembic_upgrades_to_head_in_place_without_
         texts(
             &db,
             "SELECT concat_ws('|', language_code, timezone, status, is_verified, is_active, \
-             failed_login_attempts, bio, created_at IS NOT NULL, deleted_at AT TIME ZONE 'UTC') \
+             failed_login_attempts, bio, created_at IS NOT NULL, deleted_at) \
              FROM users ORDER BY id"
         ),
         [
@@ -274,7 +309,7 @@ fn a_database_left_at_974799e38366_by_alembic_upgrades_to_head_in_place_without_
     assert_eq!(
         texts(
             &db,
-            "SELECT (created_at AT TIME ZONE 'UTC')::text FROM users \
+            "SELECT created_at::text FROM users \
              WHERE email = 'alice@example.com'"
         ),
         ["2023-12-31 23:59:59.123456"]
@@ -375,7 +410,7 @@ const KEPT_IN_PUBLIC: [&str; 10] = [
     "user_preferences",
 ];
 
-/// The two tables the original left behind, which head keeps in the `legacy` schema.
+/// The two tables the original left behind, which head keeps under `legacy_` names.
 const LEFT_BEHIND: [&str; 2] = ["user_sessions_simple", "user_activities_simple"];
 
 #[test]
@@ -418,7 +453,19 @@ fn a_database_left_at_68d314520251_by_alembic_is_adopted_and_upgraded_to_head_ke
     assert!(!relation_exists(&db, HISTORY_TABLE));
     let kept: Vec<Vec<String>> = KEPT_IN_PUBLIC
         .iter()
-        .map(|t| rows_by_value(&db, "public", t))
+        .map(|t| rows_by_value(&db, "public", t, None))
+        .collect();
+    let original_columns: Vec<Vec<String>> = KEPT_IN_PUBLIC
+        .iter()
+        .map(|t| {
+            texts(
+                &db,
+                &format!(
+                    "SELECT attname::text FROM pg_attribute WHERE attrelid = 'public.{t}'::regclass \
+                     AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+                ),
+            )
+        })
         .collect();
     let left_behind: Vec<Vec<String>> = LEFT_BEHIND
         .iter()
@@ -470,23 +517,27 @@ fn a_database_left_at_68d314520251_by_alembic_is_adopted_and_upgraded_to_head_ke
             .collect::<Vec<_>>()
     );
 
-    // Every row is kept, each value the same (in the new types), the left-behind tables byte
-    // for byte in the `legacy` schema.
-    for (table, rows) in KEPT_IN_PUBLIC.iter().zip(&kept) {
-        assert_eq!(&rows_by_value(&db, "public", table), rows, "{table}");
+    // Every row is kept, each value the same, under the service's names where they differ;
+    // the left-behind tables byte for byte, under their `legacy_` names.
+    for ((table, rows), original) in KEPT_IN_PUBLIC.iter().zip(&kept).zip(&original_columns) {
+        assert_eq!(
+            &rows_by_value(&db, "public", table, Some(original)),
+            rows,
+            "{table}"
+        );
     }
     for (table, rows) in LEFT_BEHIND.iter().zip(&left_behind) {
-        assert!(!relation_exists(&db, table), "{table} is still in public");
-        assert_eq!(&full_rows(&db, &format!("legacy.{table}")), rows, "{table}");
+        assert!(!relation_exists(&db, table), "{table} is still there");
+        assert_eq!(&full_rows(&db, &format!("legacy_{table}")), rows, "{table}");
     }
-    // The types did change: instants, binary JSON, addresses.
+    // The types the service binds stayed: naive instants, json, text addresses.
     assert_eq!(
         texts(
             &db,
             "SELECT concat_ws(' ', pg_typeof(updated_at), pg_typeof(notification_preferences), \
              pg_typeof(last_login_ip)) FROM users WHERE username = 'alice'"
         ),
-        ["timestamp with time zone jsonb inet"]
+        ["timestamp without time zone json character varying"]
     );
 
     // At head now: a second run has nothing to do and changes nothing.
@@ -504,7 +555,11 @@ fn a_database_left_at_68d314520251_by_alembic_is_adopted_and_upgraded_to_head_ke
         "{events:?}"
     );
     assert_eq!(snapshot(&db), before);
-    for (table, rows) in KEPT_IN_PUBLIC.iter().zip(&kept) {
-        assert_eq!(&rows_by_value(&db, "public", table), rows, "{table}");
+    for ((table, rows), original) in KEPT_IN_PUBLIC.iter().zip(&kept).zip(&original_columns) {
+        assert_eq!(
+            &rows_by_value(&db, "public", table, Some(original)),
+            rows,
+            "{table}"
+        );
     }
 }

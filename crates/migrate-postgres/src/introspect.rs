@@ -544,6 +544,10 @@ fn default_expr(text: &str) -> DefaultExpr {
         "false" => return DefaultExpr::Bool(false),
         "now()" | "CURRENT_TIMESTAMP" => return DefaultExpr::Now,
         "gen_random_uuid()" => return DefaultExpr::RandomUuid,
+        // How the server prints `(now() AT TIME ZONE 'utc')` (PostgreSQL 15).
+        t if t.eq_ignore_ascii_case("(now() AT TIME ZONE 'utc'::text)") => {
+            return DefaultExpr::UtcNow
+        }
         _ => {}
     }
     if let Ok(i) = text.parse::<i64>() {
@@ -787,6 +791,10 @@ mod tests {
             DefaultExpr::Json("{}".to_owned())
         );
         assert_eq!(default_expr("5"), DefaultExpr::Int(5));
+        assert_eq!(
+            default_expr("(now() AT TIME ZONE 'utc'::text)"),
+            DefaultExpr::UtcNow
+        );
         assert_eq!(default_expr("'-1'::integer"), DefaultExpr::Int(-1));
         assert_eq!(default_expr("'7'::bigint"), DefaultExpr::Int(7));
         assert_eq!(default_expr("false"), DefaultExpr::Bool(false));

@@ -37,9 +37,10 @@
 //! not kept anywhere, so both sides agree on a canonical form instead: a trigger whose text is
 //! exactly what the renderer writes for "stamp column `c`" (compared token by token, so quoting
 //! and spacing do not matter) reads back as a `BEFORE UPDATE` trigger calling function `set_c`
-//! in the default schema, whose body is `BEGIN NEW.c := now(); RETURN NEW; END` in the
-//! identity schema's layout. Since the identity schema names its function `set_updated_at` with
-//! that body, its triggers even read back as the model writes them. A model whose function has
+//! in the default schema, whose body is `BEGIN NEW.c := now() AT TIME ZONE 'utc'; RETURN NEW;
+//! END` in the identity schema's layout: `CURRENT_TIMESTAMP` is the naive UTC time, which is
+//! what that PostgreSQL spelling stamps. Since the identity schema names its function
+//! `set_updated_at` with that body, its triggers even read back as the model writes them. A model whose function has
 //! another name or spelling canonicalizes to the same value, so such a difference is not drift
 //! on SQLite (it would be invisible to the database too). Any other trigger reads back as calling
 //! a function named `sqlite_trigger:<name>` whose body is the trigger's whole text: it never
@@ -404,6 +405,9 @@ pub fn default_expr(text: &str, ty: &ColumnType) -> DefaultExpr {
     let inner = strip_parens(text);
     if squash(inner) == squash(RANDOM_UUID) {
         return DefaultExpr::RandomUuid;
+    }
+    if squash(inner) == "lower(hex(randomblob(16)))" {
+        return DefaultExpr::RandomUuidHex;
     }
     DefaultExpr::Sql(inner.to_owned())
 }
@@ -918,7 +922,7 @@ fn stamp_function(column: &str) -> Function {
     Function {
         name: TableName::new(format!("set_{column}")),
         body: format!(
-            "BEGIN\n    NEW.{} := now();\n    RETURN NEW;\nEND",
+            "BEGIN\n    NEW.{} := now() AT TIME ZONE 'utc';\n    RETURN NEW;\nEND",
             quote_ident(column)
         ),
     }
@@ -1035,6 +1039,10 @@ mod tests {
         assert_eq!(
             default_expr(&format!("({RANDOM_UUID})"), &ColumnType::Uuid),
             DefaultExpr::RandomUuid
+        );
+        assert_eq!(
+            default_expr("(lower(hex(randomblob(16))))", &ColumnType::Uuid),
+            DefaultExpr::RandomUuidHex
         );
         assert_eq!(
             default_expr("(datetime('now'))", &text),

@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The identity schema at `7a2f57a8aa25` with some rows, blobs, reals and odd text included.
+/// The identity schema at `094916cde150` (server defaults, CHECKs) with some rows, blobs, reals and odd text included.
 fn populated() -> TestFile {
     let file = TestFile::new();
     let graph = identity_schema::graph();
     let mut engine = engine(&file, &graph);
-    run(&mut engine, &up("7a2f57a8aa25")).unwrap();
+    run(&mut engine, &up("094916cde150")).unwrap();
     file.conn()
         .execute_batch(
             "CREATE TABLE extra (id INTEGER PRIMARY KEY, b BLOB, r REAL, t TEXT);

@@ -83,7 +83,7 @@ fn dry_run_statements_are_the_executed_ones() {
     let file = TestFile::new();
     let graph = identity_schema::graph();
     let mut engine = engine(&file, &graph);
-    let target = Intent::Upgrade("7a2f57a8aa25".to_owned());
+    let target = Intent::Upgrade("094916cde150".to_owned());
     let script = engine.script(&target).unwrap();
     assert_eq!(script.bootstrap, SqliteStateSql.bootstrap_statements());
     // The dry run changed nothing.
@@ -442,7 +442,7 @@ fn check_reports_drift_made_behind_the_tools_back() {
     let file = TestFile::new();
     let graph = identity_schema::graph();
     let mut engine = engine(&file, &graph);
-    run(&mut engine, &up("7a2f57a8aa25")).unwrap();
+    run(&mut engine, &up("094916cde150")).unwrap();
     let report = engine.check().unwrap();
     assert!(report.differences.is_empty(), "{:?}", report.differences);
     assert_eq!(report.pending.len(), graph.revisions().len() - 5);

@@ -20,7 +20,8 @@ fn memory() -> SqliteDriver {
 fn rich_schema() -> Schema {
     let stamp = Function {
         name: TableName::new("set_updated_at"),
-        body: "BEGIN\n    NEW.updated_at := now();\n    RETURN NEW;\nEND".to_owned(),
+        body: "BEGIN\n    NEW.updated_at := now() AT TIME ZONE 'utc';\n    RETURN NEW;\nEND"
+            .to_owned(),
     };
     let org = Table::new("organizations")
         .column(
@@ -28,6 +29,7 @@ fn rich_schema() -> Schema {
                 .not_null()
                 .default(DefaultExpr::RandomUuid),
         )
+        .column(Column::new("public_id", ColumnType::Uuid).default(DefaultExpr::RandomUuidHex))
         .column(Column::new("name", ColumnType::varchar(100)).not_null())
         .column(Column::new("note", ColumnType::Text).default(DefaultExpr::Text("it's".into())))
         .column(Column::new("flag", ColumnType::Boolean).default(DefaultExpr::Bool(false)))

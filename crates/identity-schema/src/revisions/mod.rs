@@ -1,6 +1,8 @@
 //! The identity service's revisions, one module each, named `r<id>_<message>`: the first two
-//! after the Alembic files they replace, the hardening series that follows after what it does.
-//! `checks` holds the data checks that hardening revisions run before changing anything.
+//! after the Alembic files they replace, the series that follows after what it does.
+//! `checks` holds the data checks that revisions run before changing anything; [`withdrawn`]
+//! the series that 0.1.0 released after `68d314520251`, kept only to take a database that ran
+//! it back there.
 //!
 //! Each module exposes `revision()`. [`all`] lists them oldest first; that list is the one
 //! place a new revision is registered.
@@ -9,14 +11,16 @@
 //! indexes) without repeating `TableName` conversions in every op.
 
 mod checks;
-pub mod r1caa05d921dd_updated_at_trigger;
-pub mod r487af69e669a_legacy_schema;
+pub mod r094916cde150_check_constraints_not_valid;
+pub mod r3ffba08b0d3f_align_with_the_service_models;
+pub mod r411d3d954d7f_legacy_table_names;
 pub mod r68d314520251_initial_enhanced_models;
-pub mod r789a88e5bf21_timestamptz_jsonb_inet;
-pub mod r7a2f57a8aa25_one_unique_index_per_key;
 pub mod r974799e38366_initial_simplified_schema;
-pub mod re402adbc3a16_server_defaults;
-pub mod rf64382621770_checks_and_foreign_key_indexes;
+pub mod rea2415e1242d_validate_check_constraints;
+pub mod rf0c623fbdcf5_updated_at_trigger;
+pub mod rf971d04cfdc7_indexes_concurrently;
+pub mod rfbcbc6afff27_activity_session_id_uuid;
+pub mod withdrawn;
 // identity-migrate revision: new modules go above this line
 
 use migrate_core::{ColumnType, Constraint, ConstraintKind, Index, Op, RawSql, Revision, Table};
@@ -26,15 +30,27 @@ pub fn all() -> Vec<Revision> {
     vec![
         r974799e38366_initial_simplified_schema::revision(),
         r68d314520251_initial_enhanced_models::revision(),
-        // The hardening series: this project's own work on the original's defects.
-        r789a88e5bf21_timestamptz_jsonb_inet::revision(),
-        re402adbc3a16_server_defaults::revision(),
-        r7a2f57a8aa25_one_unique_index_per_key::revision(),
-        rf64382621770_checks_and_foreign_key_indexes::revision(),
-        r1caa05d921dd_updated_at_trigger::revision(),
-        r487af69e669a_legacy_schema::revision(),
+        // This project's own work: the service's models, then hardening it cannot notice.
+        r3ffba08b0d3f_align_with_the_service_models::revision(),
+        rfbcbc6afff27_activity_session_id_uuid::revision(),
+        r094916cde150_check_constraints_not_valid::revision(),
+        rea2415e1242d_validate_check_constraints::revision(),
+        rf0c623fbdcf5_updated_at_trigger::revision(),
+        r411d3d954d7f_legacy_table_names::revision(),
+        rf971d04cfdc7_indexes_concurrently::revision(),
         // identity-migrate revision: new revisions go above this line
     ]
+}
+
+/// The chain as identity-migrate 0.1.0 released it: the two original revisions, then the
+/// [`withdrawn`] series.
+pub fn released_in_0_1() -> Vec<Revision> {
+    let mut chain = vec![
+        r974799e38366_initial_simplified_schema::revision(),
+        r68d314520251_initial_enhanced_models::revision(),
+    ];
+    chain.extend(withdrawn::all());
+    chain
 }
 
 /// `varchar(len)`, short enough that a column definition stays on one line like the spec's row.

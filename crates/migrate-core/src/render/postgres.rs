@@ -512,7 +512,9 @@ pub(crate) fn default_sql(d: &DefaultExpr) -> String {
         DefaultExpr::Int(i) => i.to_string(),
         DefaultExpr::Text(s) | DefaultExpr::Json(s) => quote_literal(s),
         DefaultExpr::Now => "now()".into(),
-        DefaultExpr::RandomUuid => "gen_random_uuid()".into(),
+        DefaultExpr::RandomUuid | DefaultExpr::RandomUuidHex => "gen_random_uuid()".into(),
+        // Parenthesized as PostgreSQL prints it back inside a column definition.
+        DefaultExpr::UtcNow => "(now() AT TIME ZONE 'utc')".into(),
         DefaultExpr::Sql(s) => s.clone(),
     }
 }

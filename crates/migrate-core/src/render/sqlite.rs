@@ -69,7 +69,8 @@
 //! SQLite has no trigger functions: `CreateFunction` and `DropFunction` render nothing, and each
 //! trigger is written out from its function's body, found in the schema the op applies to. One
 //! body is understood, the identity service's `updated_at` stamp,
-//! `BEGIN NEW.<column> = now(); RETURN NEW; END;` (any spacing, `:=`, `CURRENT_TIMESTAMP`), called
+//! `BEGIN NEW.<column> = now(); RETURN NEW; END;` (any spacing, `:=`, `CURRENT_TIMESTAMP`, or
+//! the naive UTC time `now() AT TIME ZONE 'utc'`, the same text on SQLite), called
 //! `BEFORE UPDATE`. It becomes an `AFTER UPDATE` trigger that stamps the row it follows:
 //!
 //! ```sql
@@ -401,14 +402,21 @@ const RANDOM_UUID: &str = "lower(hex(randomblob(4))) || '-' || lower(hex(randomb
      || '-' || substr('89ab', 1 + (random() & 3), 1) || substr(lower(hex(randomblob(2))), 2) \
      || '-' || lower(hex(randomblob(6)))";
 
+/// 128 random bits as 32 lowercase hex digits: SQLAlchemy's storage of a UUID where the database
+/// has no uuid type, so that a row a plain-SQL writer inserts is found by the ORM's equality
+/// lookups (which bind that form).
+const RANDOM_UUID_HEX: &str = "lower(hex(randomblob(16)))";
+
 fn default_sql(d: &DefaultExpr) -> String {
     match d {
         DefaultExpr::Bool(true) => "TRUE".into(),
         DefaultExpr::Bool(false) => "FALSE".into(),
         DefaultExpr::Int(i) => i.to_string(),
         DefaultExpr::Text(s) | DefaultExpr::Json(s) => quote_literal(s),
-        DefaultExpr::Now => "CURRENT_TIMESTAMP".into(),
+        // `CURRENT_TIMESTAMP` is UTC: the naive UTC time and the instant are the same text.
+        DefaultExpr::Now | DefaultExpr::UtcNow => "CURRENT_TIMESTAMP".into(),
         DefaultExpr::RandomUuid => format!("({RANDOM_UUID})"),
+        DefaultExpr::RandomUuidHex => format!("({RANDOM_UUID_HEX})"),
         // SQLite takes an expression as a default only in parentheses.
         DefaultExpr::Sql(s) => format!("({s})"),
     }
@@ -561,8 +569,9 @@ fn stamped_column(
 }
 
 /// Parses `BEGIN NEW.<column> = now(); RETURN NEW; END;` (spacing and keyword case free, `:=` or
-/// `=`, `now()`, `CURRENT_TIMESTAMP` or `transaction_timestamp()`), returning the column as
-/// PostgreSQL resolves it (unquoted names fold to lower case).
+/// `=`, `now()`, `CURRENT_TIMESTAMP` or `transaction_timestamp()`, or the naive UTC time
+/// `now() AT TIME ZONE 'utc'`), returning the column as PostgreSQL resolves it (unquoted names
+/// fold to lower case).
 fn parse_stamp(body: &str) -> Option<String> {
     let statements: Vec<String> = body
         .split(';')
@@ -587,7 +596,20 @@ fn parse_stamp(body: &str) -> Option<String> {
         .filter(|c| !c.is_whitespace())
         .collect::<String>()
         .to_ascii_lowercase();
-    if !["now()", "current_timestamp", "transaction_timestamp()"].contains(&value.as_str()) {
+    // The naive UTC spellings stamp the same text here: SQLite's time is UTC.
+    let value = value
+        .strip_prefix('(')
+        .and_then(|v| v.strip_suffix(')'))
+        .unwrap_or(&value);
+    if ![
+        "now()",
+        "current_timestamp",
+        "transaction_timestamp()",
+        "now()attimezone'utc'",
+        "timezone('utc',now())",
+    ]
+    .contains(&value)
+    {
         return None;
     }
     let target = target.trim();
@@ -1194,6 +1216,9 @@ mod tests {
         for body in [
             "BEGIN NEW.updated_at = now(); RETURN NEW; END;",
             "BEGIN\n    NEW.updated_at := now();\n    RETURN NEW;\nEND",
+            "BEGIN\n    NEW.updated_at := now() AT TIME ZONE 'utc';\n    RETURN NEW;\nEND",
+            "BEGIN NEW.updated_at = (now() AT TIME ZONE 'UTC'); RETURN NEW; END;",
+            "BEGIN NEW.updated_at = timezone('utc', now()); RETURN NEW; END;",
             "begin new.UPDATED_AT=CURRENT_TIMESTAMP; return new; end;",
         ] {
             assert_eq!(parse_stamp(body).as_deref(), Some("updated_at"), "{body}");

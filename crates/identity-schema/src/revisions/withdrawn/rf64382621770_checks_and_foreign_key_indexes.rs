@@ -17,8 +17,8 @@
 //! Rows that would break a constraint are listed, and the revision refused, before anything
 //! changes. The downgrade only drops what was added, so it cannot fail on data.
 
-use super::checks::{self, Check};
-use super::{add_constraint, drop_constraint};
+use crate::revisions::checks::{self, Check};
+use crate::revisions::{add_constraint, drop_constraint};
 use migrate_core::{ConstraintKind, Index, Op, Revision};
 
 /// The revision.

@@ -23,9 +23,9 @@
 //! some revisions were committed. Those revisions check again for themselves, for a database
 //! that is upgraded one step at a time. Every check is a scan; none writes.
 
-use super::checks;
 use super::rf64382621770_checks_and_foreign_key_indexes::CHECKS;
-use super::varchar;
+use crate::revisions::checks;
+use crate::revisions::varchar;
 use migrate_core::render::quote_ident;
 use migrate_core::ColumnType::{Inet, Json, Jsonb, Timestamp, TimestampTz};
 use migrate_core::{ColumnChange, ColumnType, Op, Revision};

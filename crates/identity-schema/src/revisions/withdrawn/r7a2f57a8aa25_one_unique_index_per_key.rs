@@ -18,8 +18,8 @@
 //! them (a new user reusing the address of a soft-deleted one): the old schema has no room for
 //! both, and choosing which row to drop is not a migration's call.
 
-use super::checks;
-use super::{add_constraint, drop_constraint};
+use crate::revisions::checks;
+use crate::revisions::{add_constraint, drop_constraint};
 use migrate_core::{ConstraintKind, Index, IndexKey, Op, Revision};
 
 /// The revision.

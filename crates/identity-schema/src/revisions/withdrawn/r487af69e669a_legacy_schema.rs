@@ -16,7 +16,7 @@
 //! downgrade to `68d314520251` is then refused before any revision is undone, rather than
 //! halfway down. `7a2f57a8aa25` checks again for itself.
 
-use super::checks;
+use crate::revisions::checks;
 use migrate_core::{Op, Revision, TableName};
 
 /// The revision.

@@ -1,0 +1,50 @@
+//! `fbcbc6afff27`: `user_activity_logs.session_id` becomes `uuid`, the model's type.
+//!
+//! At `68d314520251` it is `varchar(255)`. SQLAlchemy's `UUID(as_uuid=True)` writes into it
+//! (PostgreSQL converts), but reads back a `str`, never equal to the `uuid.UUID` it wrote, and an
+//! equality lookup with a `::UUID` bind fails: there is no `varchar = uuid` operator
+//! (`service-models.md` §2, `user_activity_logs`, and §5, condition 1).
+//!
+//! Of the whole series this is the one change PostgreSQL cannot make in the catalog: the table
+//! is rewritten once, with its indexes, under an exclusive lock. It has a revision of its own so
+//! that it can be scheduled (or made online) apart from the rest. Values that are not UUIDs are
+//! listed and the revision refused before anything changes; a UUID spelled in any form
+//! PostgreSQL reads (upper case, braces, no hyphens) is kept as that UUID. The downgrade writes
+//! each back as its canonical text, which is how the seed and the service write them.
+//!
+//! On SQLite the column is text either way; the rebuild copies the values as they are.
+
+use super::checks;
+use super::varchar;
+use migrate_core::{ColumnChange, ColumnType, Op, Revision};
+
+/// The revision.
+pub fn revision() -> Revision {
+    Revision::new(
+        "fbcbc6afff27",
+        &["3ffba08b0d3f"],
+        "user_activity_logs.session_id becomes uuid",
+    )
+    .created("2026-12-03")
+    .upgrade(vec![
+        checks::create_uuid_helper(),
+        checks::uuids(&[(TABLE, COLUMN)]),
+        checks::drop_uuid_helper(),
+        convert(ColumnType::Uuid, "session_id::uuid"),
+    ])
+    .downgrade(vec![convert(varchar(255), "session_id::text")])
+}
+
+const TABLE: &str = "user_activity_logs";
+const COLUMN: &str = "session_id";
+
+fn convert(ty: ColumnType, using: &str) -> Op {
+    Op::AlterColumn {
+        table: TABLE.into(),
+        column: COLUMN.to_owned(),
+        change: ColumnChange {
+            ty: Some((ty, Some(using.to_owned()))),
+            ..ColumnChange::default()
+        },
+    }
+}
