@@ -119,10 +119,14 @@ fn engine<'g>(
         options.single_transaction = run.single_transaction;
         options.accept_changed = run.accept_changed;
     }
+    let mut connected = connected;
+    if let Connected::Postgres(driver) = &mut connected {
+        crate::signals::cancel_with(driver.client().cancel_token());
+    }
+    let driver = Box::new(crate::signals::Interruptible::new(connected.into_driver()));
     // A database that ran the series 0.1.0 released and 0.2.0 withdrew is told the way forward
     // (and `rollback` takes it back down that series).
-    Engine::new(connected.into_driver(), graph, options)
-        .with_withdrawal(identity_schema::withdrawal())
+    Engine::new(driver, graph, options).with_withdrawal(identity_schema::withdrawal())
 }
 
 fn identity() -> RunIdentity {
@@ -306,7 +310,19 @@ fn migrate(
     intent: Intent,
     run: &MigrateArgs,
 ) -> Result<(), CliError> {
+    let target = match &intent {
+        Intent::Upgrade(t) | Intent::Downgrade(t) => t,
+    };
+    exact_revision(target, "REV")?;
     let database = Database::resolve(cfg)?;
+    if cfg.database_url.is_none() && !run.dry_run {
+        // Said even with -q: a deployment whose DATABASE_URL failed to mount must not pass for
+        // a migration of its database.
+        eprintln!(
+            "note: no database configured: migrating the embedded SQLite database ./{} (set DATABASE_URL or pass --database-url for PostgreSQL)",
+            crate::database::DEFAULT_SQLITE_FILE
+        );
+    }
     // A SQLite file not created yet is the empty database it would start as: the plan is made
     // on an empty in-memory database first, so a dry run, a refused target or a plan with
     // nothing to do creates no file. A PostgreSQL database is created only when asked, since a
@@ -326,6 +342,7 @@ fn migrate(
         let create = run.create_database && !run.dry_run;
         engine(database.connect(cfg, create)?, graph, cfg, Some(run))
     };
+    refuse_upgrade_below_current(&mut engine, graph, &intent)?;
     if run.dry_run {
         let script = engine.script(&intent)?;
         let (from, to) = match (script.steps.first(), script.steps.last()) {
@@ -430,6 +447,44 @@ fn migrate(
     writeln!(out, "{summary}").map_err(io_error)
 }
 
+/// A revision named on the command line is taken as written: `abc ` is not `abc` (a stray
+/// space usually means a pasted or templated value went wrong).
+fn exact_revision(rev: &str, what: &str) -> Result<(), CliError> {
+    if rev.trim() != rev || rev.is_empty() {
+        return Err(CliError::Config(format!(
+            "{what} {rev:?} has leading or trailing white space (or is empty): give the revision exactly"
+        )));
+    }
+    Ok(())
+}
+
+/// `migrate-to` only goes up: a target the database is already past would be "nothing to do",
+/// which hides a mistake (the operator meant `rollback`).
+fn refuse_upgrade_below_current(
+    engine: &mut Engine<'_>,
+    graph: &RevisionGraph,
+    intent: &Intent,
+) -> Result<(), CliError> {
+    let Intent::Upgrade(target) = intent else {
+        return Ok(());
+    };
+    let current = engine.status()?.current;
+    let Ok(Target::Revisions(ids)) = graph.resolve(target, &current) else {
+        return Ok(());
+    };
+    let Ok(applied) = graph.applied(&current) else {
+        return Ok(());
+    };
+    if ids != current && ids.iter().all(|id| applied.contains(id)) {
+        return Err(CliError::Config(format!(
+            "revision {} is below the current revision {}: migrate-to only goes up; to go down, run `identity-migrate rollback {target}`",
+            heads_text(&ids),
+            heads_text(&current)
+        )));
+    }
+    Ok(())
+}
+
 fn generate_sql(
     out: &mut dyn Write,
     cfg: &Resolved,
@@ -442,6 +497,10 @@ fn generate_sql(
         Some(DialectArg::Sqlite) => Dialect::Sqlite,
         None => database.dialect(),
     };
+    exact_revision(&args.to, "--to")?;
+    if let Some(rev) = &args.from {
+        exact_revision(rev, "--from")?;
+    }
     let from: Heads = match &args.from {
         Some(rev) => match graph
             .resolve(rev, &Heads::new())
@@ -561,10 +620,12 @@ fn current_or_base(
             );
             Ok(heads)
         }
-        Err(CliError::Engine(EngineError::Driver(e))) => {
-            log::warn!("database not reachable ({e}): generating from base");
-            Ok(Heads::new())
-        }
+        // A connection that fails is a failure, as for every other reading command: a script
+        // "from base" for a database that is not at base would be dangerous. `--from base`
+        // asks for that script explicitly.
+        Err(CliError::Engine(EngineError::Driver(e))) => Err(CliError::Io(format!(
+            "{e} (to generate the script without a connection, pass --from REV, or --from base for the whole chain)"
+        ))),
         Err(e) => Err(e),
     }
 }

@@ -101,16 +101,16 @@ impl Database {
                     lock_timeout: cfg.lock_timeout,
                     statement_timeout: cfg.statement_timeout,
                 };
-                match PostgresDriver::connect(settings, session.clone()) {
+                let mut driver = match PostgresDriver::connect(settings, session.clone()) {
                     Err(DriverError::NoSuchDatabase(_)) if create => {
                         log::info!("creating database {}", settings.database());
                         PostgresDriver::create_database(settings)?;
-                        Ok(Connected::Postgres(Box::new(PostgresDriver::connect(
-                            settings, session,
-                        )?)))
+                        PostgresDriver::connect(settings, session)?
                     }
-                    other => Ok(Connected::Postgres(Box::new(other?))),
-                }
+                    other => other?,
+                };
+                require_schema(&mut driver, settings, &cfg.schema)?;
+                Ok(Connected::Postgres(Box::new(driver)))
             }
             Database::Sqlite(target) => {
                 if self.is_missing_file() {
@@ -122,9 +122,9 @@ impl Database {
                         .into());
                     }
                     if cfg.database_url.is_none() {
-                        log::info!(
-                            "no database configured: creating the embedded SQLite database \
-                             ./{DEFAULT_SQLITE_FILE} (set DATABASE_URL or pass --database-url for PostgreSQL)"
+                        // `migrate` has said it already, even with -q.
+                        log::debug!(
+                            "creating the embedded SQLite database ./{DEFAULT_SQLITE_FILE}"
                         );
                     } else {
                         log::info!("creating database {target}");
@@ -138,6 +138,32 @@ impl Database {
             }
         }
     }
+}
+
+/// A schema that does not exist is bad input, named: otherwise the first statement fails with
+/// "no schema has been selected to create in", which does not say why.
+fn require_schema(
+    driver: &mut PostgresDriver,
+    settings: &ConnectionSettings,
+    schema: &str,
+) -> Result<(), CliError> {
+    let exists: bool = driver
+        .client()
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )
+        .map_err(|e| DriverError::Io(format!("cannot read the schemas: {e}")))?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    Err(CliError::Config(format!(
+        "schema {:?} does not exist in {}: create it (CREATE SCHEMA {}) or fix --schema",
+        crate::one_line(schema),
+        settings.redacted(),
+        migrate_core::render::quote_ident(schema)
+    )))
 }
 
 /// The SQL of the tool's state tables in `dialect`.

@@ -1,0 +1,68 @@
+//! The child tools (`pg_dump`, `pg_restore`, `psql`) die with the tool.
+//!
+//! Each runs in a process group of its own (so that a terminal's Ctrl-C reaches the tool, which
+//! decides, rather than the children behind its back) and, through util-linux `setpriv`, with a
+//! parent-death signal: if the tool is killed with `kill -9`, the kernel kills the child at
+//! once instead of letting it go on writing a full-size dump nobody will read. The groups of the
+//! running children are recorded, so that the tool's signal handling can kill them (and their
+//! own workers, `pg_dump --jobs`) with [`kill_all`].
+//!
+//! The parent-death signal follows the *thread* that started the child: every child here is
+//! started and waited for by the same thread.
+
+use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::Mutex;
+
+/// util-linux `setpriv`, present on Debian and most distributions; without it, children still
+/// get their own process group (killed by [`kill_all`]), only not the parent-death signal.
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// Process groups of the children running now (each child leads its own).
+static RUNNING: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// A command for `tool` that dies with this process.
+pub fn command(tool: &Path) -> Command {
+    let mut cmd = if Path::new(SETPRIV).is_file() {
+        let mut c = Command::new(SETPRIV);
+        c.args(["--pdeathsig", "KILL", "--"]).arg(tool);
+        c
+    } else {
+        Command::new(tool)
+    };
+    cmd.process_group(0);
+    cmd
+}
+
+/// Records the process group of a child started from [`command`] until [`finished`].
+pub fn track(child: &Child) {
+    if let Ok(mut running) = RUNNING.lock() {
+        running.insert(child.id());
+    }
+}
+
+/// The child has been waited for: its group is no longer this tool's to kill.
+pub fn finished(child: &Child) {
+    if let Ok(mut running) = RUNNING.lock() {
+        running.remove(&child.id());
+    }
+}
+
+/// Kills the process group of every running child (SIGKILL: a dump or restore cut short is
+/// thrown away anyway, and the server rolls back what their sessions had begun).
+pub fn kill_all() {
+    let groups: Vec<u32> = RUNNING
+        .lock()
+        .map(|running| running.iter().copied().collect())
+        .unwrap_or_default();
+    for group in groups {
+        let pid = i32::try_from(group)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
