@@ -20,6 +20,7 @@
 
 mod manifest;
 pub mod sqlite;
+mod stale;
 
 pub use manifest::{FileEntry, Manifest};
 pub use migrate_postgres::backup::Format;
@@ -1273,6 +1274,8 @@ fn restore_by_swap(
 ) -> Result<Restored, BackupError> {
     let target = settings.dbname.clone();
     let mut admin = connect_maintenance(settings)?;
+    stale::lock_restore(&mut admin, &target)?;
+    stale::drop_scratch(&mut admin, settings, &target)?;
     let props = database_properties(&mut admin, &target)?;
     let stamp: String = admin
         .query_one(
@@ -1687,6 +1690,7 @@ impl Staging {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
+        stale::remove_partials(&parent);
         let dir = parent.join(format!(
             ".{}.partial-{}",
             file_name(destination).to_string_lossy(),
@@ -1705,7 +1709,9 @@ impl Staging {
             ))
         })?;
         set_mode(&dir, 0o700)?;
-        Ok(Staging { dir, done: false })
+        let staging = Staging { dir, done: false };
+        stale::write_owner(&staging.dir)?;
+        Ok(staging)
     }
 
     fn finish(mut self) {
