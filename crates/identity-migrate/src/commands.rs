@@ -315,14 +315,6 @@ fn migrate(
     };
     exact_revision(target, "REV")?;
     let database = Database::resolve(cfg)?;
-    if cfg.database_url.is_none() && !run.dry_run {
-        // Said even with -q: a deployment whose DATABASE_URL failed to mount must not pass for
-        // a migration of its database.
-        eprintln!(
-            "note: no database configured: migrating the embedded SQLite database ./{} (set DATABASE_URL or pass --database-url for PostgreSQL)",
-            crate::database::DEFAULT_SQLITE_FILE
-        );
-    }
     // A SQLite file not created yet is the empty database it would start as: the plan is made
     // on an empty in-memory database first, so a dry run, a refused target or a plan with
     // nothing to do creates no file. A PostgreSQL database is created only when asked, since a
@@ -343,6 +335,14 @@ fn migrate(
         engine(database.connect(cfg, create)?, graph, cfg, Some(run))
     };
     refuse_upgrade_below_current(&mut engine, graph, &intent)?;
+    if cfg.database_url.is_none() && !run.dry_run {
+        // Said even with -q: a deployment whose DATABASE_URL failed to mount must not pass for
+        // a migration of its database.
+        eprintln!(
+            "note: no database configured: migrating the embedded SQLite database ./{} (set DATABASE_URL or pass --database-url for PostgreSQL)",
+            crate::database::DEFAULT_SQLITE_FILE
+        );
+    }
     if run.dry_run {
         let script = engine.script(&intent)?;
         let (from, to) = match (script.steps.first(), script.steps.last()) {

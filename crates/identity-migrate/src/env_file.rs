@@ -35,8 +35,20 @@ fn find() -> Option<PathBuf> {
 fn line_number(path: &Path, bad: &str) -> Option<usize> {
     let text = std::fs::read_to_string(path).ok()?;
     let first = bad.lines().next()?.trim();
-    text.lines()
-        .position(|line| line.trim() == first)
+    if first.is_empty() {
+        return None;
+    }
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    // The whole line, else the line holding the text (dotenvy may give part of it, or a value
+    // that runs over several lines).
+    lines
+        .iter()
+        .position(|line| *line == first)
+        .or_else(|| {
+            lines
+                .iter()
+                .position(|line| !line.is_empty() && (line.contains(first) || first.contains(line)))
+        })
         .map(|i| i + 1)
 }
 
