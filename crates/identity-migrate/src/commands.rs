@@ -121,7 +121,7 @@ fn engine<'g>(
     }
     let mut connected = connected;
     if let Connected::Postgres(driver) = &mut connected {
-        crate::signals::cancel_with(driver.client().cancel_token());
+        migrate_postgres::interrupt::cancel_on_interrupt(driver.client());
     }
     let driver = Box::new(crate::signals::Interruptible::new(connected.into_driver()));
     // A database that ran the series 0.1.0 released and 0.2.0 withdrew is told the way forward

@@ -10,12 +10,11 @@
 //! If the command has not ended [`GRACE`] later (a statement that ignores the cancel, a wait
 //! that is not a statement), or at a second signal, the tool exits at once: the server rolls
 //! back the open transaction and frees the lock when the connection closes, and the children
-//! die with the tool (see `migrate_postgres::child`).
+//! die with the tool (see `migrate_postgres::interrupt`).
 
 use migrate_core::driver::{Driver, DriverError, ExecError, HistoryRecord, StateSql, StateTables};
 use migrate_core::{Heads, Schema};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long the interrupted command has to roll back, record and unlock before the tool exits
@@ -24,9 +23,6 @@ const GRACE: Duration = Duration::from_secs(10);
 
 /// The signal received, 0 for none.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
-
-/// The cancel token of the PostgreSQL session running the command's statements.
-static CANCEL: Mutex<Option<postgres::CancelToken>> = Mutex::new(None);
 
 /// Starts the thread that waits for SIGINT and SIGTERM.
 pub fn install() {
@@ -50,12 +46,7 @@ pub fn install() {
                 );
                 std::process::exit(exit_code(signal));
             }
-            migrate_postgres::child::kill_all();
-            let token = CANCEL.lock().ok().and_then(|t| t.clone());
-            if let Some(token) = token {
-                // Best effort: nothing may be running, or the server may be gone.
-                let _ = token.cancel_query(postgres::NoTls);
-            }
+            migrate_postgres::interrupt::interrupt();
             std::thread::spawn(move || {
                 std::thread::sleep(GRACE);
                 eprintln!(
@@ -74,13 +65,6 @@ pub fn received() -> Option<i32> {
     match RECEIVED.load(Ordering::SeqCst) {
         0 => None,
         signal => Some(signal),
-    }
-}
-
-/// The session whose running statement a signal cancels.
-pub fn cancel_with(token: postgres::CancelToken) {
-    if let Ok(mut slot) = CANCEL.lock() {
-        *slot = Some(token);
     }
 }
 

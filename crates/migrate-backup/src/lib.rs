@@ -181,12 +181,15 @@ pub struct Backup {
 fn connect(settings: &ConnectionSettings) -> Result<Client, BackupError> {
     let mut config = settings.to_postgres_config();
     config.application_name("identity-migrate backup");
-    config.connect(NoTls).map_err(|e| {
+    let client = config.connect(NoTls).map_err(|e| {
         BackupError::Driver(DriverError::Unreachable(format!(
             "{}: {e}",
             settings.redacted()
         )))
-    })
+    })?;
+    // An interruption (SIGTERM) cancels what it runs, so the backup's cleanup runs at once.
+    migrate_postgres::interrupt::cancel_on_interrupt(&client);
+    Ok(client)
 }
 
 /// The server's `server_version` and its major number.

@@ -130,7 +130,7 @@ fn major_of(version: &str) -> Option<u32> {
 
 /// The libpq environment that carries the connection to a child tool.
 fn child_command(tool: &Path, settings: &ConnectionSettings) -> Command {
-    let mut cmd = crate::child::command(tool);
+    let mut cmd = crate::interrupt::command(tool);
     // Nothing of the caller's libpq environment may redirect the child elsewhere.
     for var in [
         "PGHOST",
@@ -174,7 +174,7 @@ fn wait(
     progress: &mut dyn FnMut(Duration),
 ) -> Result<(), DriverError> {
     let started = Instant::now();
-    crate::child::track(&child);
+    crate::interrupt::track(&child);
     let errors = drain(child.stderr.take());
     let status = loop {
         match child.try_wait() {
@@ -186,12 +186,12 @@ fn wait(
                 }
             }
             Err(e) => {
-                crate::child::finished(&child);
+                crate::interrupt::finished(&child);
                 return Err(DriverError::Io(format!("{what}: {e}")));
             }
         }
     };
-    crate::child::finished(&child);
+    crate::interrupt::finished(&child);
     if status.success() {
         return Ok(());
     }
@@ -278,8 +278,8 @@ pub fn dump_streaming(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| DriverError::Io(format!("cannot start {}: {e}", tools.pg_dump.display())))?;
-    crate::child::track(&dump);
-    let mut decode = crate::child::command(&tools.pg_restore)
+    crate::interrupt::track(&dump);
+    let mut decode = crate::interrupt::command(&tools.pg_restore)
         .arg("--file=-")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -288,7 +288,7 @@ pub fn dump_streaming(
         .map_err(|e| {
             DriverError::Io(format!("cannot start {}: {e}", tools.pg_restore.display()))
         })?;
-    crate::child::track(&decode);
+    crate::interrupt::track(&decode);
     let dump_errors = drain(dump.stderr.take());
     let decode_errors = drain(decode.stderr.take());
     let decoded = decode.stdout.take();
@@ -304,11 +304,11 @@ pub fn dump_streaming(
     let dump_status = dump
         .wait()
         .map_err(|e| DriverError::Io(format!("pg_dump: {e}")))?;
-    crate::child::finished(&dump);
+    crate::interrupt::finished(&dump);
     let decode_status = decode
         .wait()
         .map_err(|e| DriverError::Io(format!("pg_restore: {e}")))?;
-    crate::child::finished(&decode);
+    crate::interrupt::finished(&decode);
     let counts = counter
         .join()
         .map_err(|_| DriverError::Io("the archive reader stopped".to_owned()))?;
@@ -408,7 +408,7 @@ pub fn read_archive(
             .map_err(|e| DriverError::Io(format!("cannot read {}: {e}", archive.display())))?;
         return count_copy_rows(file);
     }
-    let mut child = crate::child::command(&tools.pg_restore)
+    let mut child = crate::interrupt::command(&tools.pg_restore)
         .arg("--file=-")
         .arg(archive)
         .stdin(Stdio::null())
@@ -445,7 +445,7 @@ pub fn list_table_data_ids(
     tools: &ClientTools,
     archive: &Path,
 ) -> Result<Vec<(u32, String)>, DriverError> {
-    let out = crate::child::command(&tools.pg_restore)
+    let out = crate::interrupt::command(&tools.pg_restore)
         .arg("--list")
         .arg(archive)
         .stdin(Stdio::null())

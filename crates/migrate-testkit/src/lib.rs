@@ -15,9 +15,11 @@
 //!   independent of the product's code, that renders tables as normalized text.
 
 mod describe;
+mod private_cluster;
 mod server;
 mod testdb;
 
 pub use describe::describe_schema;
+pub use private_cluster::PrivateCluster;
 pub use server::{auth_server, ensure_server, AuthServer, Server};
 pub use testdb::TestDb;

@@ -1,3 +1,5 @@
+//! What the tool started stops with it: its child tools and its running statements.
+//!
 //! The child tools (`pg_dump`, `pg_restore`, `psql`) die with the tool.
 //!
 //! Each runs in a process group of its own (so that a terminal's Ctrl-C reaches the tool, which
@@ -5,7 +7,8 @@
 //! parent-death signal: if the tool is killed with `kill -9`, the kernel kills the child at
 //! once instead of letting it go on writing a full-size dump nobody will read. The groups of the
 //! running children are recorded, so that the tool's signal handling can kill them (and their
-//! own workers, `pg_dump --jobs`) with [`kill_all`].
+//! own workers, `pg_dump --jobs`) with [`interrupt`], which also cancels the statement running
+//! on every session registered with [`cancel_on_interrupt`].
 //!
 //! The parent-death signal follows the *thread* that started the child: every child here is
 //! started and waited for by the same thread.
@@ -50,9 +53,32 @@ pub fn finished(child: &Child) {
     }
 }
 
+/// Cancel tokens of the sessions whose running statement an interruption cancels (a token of a
+/// closed session is harmless: the server ignores a cancel it cannot match).
+static SESSIONS: Mutex<Vec<postgres::CancelToken>> = Mutex::new(Vec::new());
+
+/// Registers a session whose running statement [`interrupt`] cancels.
+pub fn cancel_on_interrupt(client: &postgres::Client) {
+    if let Ok(mut sessions) = SESSIONS.lock() {
+        sessions.push(client.cancel_token());
+    }
+}
+
+/// Kills every running child's process group and cancels the statement running on every
+/// registered session: what was under way fails at once, and the caller's cleanup runs.
+pub fn interrupt() {
+    kill_children();
+    let sessions: Vec<postgres::CancelToken> =
+        SESSIONS.lock().map(|s| s.clone()).unwrap_or_default();
+    for token in sessions {
+        // Best effort: nothing may be running, or the server may be gone.
+        let _ = token.cancel_query(postgres::NoTls);
+    }
+}
+
 /// Kills the process group of every running child (SIGKILL: a dump or restore cut short is
 /// thrown away anyway, and the server rolls back what their sessions had begun).
-pub fn kill_all() {
+fn kill_children() {
     let groups: Vec<u32> = RUNNING
         .lock()
         .map(|running| running.iter().copied().collect())
