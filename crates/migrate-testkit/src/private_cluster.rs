@@ -128,11 +128,12 @@ impl PrivateCluster {
     /// Creates the database `name` (dropping an earlier one).
     pub fn create_database(&self, name: &str) {
         let mut admin = self.client("postgres");
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE); CREATE DATABASE \"{name}\""
-            ))
-            .expect("create the database");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            format!("CREATE DATABASE \"{name}\""),
+        ] {
+            admin.batch_execute(&sql).expect("create the database");
+        }
     }
 }
 
