@@ -204,7 +204,7 @@ pub struct GenerateSqlArgs {
     /// Write to this file instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Start here [default: the database's current revision when it is reachable, else base].
+    /// Start here [default: the database's current revision; `base` for the whole chain].
     #[arg(long, value_name = "REV")]
     pub from: Option<String>,
     /// End here [default: head].
