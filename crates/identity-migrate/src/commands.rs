@@ -881,6 +881,7 @@ fn seed_data(out: &mut dyn Write, cfg: &Resolved, users: u64, seed: u64) -> Resu
         .to_postgres_config()
         .connect(postgres::NoTls)
         .map_err(|e| DriverError::Unreachable(format!("{}: {e}", settings.redacted())))?;
+    migrate_postgres::interrupt::cancel_on_interrupt(&client);
     let scale = identity_seed::Scale::users(users);
     let report = identity_seed::seed_with_progress(&mut client, &scale, seed, &mut |p| match p {
         identity_seed::Progress::Loaded {

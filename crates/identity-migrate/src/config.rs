@@ -106,7 +106,17 @@ pub fn resolve(
                 Some(url) => Ok(Some(url)),
             };
         }
-        Ok(e.database_url.clone())
+        // An environment without a URL is a configuration mistake, not a request for the
+        // embedded SQLite file.
+        match &e.database_url {
+            Some(url) if url.trim().is_empty() => Err(CliError::Config(format!(
+                "environment {name:?} has an empty database_url: give the database URL"
+            ))),
+            Some(url) => Ok(Some(url.clone())),
+            None => Err(CliError::Config(format!(
+                "environment {name:?} names no database: set its database_url or database_url_env"
+            ))),
+        }
     };
     // A variable that is set but empty is a secret that failed to mount, not "nothing
     // configured": falling back to the embedded SQLite file would report a success.
@@ -282,6 +292,38 @@ schema = "identity"
         let g = global(&["--config", cfg.to_str().expect("utf8"), "--env", "prod"]);
         let e = resolve(&g, &|_| None).expect_err("missing var");
         assert!(e.to_string().contains("$PROD_URL"), "{e}");
+    }
+
+    #[test]
+    fn empty_and_missing_urls_are_config_errors_not_the_embedded_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = write_config(dir.path(), FILE);
+        let g = global(&["--config", cfg.to_str().expect("utf8"), "--env", "prod"]);
+        let e = resolve(&g, &|k| (k == "PROD_URL").then(String::new)).expect_err("empty");
+        assert!(e.to_string().contains("set but empty"), "{e}");
+        let g = global(&["--config", cfg.to_str().expect("utf8")]);
+        let e = resolve(&g, &|k| (k == "DATABASE_URL").then(String::new)).expect_err("empty");
+        assert!(
+            e.to_string().contains("DATABASE_URL is set but empty"),
+            "{e}"
+        );
+        let cfg = write_config(
+            dir.path(),
+            "default_environment = \"x\"\n[environments.x]\nlock_wait = 3\n",
+        );
+        let g = global(&["--config", cfg.to_str().expect("utf8")]);
+        let e = resolve(&g, &|_| None).expect_err("no URL");
+        assert!(e.to_string().contains("names no database"), "{e}");
+        let cfg = write_config(
+            dir.path(),
+            "[environments.x]\ndatabase_url = \"a\"\ndatabase_url_env = \"B\"\n",
+        );
+        let g = global(&["--config", cfg.to_str().expect("utf8")]);
+        let e = resolve(&g, &|_| None).expect_err("both");
+        assert!(e.to_string().contains("keep one"), "{e}");
+        // Nothing configured at all: the embedded default.
+        let g = global(&["--no-dotenv"]);
+        assert_eq!(resolve(&g, &|_| None).expect("resolve").source, "default");
     }
 
     #[test]

@@ -166,6 +166,9 @@ pub(crate) fn drop_scratch(
             continue;
         }
         if kind == "__before_" && !is_empty(settings, &name) {
+            log::info!(
+                "kept {name}: the database an earlier restore of {target} replaced (DROP DATABASE \"{name}\" once it is no longer needed)"
+            );
             continue;
         }
         admin
