@@ -20,10 +20,14 @@ use std::time::{Duration, Instant};
 /// needed 98 connections).
 const MIGRATORS: usize = 50;
 const MAX_CONNECTIONS: usize = 60;
-/// Rows of the ballast table that keeps `pg_restore` busy long enough to be killed mid-load.
-const BALLAST_ROWS: u32 = 300_000;
 /// How long anything the test waits for may take.
 const DEADLINE: Duration = Duration::from_secs(60);
+/// How soon a child tool must be gone after the tool was killed (it would otherwise run on for
+/// as long as its blocker or its slow ballast keeps it busy).
+const KILLED_WITHIN: Duration = Duration::from_secs(3);
+/// Rows of the ballast table, and the pause each costs while a restore loads it slowly.
+const BALLAST_ROWS: u32 = 1000;
+const BALLAST_PAUSE_S: f64 = 0.05;
 
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -79,7 +83,7 @@ fn processes_with(text: &str) -> Vec<String> {
 fn query(client: &mut postgres::Client, sql: &str) -> Vec<String> {
     client
         .query(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .iter()
         .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
         .collect()
@@ -241,14 +245,21 @@ fn an_interrupted_backup_leaves_no_process_and_no_staging_after_the_next_backup(
             backups_arg,
             "backup",
         ]));
-        wait_until("pg_dump to start", DEADLINE, || {
-            !processes_with(backups_arg)
-                .iter()
-                .all(|p| !p.contains("pg_dump"))
+        // pg_dump has imported the tool's snapshot and waits for the blocker: from here on it
+        // needs nothing of the tool, and would go on once unblocked if it outlived it.
+        let watch = TestDb::new();
+        let mut admin = watch.client();
+        let waiting = format!(
+            "SELECT count(*)::text FROM pg_stat_activity WHERE datname = '{}' \
+             AND query LIKE 'LOCK TABLE%' AND wait_event_type = 'Lock'",
+            db.name()
+        );
+        wait_until("pg_dump to wait for the blocker", DEADLINE, || {
+            query(&mut admin, &waiting) != ["0"]
         });
         signal(&child, name);
         let out = finish(child);
-        wait_until("no process of the backup", Duration::from_secs(10), || {
+        wait_until("no process of the backup", KILLED_WITHIN, || {
             processes_with(backups_arg).is_empty()
         });
         let partials = || -> Vec<String> {
@@ -294,15 +305,21 @@ fn an_interrupted_backup_leaves_no_process_and_no_staging_after_the_next_backup(
     }
 }
 
-/// A backup of a database at head with a ballast table, big enough that `pg_restore` runs for
-/// a while.
-fn backup_with_ballast(dir: &Path) -> (TestDb, String) {
+/// A backup of a database at head with a ballast table whose CHECK constraint pauses on every
+/// row while the database `marker` exists: with the marker, `pg_restore` loads it for
+/// `BALLAST_ROWS * BALLAST_PAUSE_S` seconds (caught mid-load, deterministically); without it,
+/// at full speed.
+fn backup_with_ballast(dir: &Path, marker: &str) -> (TestDb, String) {
     let source = db_at(dir, &head());
     source
         .client()
         .batch_execute(&format!(
-            "CREATE TABLE fault_ballast AS SELECT g AS id, repeat(md5(g::text), 4) AS pad \
-             FROM generate_series(1, {BALLAST_ROWS}) g; ALTER TABLE fault_ballast ADD PRIMARY KEY (id)"
+            "CREATE FUNCTION fault_pause(integer) RETURNS boolean LANGUAGE sql AS $$ \
+             SELECT true FROM pg_catalog.pg_sleep(CASE WHEN EXISTS \
+             (SELECT 1 FROM pg_catalog.pg_database WHERE datname = '{marker}') \
+             THEN {BALLAST_PAUSE_S} ELSE 0 END) $$; \
+             CREATE TABLE fault_ballast (id integer PRIMARY KEY CHECK (fault_pause(id))); \
+             INSERT INTO fault_ballast SELECT generate_series(1, {BALLAST_ROWS})"
         ))
         .expect("ballast");
     let path = dir.join("ballast.dump");
@@ -323,23 +340,36 @@ fn databases_like(admin: &mut postgres::Client, prefix: &str) -> Vec<String> {
 #[test]
 fn an_interrupted_restore_leaves_no_process_and_no_scratch_database_after_the_next_restore() {
     let dir = tempdir();
-    let (source, archive) = backup_with_ballast(dir.path());
+    let marker = format!("im_fault_slow_{}", std::process::id());
+    let (source, archive) = backup_with_ballast(dir.path(), &marker);
     // Watched from another database: a session on the target would stop the restore.
     let mut admin = source.client();
     for name in ["KILL", "TERM"] {
         let target = TestDb::new();
         let scratch_prefix = format!("{}__", target.name());
         let url = target.url();
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{marker}\""))
+            .expect("slow restores from now");
         let child = spawn(command(dir.path()).args(["--database-url", &url, "restore", &archive]));
-        let restoring = format!("--dbname={}__restore_", target.name());
-        wait_until("pg_restore to load the scratch database", DEADLINE, || {
-            !processes_with(&restoring).is_empty()
+        let loading = format!(
+            "SELECT count(*)::text FROM pg_stat_activity WHERE starts_with(datname, '{}__restore_') \
+             AND query LIKE 'COPY%fault_ballast%'",
+            target.name()
+        );
+        wait_until("pg_restore to load the ballast", DEADLINE, || {
+            query(&mut admin, &loading) != ["0"]
         });
+        let restoring = format!("--dbname={}__restore_", target.name());
+        assert!(!processes_with(&restoring).is_empty(), "pg_restore runs");
         signal(&child, name);
         let out = finish(child);
-        wait_until("no pg_restore left", Duration::from_secs(10), || {
+        wait_until("no pg_restore left", KILLED_WITHIN, || {
             processes_with(&restoring).is_empty()
         });
+        admin
+            .batch_execute(&format!("DROP DATABASE \"{marker}\" WITH (FORCE)"))
+            .expect("fast restores again");
         if name == "TERM" {
             assert_eq!(out.code, 143, "{out}");
             assert_eq!(error_lines(&out).len(), 1, "{out}");

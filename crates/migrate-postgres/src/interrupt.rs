@@ -3,9 +3,10 @@
 //! The child tools (`pg_dump`, `pg_restore`, `psql`) die with the tool.
 //!
 //! Each runs in a process group of its own (so that a terminal's Ctrl-C reaches the tool, which
-//! decides, rather than the children behind its back) and, through util-linux `setpriv`, with a
-//! parent-death signal: if the tool is killed with `kill -9`, the kernel kills the child at
-//! once instead of letting it go on writing a full-size dump nobody will read. The groups of the
+//! decides, rather than the children behind its back) and, through util-linux `setpriv`, under a
+//! parent-death signal: if the tool is killed with `kill -9`, the kernel signals the group's
+//! small supervising shell at once, which kills the group (the tool and its parallel workers)
+//! instead of letting it go on writing a full-size dump nobody will read. The groups of the
 //! running children are recorded, so that the tool's signal handling can kill them (and their
 //! own workers, `pg_dump --jobs`) with [`interrupt`], which also cancels the statement running
 //! on every session registered with [`cancel_on_interrupt`].
@@ -26,11 +27,20 @@ const SETPRIV: &str = "/usr/bin/setpriv";
 /// Process groups of the children running now (each child leads its own).
 static RUNNING: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
-/// A command for `tool` that dies with this process.
+/// The shell that stands between `setpriv` and the tool: the parent-death signal reaches only
+/// the process it was set on, and `pg_dump --jobs` and `pg_restore --jobs` fork workers that
+/// would go on with their current table. The shell leads the process group, runs the tool (its
+/// standard input given explicitly: a background job's is `/dev/null` otherwise), and at the
+/// signal kills the whole group, workers included. It exits with the tool's status.
+const SUPERVISOR: &str =
+    "trap 'kill -s KILL 0' TERM; \"$0\" \"$@\" <&0 & wait $!; status=$?; trap - TERM; exit $status";
+
+/// A command for `tool` that dies with this process, with every process it starts.
 pub fn command(tool: &Path) -> Command {
     let mut cmd = if Path::new(SETPRIV).is_file() {
         let mut c = Command::new(SETPRIV);
-        c.args(["--pdeathsig", "KILL", "--"]).arg(tool);
+        c.args(["--pdeathsig", "TERM", "--", "/bin/sh", "-c", SUPERVISOR])
+            .arg(tool);
         c
     } else {
         Command::new(tool)
