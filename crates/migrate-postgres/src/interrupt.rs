@@ -30,10 +30,10 @@ static RUNNING: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 /// The shell that stands between `setpriv` and the tool: the parent-death signal reaches only
 /// the process it was set on, and `pg_dump --jobs` and `pg_restore --jobs` fork workers that
 /// would go on with their current table. The shell leads the process group, runs the tool (its
-/// standard input given explicitly: a background job's is `/dev/null` otherwise), and at the
+/// standard input passed on through descriptor 3: a background job's is `/dev/null` otherwise), and at the
 /// signal kills the whole group, workers included. It exits with the tool's status.
-const SUPERVISOR: &str =
-    "trap 'kill -s KILL 0' TERM; \"$0\" \"$@\" <&0 & wait $!; status=$?; trap - TERM; exit $status";
+const SUPERVISOR: &str = "trap 'kill -s KILL 0' TERM; exec 3<&0; \"$0\" \"$@\" <&3 3<&- & \
+     wait $!; status=$?; trap - TERM; exit $status";
 
 /// A command for `tool` that dies with this process, with every process it starts.
 pub fn command(tool: &Path) -> Command {
