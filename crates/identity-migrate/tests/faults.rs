@@ -20,6 +20,15 @@ use std::time::{Duration, Instant};
 /// needed 98 connections).
 const MIGRATORS: usize = 50;
 const MAX_CONNECTIONS: usize = 60;
+/// Trials of each signal and kill scenario: one in the suite, to bound its wall time. Larger
+/// runs set `IDENTITY_MIGRATE_FAULT_TRIALS` (their results are in BENCHMARKS.md).
+fn trials() -> usize {
+    std::env::var("IDENTITY_MIGRATE_FAULT_TRIALS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
 /// How long anything the test waits for may take.
 const DEADLINE: Duration = Duration::from_secs(60);
 /// How soon a child tool must be gone after the tool was killed (it would otherwise run on for
@@ -149,7 +158,8 @@ fn error_lines(out: &Out) -> Vec<&str> {
 
 #[test]
 fn a_signal_during_migrate_rolls_back_records_unlocks_and_exits_128_plus_its_number() {
-    for (name, code) in [("TERM", 143), ("INT", 130)] {
+    let scenarios = [("TERM", 143), ("INT", 130)];
+    for (name, code) in (0..trials()).flat_map(|_| scenarios) {
         let dir = tempdir();
         let db = db_at(dir.path(), R1);
         let blocker = Blocker::new(db.client());
@@ -204,33 +214,35 @@ fn a_signal_during_migrate_rolls_back_records_unlocks_and_exits_128_plus_its_num
 fn a_killed_migrator_leaves_no_statement_running_on_the_server() {
     // client_connection_check_interval: the server notices the dead client and abandons its
     // statement although the blocker still holds the lock it waits for.
-    let dir = tempdir();
-    let db = db_at(dir.path(), R1);
-    let blocker = Blocker::new(db.client());
-    let url = db.url();
-    let child = spawn(command(dir.path()).args([
-        "--database-url",
-        &url,
-        "--lock-timeout",
-        "600000",
-        "migrate",
-    ]));
-    let mut admin = db.client();
-    wait_for_lock_wait(&mut admin, db.name(), "identity-migrate");
-    signal(&child, "KILL");
-    let _ = finish(child);
-    wait_until(
-        "the server to abandon the dead client's statement",
-        Duration::from_secs(15),
-        || sessions_of(&mut admin, db.name(), "identity-migrate") == 0,
-    );
-    blocker.release();
-    run_db(dir.path(), &db, &["migrate"]).ok();
+    for _ in 0..trials() {
+        let dir = tempdir();
+        let db = db_at(dir.path(), R1);
+        let blocker = Blocker::new(db.client());
+        let url = db.url();
+        let child = spawn(command(dir.path()).args([
+            "--database-url",
+            &url,
+            "--lock-timeout",
+            "600000",
+            "migrate",
+        ]));
+        let mut admin = db.client();
+        wait_for_lock_wait(&mut admin, db.name(), "identity-migrate");
+        signal(&child, "KILL");
+        let _ = finish(child);
+        wait_until(
+            "the server to abandon the dead client's statement",
+            Duration::from_secs(15),
+            || sessions_of(&mut admin, db.name(), "identity-migrate") == 0,
+        );
+        blocker.release();
+        run_db(dir.path(), &db, &["migrate"]).ok();
+    }
 }
 
 #[test]
 fn an_interrupted_backup_leaves_no_process_and_no_staging_after_the_next_backup() {
-    for name in ["KILL", "TERM"] {
+    for name in (0..trials()).flat_map(|_| ["KILL", "TERM"]) {
         let dir = tempdir();
         let db = db_at(dir.path(), &head());
         let backups = dir.path().join("backups");
@@ -344,7 +356,7 @@ fn an_interrupted_restore_leaves_no_process_and_no_scratch_database_after_the_ne
     let (source, archive) = backup_with_ballast(dir.path(), &marker);
     // Watched from another database: a session on the target would stop the restore.
     let mut admin = source.client();
-    for name in ["KILL", "TERM"] {
+    for name in (0..trials()).flat_map(|_| ["KILL", "TERM"]) {
         let target = TestDb::new();
         let scratch_prefix = format!("{}__", target.name());
         let url = target.url();
@@ -405,38 +417,40 @@ fn an_interrupted_restore_leaves_no_process_and_no_scratch_database_after_the_ne
 #[test]
 fn a_server_crash_mid_migration_converges_on_the_first_rerun() {
     let cluster = PrivateCluster::start("faults-crash", 54349, &[]);
-    cluster.create_database("crash");
     let url = cluster.url("crash");
-    let dir = tempdir();
-    output(command(dir.path()).args(["--database-url", &url, "migrate-to", R1])).ok();
-    let blocker = Blocker::new(cluster.client("crash"));
-    let child = spawn(command(dir.path()).args([
-        "--database-url",
-        &url,
-        "--lock-timeout",
-        "600000",
-        "migrate",
-    ]));
-    let mut admin = cluster.client("postgres");
-    wait_for_lock_wait(&mut admin, "crash", "identity-migrate");
-    drop(admin);
-    cluster.stop_immediate();
-    let crashed = finish(child);
-    assert_eq!(crashed.code, 1, "{crashed}");
-    drop(blocker);
-    cluster.start_again();
-    let out = output(command(dir.path()).args(["--database-url", &url, "migrate"]));
-    assert_eq!(out.code, 0, "the first rerun converges:\n{out}");
-    let mut client = cluster.client("crash");
-    assert_eq!(
-        query(&mut client, "SELECT version_num FROM alembic_version"),
-        [head()]
-    );
-    let applied = query(
-        &mut client,
-        "SELECT revision FROM identity_migrate_history WHERE outcome = 'applied' ORDER BY id",
-    );
-    assert_eq!(applied, chain(), "every revision recorded once");
+    for _ in 0..trials() {
+        cluster.create_database("crash");
+        let dir = tempdir();
+        output(command(dir.path()).args(["--database-url", &url, "migrate-to", R1])).ok();
+        let blocker = Blocker::new(cluster.client("crash"));
+        let child = spawn(command(dir.path()).args([
+            "--database-url",
+            &url,
+            "--lock-timeout",
+            "600000",
+            "migrate",
+        ]));
+        let mut admin = cluster.client("postgres");
+        wait_for_lock_wait(&mut admin, "crash", "identity-migrate");
+        drop(admin);
+        cluster.stop_immediate();
+        let crashed = finish(child);
+        assert_eq!(crashed.code, 1, "{crashed}");
+        drop(blocker);
+        cluster.start_again();
+        let out = output(command(dir.path()).args(["--database-url", &url, "migrate"]));
+        assert_eq!(out.code, 0, "the first rerun converges:\n{out}");
+        let mut client = cluster.client("crash");
+        assert_eq!(
+            query(&mut client, "SELECT version_num FROM alembic_version"),
+            [head()]
+        );
+        let applied = query(
+            &mut client,
+            "SELECT revision FROM identity_migrate_history WHERE outcome = 'applied' ORDER BY id",
+        );
+        assert_eq!(applied, chain(), "every revision recorded once");
+    }
 }
 
 #[test]
