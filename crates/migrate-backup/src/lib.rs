@@ -1320,10 +1320,20 @@ fn restore_by_swap(
         Ok(done) => done,
         Err(e) => {
             // Leave the target exactly as it was: the scratch database goes, whatever it holds.
-            if let Err(d) = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote_ident(&scratch)
-            )) {
+            // Once more if an interruption's cancel, meant for the work, landed on the drop.
+            let drop_scratch = |admin: &mut Client| {
+                admin.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(&scratch)
+                ))
+            };
+            let dropped = match drop_scratch(&mut admin) {
+                Err(d) if d.code() == Some(&postgres::error::SqlState::QUERY_CANCELED) => {
+                    drop_scratch(&mut admin)
+                }
+                other => other,
+            };
+            if let Err(d) = dropped {
                 log::warn!(
                     "could not drop the scratch database {scratch}: {}; drop it by hand",
                     pg_error(d)

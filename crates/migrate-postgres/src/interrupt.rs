@@ -77,13 +77,15 @@ pub fn cancel_on_interrupt(client: &postgres::Client) {
 /// Kills every running child's process group and cancels the statement running on every
 /// registered session: what was under way fails at once, and the caller's cleanup runs.
 pub fn interrupt() {
-    kill_children();
+    // Cancels first, children last: the caller's cleanup starts when a child dies, and its
+    // statements must not meet a cancel still on its way.
     let sessions: Vec<postgres::CancelToken> =
         SESSIONS.lock().map(|s| s.clone()).unwrap_or_default();
     for token in sessions {
         // Best effort: nothing may be running, or the server may be gone.
         let _ = token.cancel_query(postgres::NoTls);
     }
+    kill_children();
 }
 
 /// Kills the process group of every running child (SIGKILL: a dump or restore cut short is
