@@ -11,6 +11,8 @@ pub const EXIT_BAD_INPUT: i32 = 2;
 pub const EXIT_DRIFT: i32 = 3;
 /// Exit code of a failure while doing the work: unreachable server, failed step, busy lock.
 pub const EXIT_FAILURE: i32 = 1;
+/// Exit code of a lint error that no allowance covers (`lint`, and `migrate` refusing).
+pub const EXIT_LINT: i32 = 6;
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -31,6 +33,8 @@ pub enum CliError {
     Drift(String),
     /// Whoever read the output stopped reading (`| head`): not worth a message.
     OutputClosed,
+    /// Lint found an error that no allowance covers (the findings are on stdout).
+    Lint(String),
 }
 
 impl CliError {
@@ -41,6 +45,7 @@ impl CliError {
             CliError::Engine(EngineError::Resolve(_)) => EXIT_BAD_INPUT,
             CliError::Engine(_) | CliError::Io(_) => EXIT_FAILURE,
             CliError::OutputClosed => 0,
+            CliError::Lint(_) => EXIT_LINT,
             CliError::Drift(_) => EXIT_DRIFT,
             CliError::Backup(migrate_backup::BackupError::NotEmpty { .. }) => EXIT_BAD_INPUT,
             CliError::Backup(_) => EXIT_FAILURE,
@@ -58,7 +63,7 @@ impl fmt::Display for CliError {
             ),
             CliError::Engine(e) => e.fmt(f),
             CliError::OutputClosed => f.write_str("output closed"),
-            CliError::Drift(m) => f.write_str(m),
+            CliError::Drift(m) | CliError::Lint(m) => f.write_str(m),
             CliError::Backup(e) => e.fmt(f),
         }
     }

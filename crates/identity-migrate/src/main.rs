@@ -7,10 +7,12 @@ mod commands;
 mod config;
 mod database;
 mod error;
+mod lint_cmd;
 mod logger;
 mod output;
 mod scaffold;
 mod sqlite_backup;
+mod trace;
 
 use clap::Parser;
 

@@ -51,6 +51,7 @@ pub fn revision(
             )))
         }
     };
+    let mut to_lint = None;
     let (upgrade, downgrade) = if autogenerate {
         let all = graph.revisions().iter().map(|r| r.id.clone()).collect();
         let head = schema_at(graph, &all).map_err(|e| CliError::Config(e.to_string()))?;
@@ -64,7 +65,9 @@ pub fn revision(
             .map_err(|e| CliError::Io(e.to_string()))?;
             return Ok(());
         }
-        (rust_ops(&up), rust_ops(&diff(&models, &head)))
+        let text = (rust_ops(&up), rust_ops(&diff(&models, &head)));
+        to_lint = Some((head, up));
+        text
     } else {
         ("vec![]".to_owned(), "vec![]".to_owned())
     };
@@ -105,7 +108,11 @@ pub fn revision(
         },
         list.display()
     )
-    .map_err(|e| CliError::Io(e.to_string()))
+    .map_err(|e| CliError::Io(e.to_string()))?;
+    match to_lint {
+        Some((head, up)) => crate::lint_cmd::report_new_revision(out, &id, &head, &up),
+        None => Ok(()),
+    }
 }
 
 /// Adds `mod <module>;` and `<module>::revision(),` above their markers in the list's file.
