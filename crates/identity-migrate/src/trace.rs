@@ -44,6 +44,7 @@ impl Scratch {
         let base: String = live.database().chars().take(40).collect();
         settings.dbname = format!("{base}__trace_{}", std::process::id());
         let mut admin = connect(&maintenance)?;
+        let _ = admin.batch_execute("SET client_min_messages = warning");
         let name = quote_ident(&settings.dbname);
         // One left by a killed trace of the same pid is garbage by construction.
         let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"));
@@ -377,7 +378,9 @@ fn print(
                 t.elapsed.as_secs_f64() * 1000.0
             )
             .map_err(io_error)?;
-            for l in &t.locks {
+            // Tables in full; the locks on their indexes (which follow the table's) and the
+            // rewrites of indexes are counted here and listed in --json.
+            for l in t.locks.iter().filter(|l| l.relation.is_table()) {
                 let blocks = if l.mode.blocks_reads() {
                     "blocks reads and writes"
                 } else if l.mode.blocks_writes() {
@@ -387,16 +390,21 @@ fn print(
                 };
                 writeln!(
                     out,
-                    "      {:<22} on {} {} held {:.1} ms ({blocks})",
+                    "      {:<22} on {} held {:.1} ms ({blocks})",
                     l.mode.sql_name(),
-                    l.relation.kind_name(),
                     l.relation,
                     l.held.as_secs_f64() * 1000.0
                 )
                 .map_err(io_error)?;
             }
-            for r in &t.rewritten {
-                writeln!(out, "      rewrote {} {r}", r.kind_name()).map_err(io_error)?;
+            let others = t.locks.iter().filter(|l| !l.relation.is_table()).count();
+            if others > 0 {
+                writeln!(out, "      and {others} lock(s) on indexes and sequences")
+                    .map_err(io_error)?;
+            }
+            for r in t.rewritten.iter().filter(|r| r.is_table()) {
+                let indexes = t.rewritten.iter().filter(|r| !r.is_table()).count();
+                writeln!(out, "      rewrote {r} (and {indexes} index(es))").map_err(io_error)?;
             }
         }
     }
