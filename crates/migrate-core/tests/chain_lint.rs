@@ -37,12 +37,40 @@ fn an_allowance_is_no_blanket_a_new_danger_in_the_chain_still_blocks() {
     let mut revisions = identity_schema::revisions::all();
     let typed = revisions
         .iter_mut()
-        .find(|r| r.allowances.iter().any(|a| a.rule == "type-change-rewrite"))
-        .expect("a revision allows a rewrite");
+        .find(|r| r.id == "fbcbc6afff27")
+        .expect("the revision that rewrites user_activity_logs");
     typed.allowances.retain(|a| a.rule != "type-change-rewrite");
     let graph = RevisionGraph::new(revisions).expect("the graph is valid");
     let findings = lint::lint_graph(&graph, &LintContext::postgres()).expect("lints");
     let blocking: Vec<_> = findings.iter().filter(|f| f.blocks()).collect();
     assert_eq!(blocking.len(), 1, "{blocking:?}");
     assert_eq!(blocking[0].rule, "type-change-rewrite");
+}
+
+#[test]
+fn every_finding_of_the_identity_chain_rolled_back_is_allowed_with_a_reason() {
+    // `rollback` is judged like `migrate`: each downgrade against the schema it meets, from
+    // head down to base.
+    let graph = RevisionGraph::new(identity_schema::revisions::all()).expect("the graph is valid");
+    let all = graph.revisions().iter().map(|r| r.id.clone()).collect();
+    for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+        let mut schema = migrate_core::render::schema_at(&graph, &all).expect("head");
+        let ctx = LintContext::for_dialect(dialect);
+        let mut unexcused = Vec::new();
+        for r in graph.revisions().iter().rev() {
+            let findings = lint::lint_revision(r, migrate_core::Direction::Down, &mut schema, &ctx)
+                .expect("lints");
+            unexcused.extend(
+                findings
+                    .iter()
+                    .filter(|f| f.allowed.is_none() && f.severity > Severity::Info)
+                    .map(|f| format!("{} {}", f.rule, f)),
+            );
+        }
+        assert!(
+            unexcused.is_empty(),
+            "{dialect:?}: downgrade findings without an allowance:\n{}",
+            unexcused.join("\n")
+        );
+    }
 }
