@@ -555,3 +555,203 @@ pub fn report_new_revision(
     )
     .map_err(io_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migrate_core::schema::{Column, ColumnType, Table};
+    use migrate_core::{ColumnChange, Revision};
+    use migrate_engine::{Engine, Options, RunIdentity};
+    use migrate_testkit::TestDb;
+
+    /// `t (id, n integer)`, then a revision that makes `n` a bigint: a rewrite of `t`.
+    fn graph() -> RevisionGraph {
+        RevisionGraph::new(vec![
+            Revision::new("a00000000001", &[], "create t").upgrade(vec![Op::CreateTable(
+                Table::new("t")
+                    .column(Column::new("id", ColumnType::Integer).not_null())
+                    .column(Column::new("n", ColumnType::Integer))
+                    .primary_key("t_pkey", &["id"]),
+            )]),
+            Revision::new("a00000000002", &["a00000000001"], "n becomes bigint").upgrade(vec![
+                Op::AlterColumn {
+                    table: "t".into(),
+                    column: "n".into(),
+                    change: ColumnChange {
+                        ty: Some((ColumnType::BigInt, None)),
+                        nullable: None,
+                        default: None,
+                    },
+                },
+            ]),
+        ])
+        .expect("a valid graph")
+    }
+
+    fn cfg(db: &TestDb) -> Resolved {
+        Resolved {
+            database_url: Some(db.url()),
+            source: "test",
+            schema: "public".to_owned(),
+            lock_wait: std::time::Duration::from_secs(10),
+            lock_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: None,
+            backup_dir: std::path::PathBuf::from("."),
+            lint_rules: BTreeMap::new(),
+        }
+    }
+
+    fn run_args() -> MigrateArgs {
+        MigrateArgs {
+            dry_run: false,
+            single_transaction: false,
+            accept_changed: false,
+            create_database: false,
+            backup: false,
+            allow_lint_errors: false,
+            rules: RuleArgs::default(),
+        }
+    }
+
+    fn version(db: &TestDb) -> String {
+        db.client()
+            .query_one("SELECT version_num FROM alembic_version", &[])
+            .expect("one version")
+            .get(0)
+    }
+
+    #[test]
+    fn migrate_refuses_a_rewrite_with_the_live_size_before_touching_anything() {
+        let db = TestDb::new();
+        let cfg = cfg(&db);
+        let graph = graph();
+        let driver = Database::resolve(&cfg)
+            .and_then(|d| d.connect(&cfg, false))
+            .expect("connects")
+            .into_driver();
+        let identity = RunIdentity {
+            os_user: "test".into(),
+            host: "test".into(),
+            tool_version: "0".into(),
+        };
+        Engine::new(driver, &graph, Options::new(identity))
+            .run(&Intent::Upgrade("a00000000001".into()), &mut |_| {})
+            .expect("the first revision runs");
+        db.client()
+            .batch_execute("INSERT INTO t SELECT g, g FROM generate_series(1, 20000) g; ANALYZE t")
+            .expect("rows");
+
+        let mut out = Vec::new();
+        let intent = Intent::Upgrade("head".into());
+        let err = guard(&mut out, &cfg, &graph, &intent, &run_args()).expect_err("refused");
+        assert_eq!(err.exit_code(), 6);
+        let line = err.to_string();
+        assert!(!line.contains('\n'), "one line: {line}");
+        assert!(line.contains("type-change-rewrite"), "{line}");
+        assert!(
+            line.contains("rewrites t (20 k rows, ") && line.contains("under ACCESS EXCLUSIVE"),
+            "the live size is in the message: {line}"
+        );
+        assert!(line.contains("--allow-lint-errors"), "{line}");
+        let shown = String::from_utf8(out).expect("utf-8");
+        assert!(
+            shown.contains("error[type-change-rewrite] a00000000002 up op 1"),
+            "{shown}"
+        );
+        assert_eq!(version(&db), "a00000000001", "nothing changed");
+
+        // A dry run only reports; the override runs; a severity turned down lets it pass.
+        let dry = MigrateArgs {
+            dry_run: true,
+            ..run_args()
+        };
+        guard(&mut Vec::new(), &cfg, &graph, &intent, &dry).expect("a dry run is not refused");
+        let forced = MigrateArgs {
+            allow_lint_errors: true,
+            ..run_args()
+        };
+        guard(&mut Vec::new(), &cfg, &graph, &intent, &forced).expect("--allow-lint-errors");
+        let lowered = MigrateArgs {
+            rules: RuleArgs {
+                rule: vec!["type-change-rewrite=warning".into()],
+            },
+            ..run_args()
+        };
+        guard(&mut Vec::new(), &cfg, &graph, &intent, &lowered).expect("a warning passes");
+        let mut from_file = cfg.clone();
+        from_file
+            .lint_rules
+            .insert("type-change-rewrite".into(), "off".into());
+        guard(&mut Vec::new(), &from_file, &graph, &intent, &run_args()).expect("off passes");
+    }
+
+    #[test]
+    fn levels_refuse_unknown_rules_and_levels() {
+        let cfg = Resolved {
+            database_url: None,
+            ..cfg_without_db()
+        };
+        let flags = |s: &str| RuleArgs {
+            rule: vec![s.to_owned()],
+        };
+        for bad in [
+            "no-such-rule=off",
+            "type-change-rewrite=fatal",
+            "type-change-rewrite",
+        ] {
+            let err = Levels::resolve(&cfg, &flags(bad)).expect_err(bad);
+            assert_eq!(err.exit_code(), 2, "{bad}: {err}");
+        }
+        let mut file = cfg.clone();
+        file.lint_rules.insert("typo-rule".into(), "error".into());
+        let err = Levels::resolve(&file, &RuleArgs::default()).expect_err("typo");
+        assert!(err.to_string().contains("[lint.rules]"), "{err}");
+        // The flag beats the file.
+        file.lint_rules.clear();
+        file.lint_rules.insert("unknown-sql".into(), "off".into());
+        let levels = Levels::resolve(&file, &flags("unknown-sql=error")).expect("valid");
+        assert_eq!(
+            levels.0.get("unknown-sql"),
+            Some(&Level::Severity(Severity::Error))
+        );
+    }
+
+    fn cfg_without_db() -> Resolved {
+        Resolved {
+            database_url: None,
+            source: "test",
+            schema: "public".to_owned(),
+            lock_wait: std::time::Duration::from_secs(1),
+            lock_timeout: std::time::Duration::from_secs(1),
+            statement_timeout: None,
+            backup_dir: std::path::PathBuf::from("."),
+            lint_rules: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn ranges_name_the_revisions_migrate_would_run() {
+        let graph = identity_schema::graph();
+        let ids: Vec<String> = graph.revisions().iter().map(|r| r.id.clone()).collect();
+        let steps = |range: &str| -> Vec<String> {
+            range_steps(&graph, range)
+                .expect(range)
+                .1
+                .into_iter()
+                .map(|s| s.revision)
+                .collect()
+        };
+        assert_eq!(steps(&ids[1]), vec![ids[1].clone()]);
+        assert_eq!(steps(&format!("..{}", ids[1])), ids[..2].to_vec());
+        assert_eq!(
+            steps(&format!("{}..{}", ids[0], ids[2])),
+            ids[1..3].to_vec()
+        );
+        assert_eq!(
+            steps(&format!("{}..", ids[ids.len() - 2])),
+            ids[ids.len() - 1..].to_vec()
+        );
+        assert!(range_steps(&graph, &format!("{}..{}", ids[2], ids[0])).is_err());
+        assert!(range_steps(&graph, "nonsense").is_err());
+    }
+}
