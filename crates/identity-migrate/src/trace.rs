@@ -62,7 +62,7 @@ impl Scratch {
                         )
                         .map(|r| r.get::<_, i64>(0))
                         .unwrap_or(0);
-                    return Err(CliError::Config(
+                    return Err(CliError::Io(
                         if e.code().map(|c| c.code()) == Some("55006") {
                             format!(
                             "cannot copy {} as a template: {others} other session(s) are connected to it; \
@@ -84,7 +84,7 @@ impl Scratch {
                 admin
                     .batch_execute(&format!("CREATE DATABASE {name}"))
                     .map_err(|e| {
-                        CliError::Config(format!(
+                        CliError::Io(format!(
                             "cannot create the scratch database: {}",
                             db_message(&e)
                         ))
