@@ -191,7 +191,8 @@ fn backend_pid(client: &mut Client) -> Result<i32, TraceError> {
 }
 
 /// The strongest mode per relation among `taken` that `before` did not hold already, named by
-/// the catalogs before and after (a dropped relation keeps its old name).
+/// the catalogs before and after: a relation keeps the name it had when the statement began
+/// (a renamed table is reported under its old name, a created one under its new name).
 fn strongest_new(
     taken: &[(u32, LockMode)],
     before: &BTreeSet<(u32, LockMode)>,
@@ -285,7 +286,7 @@ fn trace_in_transaction(
                 sql: sql.clone(),
                 transactional: true,
                 elapsed,
-                locks: strongest_new(&taken, &held, &[&after, &before])
+                locks: strongest_new(&taken, &held, &[&before, &after])
                     .into_iter()
                     .map(|(relation, mode)| TakenLock {
                         relation,
@@ -376,7 +377,7 @@ pub fn trace_autocommit(
         sql: sql.to_owned(),
         transactional: false,
         elapsed,
-        locks: strongest_new(&seen, &BTreeSet::new(), &[&after, &before])
+        locks: strongest_new(&seen, &BTreeSet::new(), &[&before, &after])
             .into_iter()
             .map(|(relation, mode)| TakenLock {
                 relation,
