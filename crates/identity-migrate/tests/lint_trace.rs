@@ -324,3 +324,14 @@ fn trace_is_for_postgresql() {
     let line = assert_one_error_line(&out);
     assert!(line.contains("SQLite"), "{line}");
 }
+
+#[test]
+fn the_readme_lists_every_rule_with_its_severity() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    for rule in migrate_core::lint::rules() {
+        let row = format!("| `{}` | {} |", rule.id, rule.severity);
+        assert!(readme.contains(&row), "README's rules table lacks {row}");
+    }
+    assert!(readme.contains("| `unused-allowance` | warning |"));
+}
