@@ -8,7 +8,8 @@
 //! - the strongest mode measured on a table equals the strongest mode the profile gives it;
 //! - a table the profile does not name was at most read (ACCESS SHARE or ROW SHARE: nothing
 //!   waits for those but `ACCESS EXCLUSIVE`);
-//! - a table got a new relfilenode exactly when the profile says it is rewritten.
+//! - a table got a new relfilenode exactly when the profile says it is rewritten;
+//! - a statement ran outside a transaction block exactly when the profile has such a step.
 //!
 //! Raw SQL (`Op::Sql`) is the one kind left out: its profile is "unknown" by definition, which
 //! is why lint flags it.
@@ -524,6 +525,19 @@ fn compare(name: &str, before: &Schema, op: &Op, traced: &[StatementTrace]) -> V
                 "{name}: {table}: measured {mode}, not in the profile"
             ));
         }
+    }
+    // What must run outside a transaction block, the profile knows too. Except, today, for the
+    // online type change: the profile describes its phases (index builds `CONCURRENTLY`), while
+    // `render` still gives their one-transaction fallback, which is what runs until the engine
+    // executes phases (`migrate_core::phase`); its locks agree either way (the swap's ACCESS
+    // EXCLUSIVE is the strongest in both).
+    let outside =
+        steps.iter().any(|p| p.autocommit) && !matches!(op, Op::AlterColumnTypeOnline { .. });
+    let ran_outside = traced.iter().any(|t| !t.transactional);
+    if outside != ran_outside {
+        problems.push(format!(
+            "{name}: outside a transaction: profile {outside}, rendered {ran_outside}"
+        ));
     }
     if rewrites != rewritten {
         problems.push(format!(
