@@ -75,7 +75,7 @@ fn state_of(graph: &RevisionGraph, awaited: &Heads, current: &Heads) -> State {
             }
         }
         Ok(_) => State::Behind,
-        Err(ResolveError::Unknown(_)) => State::Unknown,
+        Err(ResolveError::UnknownCurrent(_)) => State::Unknown,
         // A database on the withdrawn series is not where the service expects it: it needs
         // `migrate` (which says how), so it is not ready.
         Err(_) => State::Behind,
