@@ -14,7 +14,7 @@ use crate::config::{self, Resolved};
 use crate::database::Database;
 use crate::error::CliError;
 use crate::output::{self, heads_text};
-use migrate_core::{Direction, Heads, RevisionGraph};
+use migrate_core::{Direction, Heads, ResolveError, RevisionGraph};
 use migrate_engine::{EngineError, Event, Intent};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -126,7 +126,16 @@ pub fn promote(
     let mut connected = target.database.connect(&target.cfg, false)?;
     let health = connected.health()?;
     let mut target_engine = engine(connected, graph, &target.cfg, None);
-    let report = target_engine.check()?;
+    let report = match target_engine.check() {
+        Err(EngineError::Resolve(ResolveError::UnknownCurrent(ids))) => {
+            return Err(CliError::Refused(format!(
+                "target {} is at {}, which this identity-migrate does not know (a newer release migrated it): the source lacks it; nothing was promoted",
+                target.name,
+                ids.join(", ")
+            )))
+        }
+        other => other?,
+    };
     if let Some(problems) = unclean(&report, &health) {
         return Err(CliError::Refused(format!(
             "target {} ({}) is not clean: {problems}; run `identity-migrate --env {} check`, nothing was promoted",
