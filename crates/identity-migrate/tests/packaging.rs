@@ -7,13 +7,11 @@
 //! - maturin (the version `pyproject.toml` pins) and PyYAML are installed once into
 //!   `<target>/python/tools`, a virtualenv kept between runs and created under a file lock. If
 //!   PyPI cannot be reached the test fails with one line saying so: it never skips.
-//! - The wheel is built with `maturin build --profile dev` into this build's own target
-//!   directory, so cargo reuses what the test build compiled. It recompiles only the few crates
-//!   whose features differ once dev-dependencies are left out (bitflags, rusqlite and the
-//!   workspace crates above them), then links the binary stripped; a second run recompiles
-//!   nothing. That build also re-links `<target>/debug/identity-migrate` (the binary the other
-//!   test files run) from the same sources with those features; the next `cargo` command links
-//!   the test build's one back.
+//! - The wheel is built with `maturin build --profile dev` into a target directory of its own,
+//!   `<target>/wheel-target`. Not the test build's: there, cargo would re-link
+//!   `<target>/debug/identity-migrate` (the features of a build without dev-dependencies
+//!   differ) while the other test files run that very binary. The first run compiles the
+//!   dependencies once more (a few minutes on 2 cores); later runs recompile nothing.
 //! - One fresh virtualenv per test process, without pip: the tools' pip installs the wheel into it with
 //!   `--no-index`, which also proves the wheel needs nothing else from PyPI.
 
@@ -181,15 +179,24 @@ fn wheel() -> &'static Path {
                 }
             }
         }
+        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        let before = modified(test_build_binary());
         let out = run(
             Command::new(tools.join("bin/maturin"))
                 .args(["build", "--locked", "--profile", &profile, "--out"])
                 .arg(&out_dir)
                 .current_dir(repo_root())
-                .env("CARGO_TARGET_DIR", &target),
+                .env("CARGO_TARGET_DIR", target.join("wheel-target")),
             "maturin",
         );
         let out = succeeded(out, "maturin build");
+        // The binary the other test files run was left alone.
+        assert_eq!(
+            modified(test_build_binary()),
+            before,
+            "building the wheel rewrote {}",
+            test_build_binary().display()
+        );
         let wheels: Vec<PathBuf> = fs::read_dir(&out_dir)
             .expect("maturin's output directory")
             .flatten()
