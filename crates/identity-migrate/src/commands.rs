@@ -405,7 +405,17 @@ fn migrate(
         }
     }
     let started = Instant::now();
+    let mut spinner: Option<indicatif::ProgressBar> = None;
     let mut on_event = |event: &Event| {
+        if let Some(bar) = spinner.take() {
+            bar.finish_and_clear();
+        }
+        if let Event::StepStarted(step) = event {
+            spinner = crate::progress::spinner(
+                false,
+                &format!("{:?} {}", step.direction, step.revision).to_lowercase(),
+            );
+        }
         let line = match event {
             Event::Accepted(ids) => Some(
                 ids.iter()
@@ -435,7 +445,11 @@ fn migrate(
             let _ = writeln!(out, "{line}");
         }
     };
-    let reports = engine.run(&intent, &mut on_event)?;
+    let reports = engine.run(&intent, &mut on_event);
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let reports = reports?;
     let status = engine.status()?;
     let at = heads_text(&status.current);
     let head_note = if status.at_head { " (head)" } else { "" };
@@ -718,7 +732,12 @@ fn backup_verify(
     } else {
         migrate_backup::Check::Fast
     };
-    let manifest = migrate_backup::verify(path, &tools, check)?;
+    let spinner = crate::progress::spinner(false, &format!("verifying {}", path.display()));
+    let manifest = migrate_backup::verify(path, &tools, check);
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let manifest = manifest?;
     let files = manifest.files.len();
     let rows = manifest.tables.values().sum::<u64>();
     let tables = manifest.tables.len();
@@ -803,12 +822,16 @@ fn seed_data(out: &mut dyn Write, cfg: &Resolved, users: u64, seed: u64) -> Resu
         .connect(postgres::NoTls)
         .map_err(|e| DriverError::Unreachable(format!("{}: {e}", settings.redacted())))?;
     let scale = identity_seed::Scale::users(users);
+    let spinner = crate::progress::spinner(false, "seeding");
     let report = identity_seed::seed_with_progress(&mut client, &scale, seed, &mut |p| match p {
         identity_seed::Progress::Loaded {
             table,
             rows,
             elapsed,
         } => {
+            if let Some(bar) = &spinner {
+                bar.set_message(format!("seeding: loaded {table}"));
+            }
             log::info!(
                 "loaded {rows} row(s) into {table} ({:.1} s)",
                 elapsed.as_secs_f64()

@@ -1,10 +1,20 @@
 //! Progress on stderr for long work, drawn only on a terminal: never into a pipe or a log file,
 //! never with `--json` (a machine reads that output) and never with `--quiet`.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::LazyLock;
 use std::time::Duration;
+
+/// Every bar drawn, so that a log line can be printed between two draws rather than into one.
+static BARS: LazyLock<MultiProgress> =
+    LazyLock::new(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+
+/// Runs `f` (which writes to stderr) with the bars cleared, and draws them again after.
+pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+    BARS.suspend(f)
+}
 
 /// Set by `--quiet`: no progress either.
 static QUIET: AtomicBool = AtomicBool::new(false);
@@ -24,7 +34,7 @@ pub fn spinner(json: bool, message: &str) -> Option<ProgressBar> {
     if !wanted(json) {
         return None;
     }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let bar = BARS.add(ProgressBar::new_spinner());
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
