@@ -908,3 +908,66 @@ fn kubernetes_manifests_keep_the_url_secret_and_agree_on_the_revision() {
         assert_within(shown, container, name);
     }
 }
+
+/// `wait_for_schema(expected, database_url=$TEST_URL, timeout=$TEST_TIMEOUT)` run in `venv`:
+/// its `SchemaState` as JSON, or `{"error", "exit_code"}` for a `SchemaCheckError`.
+const WAIT: &str = r#"
+import dataclasses, json, os, sys
+import identity_migrate
+try:
+    state = identity_migrate.wait_for_schema(
+        sys.argv[1],
+        database_url=os.environ["TEST_URL"],
+        timeout=float(os.environ["TEST_TIMEOUT"]),
+    )
+    print(json.dumps(dataclasses.asdict(state)))
+except identity_migrate.SchemaCheckError as e:
+    print(json.dumps({"error": str(e), "exit_code": e.exit_code}))
+"#;
+
+#[test]
+fn python_wait_for_schema_uses_the_binarys_wait() {
+    let home = tempdir();
+    let venv = venv();
+    let db = Database::Sqlite(home.path().join("service.db"));
+    let url = db.url();
+    let wait = |expected: &str, timeout: &str, url: &str| -> Json {
+        let out = run(
+            in_venv(venv, home.path(), venv.join("bin/python"))
+                .args(["-c", WAIT, expected])
+                .env("TEST_URL", url)
+                .env("TEST_TIMEOUT", timeout),
+            "wait_for_schema",
+        );
+        let out = succeeded(out, "wait_for_schema");
+        Json::parse(&String::from_utf8_lossy(&out.stdout))
+    };
+
+    // Not created yet: behind when the timeout passes (not an error).
+    let state = wait("head", "1", &url);
+    assert_state(&state, "behind", false, Some(&head()));
+
+    succeeded(
+        venv_binary(venv, home.path(), &url, &["migrate-to", R2]),
+        "migrate-to",
+    );
+    assert_state(&wait(R2, "5", &url), "at", true, Some(R2));
+    assert_state(&wait(R1, "5", &url), "ahead", true, Some(R1));
+    assert_state(&wait("head", "1", &url), "behind", false, Some(&head()));
+
+    // A server that never answers: the binary's exit code 1 and its one line.
+    let down = closed_port();
+    let state = wait(
+        "head",
+        "1",
+        &format!("postgresql://postgres@127.0.0.1:{down}/identity"),
+    );
+    assert_eq!(state.get("exit_code"), &Json::Number(1.0), "{state:?}");
+    assert!(
+        state
+            .get("error")
+            .str()
+            .contains("did not accept a connection"),
+        "{state:?}"
+    );
+}
