@@ -194,7 +194,7 @@ fn wheel() -> &'static Path {
         assert_eq!(
             modified(test_build_binary()),
             before,
-            "building the wheel rewrote {}",
+            "building the wheel rewrote {} (or another cargo command did meanwhile)",
             test_build_binary().display()
         );
         let wheels: Vec<PathBuf> = fs::read_dir(&out_dir)
