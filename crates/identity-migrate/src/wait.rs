@@ -10,7 +10,9 @@
 //! Connection failures are retried for the whole `--timeout`: in a cluster the database (or a
 //! proxy sidecar in front of it) often comes up after the pods that need it. A server never
 //! reached by then is exit 1 with the last connection error; a server reached whose database
-//! never got to the revision is exit 5.
+//! never got to the revision is exit 5. The polls run on a thread of their own and the command
+//! keeps the deadline, so a server that accepts connections and never answers cannot hold a pod
+//! past its `--timeout`.
 
 use crate::commands::io_error;
 use crate::config::Resolved;
@@ -20,6 +22,7 @@ use crate::output::heads_text;
 use migrate_core::{Heads, ResolveError, RevisionGraph};
 use serde_json::json;
 use std::io::Write;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// Time between two polls.
@@ -108,6 +111,42 @@ fn poll(
     }
 }
 
+/// What the polling thread found at one poll.
+enum Polled {
+    /// The database's current revisions.
+    At(Heads),
+    /// No answer: why (a connection refused, a database not created yet...).
+    Failed(String),
+}
+
+/// Polls on a thread of its own until `ready` says so or the receiver is gone. The caller
+/// keeps the deadline: a server that accepts a connection and never answers blocks this
+/// thread, not the command (the process ends with it).
+fn start_polling(
+    cfg: Resolved,
+    database: Database,
+    ready: impl Fn(&Heads) -> bool + Send + 'static,
+) -> mpsc::Receiver<Polled> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut connection: Option<Connected> = None;
+        loop {
+            let (polled, done) = match poll(&cfg, &database, &mut connection) {
+                Ok(current) => {
+                    let done = ready(&current);
+                    (Polled::At(current), done)
+                }
+                Err(e) => (Polled::Failed(e.to_string()), false),
+            };
+            if tx.send(polled).is_err() || done {
+                return;
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    });
+    rx
+}
+
 /// Runs `wait`.
 pub fn wait(
     out: &mut dyn Write,
@@ -121,15 +160,19 @@ pub fn wait(
     let awaited = awaited(graph, target)?;
     let started = Instant::now();
     let deadline = started + timeout;
-    let mut connection: Option<Connected> = None;
-    let mut reached = false;
-    let mut last_error: Option<CliError> = None;
+    let polled = {
+        let (graph, awaited) = (graph.clone(), awaited.clone());
+        start_polling(cfg.clone(), database.clone(), move |current| {
+            state_of(&graph, &awaited, current).ready()
+        })
+    };
+    let mut last_error: Option<String> = None;
     let mut last_state: Option<(State, Heads)> = None;
     let spinner = crate::progress::spinner(json, "waiting for the schema");
     loop {
-        match poll(cfg, &database, &mut connection) {
-            Ok(current) => {
-                reached = true;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match polled.recv_timeout(left) {
+            Ok(Polled::At(current)) => {
                 let state = state_of(graph, &awaited, &current);
                 if last_state.as_ref().map(|(s, c)| (*s, c)) != Some((state, &current)) {
                     log::info!(
@@ -152,30 +195,23 @@ pub fn wait(
                     break;
                 }
             }
-            Err(CliError::Engine(migrate_engine::EngineError::Driver(e))) => {
-                log::debug!("not reachable yet: {e}");
+            Ok(Polled::Failed(e)) => {
+                log::debug!("no answer yet: {e}");
                 if let Some(bar) = &spinner {
                     bar.set_message("waiting for the database to accept connections");
                 }
-                last_error = Some(e.into());
+                last_error = Some(e);
             }
-            Err(e) => return Err(e),
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            break;
-        }
-        std::thread::sleep(POLL_INTERVAL.min(deadline - now));
-        if let Some(bar) = &spinner {
-            bar.tick();
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
         }
     }
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }
     let waited = started.elapsed().as_secs_f64();
-    let Some((state, current)) = last_state.filter(|_| reached) else {
-        let error = last_error.map_or_else(String::new, |e| e.to_string());
+    let Some((state, current)) = last_state else {
+        let error = last_error
+            .unwrap_or_else(|| "no answer (a connection attempt was still pending)".to_owned());
         if json {
             let value = json!({
                 "ready": false,

@@ -244,3 +244,28 @@ fn an_unknown_revision_to_wait_for_is_bad_input() {
     assert_one_error(&out, 2);
     assert!(!dir.path().join("service.db").exists());
 }
+
+#[test]
+fn a_server_that_accepts_and_never_answers_is_exit_1_at_the_timeout() {
+    let dir = tempdir();
+    // Connections are accepted (by the kernel's backlog) and never answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("address").port();
+    let url = format!("postgresql://postgres@127.0.0.1:{port}/identity");
+    let started = Instant::now();
+    let out = run(
+        dir.path(),
+        &["--quiet", "--database-url", &url, "wait", "--timeout", "2"],
+    );
+    let line = assert_one_error(&out, 1);
+    assert!(
+        line.contains("did not accept a connection within 2 s"),
+        "{line}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "held past its timeout: {:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
