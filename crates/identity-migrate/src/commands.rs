@@ -170,7 +170,7 @@ pub(crate) fn io_error(e: std::io::Error) -> CliError {
     CliError::Io(format!("cannot write output: {e}"))
 }
 
-pub(crate) fn message_of<'g>(graph: &'g RevisionGraph, id: &str) -> &'g str {
+fn message_of<'g>(graph: &'g RevisionGraph, id: &str) -> &'g str {
     graph.get(id).map_or("", |r| r.message.as_str())
 }
 
@@ -407,14 +407,21 @@ fn migrate(
     let started = Instant::now();
     let mut spinner: Option<indicatif::ProgressBar> = None;
     let mut on_event = |event: &Event| {
-        if let Some(bar) = spinner.take() {
-            bar.finish_and_clear();
+        // A spinner while a step runs (a long revision shows it is alive), gone before its line.
+        if let Event::StepStarted(step) | Event::Retrying { step, .. } = event {
+            let doing = match step.direction {
+                Direction::Up => "applying",
+                Direction::Down => "reverting",
+            };
+            if let Some(bar) = spinner.take() {
+                bar.finish_and_clear();
+            }
+            spinner = crate::progress::spinner(false, &format!("{doing} {}", step.revision));
         }
-        if let Event::StepStarted(step) = event {
-            spinner = crate::progress::spinner(
-                false,
-                &format!("{:?} {}", step.direction, step.revision).to_lowercase(),
-            );
+        if let Event::StepFinished(_) = event {
+            if let Some(bar) = spinner.take() {
+                bar.finish_and_clear();
+            }
         }
         let line = match event {
             Event::Accepted(ids) => Some(
@@ -844,7 +851,11 @@ fn seed_data(out: &mut dyn Write, cfg: &Resolved, users: u64, seed: u64) -> Resu
             );
         }
     })
-    .map_err(|e| CliError::Config(format!("cannot seed {}: {e}", settings.redacted())))?;
+    .map_err(|e| CliError::Config(format!("cannot seed {}: {e}", settings.redacted())));
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     let rows: Vec<Vec<String>> = report
         .rows
         .iter()
