@@ -3,6 +3,7 @@
 
 pub mod backup;
 mod introspect;
+pub mod trace;
 pub mod url;
 
 use migrate_core::driver::{
