@@ -14,7 +14,7 @@ pub struct Cli {
 }
 
 /// Options every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Database URL (postgresql://user@host:5432/db; SQLAlchemy's postgresql+asyncpg:// too).
     /// Strongest source; then --env, then DATABASE_URL, then identity-migrate.toml.
@@ -59,7 +59,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Current revision(s), head(s), pending count, and whether the database is at head.
-    Status(JsonArg),
+    Status(StatusArgs),
     /// Every revision, oldest first: applied, current, head, when applied and how long it took.
     #[command(alias = "history")]
     List(JsonArg),
@@ -130,6 +130,132 @@ pub enum Command {
         #[arg(long)]
         in_place: bool,
     },
+    /// Judge revisions (or a SQL file) for the locks they take, the rewrites and scans they
+    /// cause, and what they break or lose. Exit 6 when an error has no allowance.
+    Lint(LintArgs),
+    /// Run revisions on a scratch copy of the database and report the locks each statement
+    /// took, the relations it rewrote, and how long each lock was held; the copy is dropped.
+    Trace(TraceArgs),
+    /// Block until the database is at REV or past it, polling without the migration lock
+    /// (the service's pods waiting for the migration Job). Exit 0 ready, 5 timed out, 1 when
+    /// the server never accepted a connection.
+    Wait(WaitArgs),
+    /// Bring one environment of identity-migrate.toml to exactly the revision another is at
+    /// (staging to production): the source must be clean, the target must lack nothing the
+    /// source has, and the target's verified backup is taken first.
+    Promote(PromoteArgs),
+    /// Print a shell completion script (revision ids included) to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: ShellArg,
+    },
+    /// Print the man page (roff) to stdout: `identity-migrate man > identity-migrate.1`.
+    Man,
+}
+
+/// `lint`.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// A revision range (A..B: after A up to B; ..B; A..; one REV), or a SQL file (`-`: stdin)
+    /// [default: every revision of the chain].
+    #[arg(value_name = "RANGE|FILE.sql", allow_hyphen_values = true)]
+    pub target: Option<String>,
+    /// Lint what `migrate` would run on the configured database, with its live table sizes.
+    #[arg(long, conflicts_with = "target")]
+    pub pending: bool,
+    /// The database kind to judge for [default: the configured database's; PostgreSQL when
+    /// none is configured].
+    #[arg(long, value_enum)]
+    pub dialect: Option<DialectArg>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+/// `--rule ID=LEVEL`, shared by `lint` and the commands that run revisions.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RuleArgs {
+    /// Set a lint rule's severity: ID=error|warning|info|off (repeatable; beats the
+    /// `[lint.rules]` of identity-migrate.toml).
+    #[arg(long = "rule", value_name = "ID=LEVEL")]
+    pub rule: Vec<String>,
+}
+
+/// `trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The revisions to trace (A..B, ..B, A.., one REV) [default: the pending ones].
+    #[arg(value_name = "RANGE")]
+    pub range: Option<String>,
+    /// Make the scratch copy by restoring this verified backup instead of copying the
+    /// database as a template (which needs nobody else connected to it).
+    #[arg(long, value_name = "PATH")]
+    pub from_backup: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 4 when revisions are pending (0 at head), for scripts.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Every environment of identity-migrate.toml, in one table.
+    #[arg(long)]
+    pub all_environments: bool,
+}
+
+/// Options of `wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The revision to wait for: an id, a unique prefix, or head.
+    #[arg(long = "for", value_name = "REV", default_value = "head")]
+    pub revision: String,
+    /// Seconds to wait, connection attempts included, before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `promote`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The environment whose revision is promoted (e.g. staging).
+    #[arg(long, value_name = "ENV")]
+    pub from: String,
+    /// The environment brought to that revision (e.g. production).
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+    /// Do not take the target's verified backup first.
+    #[arg(long)]
+    pub no_backup: bool,
+    /// Say what would be done and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Machine-readable report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A shell for `completions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShellArg {
+    /// Bash.
+    Bash,
+    /// Zsh.
+    Zsh,
+    /// Fish.
+    Fish,
 }
 
 /// `backup` and its `verify`.
@@ -196,6 +322,11 @@ pub struct MigrateArgs {
     /// Take a verified backup before the first statement; if it fails, nothing is migrated.
     #[arg(long)]
     pub backup: bool,
+    /// Run although lint finds an error that the revision does not allow (each is logged).
+    #[arg(long)]
+    pub allow_lint_errors: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
 }
 
 /// Options of `generate-sql`.

@@ -24,6 +24,18 @@ pub struct ConfigFile {
     /// Named environments.
     #[serde(default)]
     pub environments: BTreeMap<String, Environment>,
+    /// `[lint]`: rule severities by rule id.
+    #[serde(default)]
+    pub lint: LintSection,
+}
+
+/// `[lint]` of identity-migrate.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintSection {
+    /// `rule-id = "error" | "warning" | "info" | "off"`.
+    #[serde(default)]
+    pub rules: BTreeMap<String, String>,
 }
 
 /// One named environment.
@@ -63,6 +75,8 @@ pub struct Resolved {
     pub statement_timeout: Option<Duration>,
     /// Directory for backups with a default name.
     pub backup_dir: PathBuf,
+    /// Lint severities by rule id, from the file's `[lint.rules]` (checked by `lint_cmd`).
+    pub lint_rules: BTreeMap<String, String>,
 }
 
 /// Resolves the configuration from the flags, the environment and the file.
@@ -172,7 +186,35 @@ pub fn resolve(
             .clone()
             .or_else(|| environment.and_then(|e| e.backup_dir.clone()))
             .unwrap_or_else(|| PathBuf::from(".")),
+        lint_rules: file.map(|f| f.lint.rules).unwrap_or_default(),
     })
+}
+
+/// The names of the environments of the configuration file, sorted; an error when there is no
+/// file or it names none.
+pub fn environment_names(global: &GlobalArgs) -> Result<Vec<String>, CliError> {
+    let file = load_file(global.config.as_deref())?.ok_or_else(|| {
+        CliError::Config(format!(
+            "no {CONFIG_FILE} here: environments are named there (or pass --config)"
+        ))
+    })?;
+    if file.environments.is_empty() {
+        return Err(CliError::Config(format!(
+            "{CONFIG_FILE} names no environment: add [environments.NAME] sections"
+        )));
+    }
+    Ok(file.environments.into_keys().collect())
+}
+
+/// The configuration of the environment `name`, as `--env NAME` would resolve it.
+pub fn resolve_environment(
+    global: &GlobalArgs,
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Resolved, CliError> {
+    let mut named = global.clone();
+    named.environment = Some(name.to_owned());
+    resolve(&named, env)
 }
 
 fn load_file(explicit: Option<&Path>) -> Result<Option<ConfigFile>, CliError> {

@@ -8,11 +8,17 @@ mod config;
 mod database;
 mod env_file;
 mod error;
+mod lint_cmd;
 mod logger;
 mod output;
+mod progress;
+mod promote;
 mod scaffold;
+mod shell;
 mod signals;
 mod sqlite_backup;
+mod trace;
+mod wait;
 
 use clap::Parser;
 
@@ -63,6 +69,7 @@ fn real_main() -> i32 {
         eprintln!("error: {}", one_line(&e));
         return error::EXIT_BAD_INPUT;
     }
+    progress::set_quiet(cli.global.quiet);
     signals::install();
     let result = commands::run(cli);
     // A signal decides the exit code, whatever the interrupted work returned: the operator

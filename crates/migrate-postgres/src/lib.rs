@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod interrupt;
 mod introspect;
+pub mod trace;
 pub mod url;
 
 use migrate_core::driver::{
