@@ -98,14 +98,18 @@ fn query(client: &mut postgres::Client, sql: &str) -> Vec<String> {
         .collect()
 }
 
-/// A session holding an ACCESS EXCLUSIVE lock on every identity table of `client`'s database
-/// until it is dropped: whatever the tool does to them waits.
+/// A session holding a lock of `mode` on every identity table of `client`'s database until it
+/// is dropped. ACCESS SHARE stops every `ALTER TABLE` of a migration but no read (the lint
+/// guard's size queries run before it, as they must); ACCESS EXCLUSIVE stops `pg_dump` too.
 struct Blocker {
     client: postgres::Client,
 }
 
+const STOPS_DDL: &str = "ACCESS SHARE";
+const STOPS_READS: &str = "ACCESS EXCLUSIVE";
+
 impl Blocker {
-    fn new(mut client: postgres::Client) -> Blocker {
+    fn new(mut client: postgres::Client, mode: &str) -> Blocker {
         let tables = query(
             &mut client,
             "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' \
@@ -114,7 +118,7 @@ impl Blocker {
         assert!(!tables.is_empty(), "tables to lock");
         client
             .batch_execute(&format!(
-                "BEGIN; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+                "BEGIN; LOCK TABLE {} IN {mode} MODE",
                 tables.join(", ")
             ))
             .expect("lock the tables");
@@ -162,7 +166,7 @@ fn a_signal_during_migrate_rolls_back_records_unlocks_and_exits_128_plus_its_num
     for (name, code) in (0..trials()).flat_map(|_| scenarios) {
         let dir = tempdir();
         let db = db_at(dir.path(), R1);
-        let blocker = Blocker::new(db.client());
+        let blocker = Blocker::new(db.client(), STOPS_DDL);
         let url = db.url();
         let child = spawn(command(dir.path()).args([
             "--database-url",
@@ -217,7 +221,7 @@ fn a_killed_migrator_leaves_no_statement_running_on_the_server() {
     for _ in 0..trials() {
         let dir = tempdir();
         let db = db_at(dir.path(), R1);
-        let blocker = Blocker::new(db.client());
+        let blocker = Blocker::new(db.client(), STOPS_DDL);
         let url = db.url();
         let child = spawn(command(dir.path()).args([
             "--database-url",
@@ -247,7 +251,7 @@ fn an_interrupted_backup_leaves_no_process_and_no_staging_after_the_next_backup(
         let db = db_at(dir.path(), &head());
         let backups = dir.path().join("backups");
         std::fs::create_dir(&backups).expect("mkdir");
-        let blocker = Blocker::new(db.client());
+        let blocker = Blocker::new(db.client(), STOPS_READS);
         let url = db.url();
         let backups_arg = backups.to_str().expect("utf-8");
         let child = spawn(command(dir.path()).args([
@@ -422,7 +426,7 @@ fn a_server_crash_mid_migration_converges_on_the_first_rerun() {
         cluster.create_database("crash");
         let dir = tempdir();
         output(command(dir.path()).args(["--database-url", &url, "migrate-to", R1])).ok();
-        let blocker = Blocker::new(cluster.client("crash"));
+        let blocker = Blocker::new(cluster.client("crash"), STOPS_DDL);
         let child = spawn(command(dir.path()).args([
             "--database-url",
             &url,
