@@ -154,8 +154,26 @@ fn child_command(tool: &Path, settings: &ConnectionSettings) -> Command {
     cmd.env("PGPORT", settings.port.to_string())
         .env("PGUSER", &settings.user)
         .env("PGDATABASE", &settings.dbname)
-        .env("PGAPPNAME", "identity-migrate")
-        .env("PGSSLMODE", "disable");
+        .env(
+            "PGAPPNAME",
+            settings
+                .application_name
+                .as_deref()
+                .unwrap_or("identity-migrate"),
+        );
+    // The same TLS as the tool's own sessions: libpq gives these words the meaning the tool's
+    // rustls layer copies, so backup and restore connect the way migrate did.
+    for (name, value) in settings.tls.child_env() {
+        cmd.env(name, value);
+    }
+    if settings.read_write_only {
+        cmd.env("PGTARGETSESSIONATTRS", "read-write");
+    } else {
+        cmd.env_remove("PGTARGETSESSIONATTRS");
+    }
+    if let Some(options) = &settings.options {
+        cmd.env("PGOPTIONS", options);
+    }
     if let Some(password) = &settings.password {
         cmd.env("PGPASSWORD", password.expose_secret());
     }

@@ -6,6 +6,7 @@
 //! defaults. No error ever repeats the URL or a value taken from it, because a
 //! URL with a badly encoded password can put pieces of that password anywhere.
 
+use crate::tls::{RootCert, SslMode, TlsFileError, TlsSettings};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,7 +27,7 @@ const MAX_SHOWN_SCHEME_LEN: usize = 32;
 
 /// Query parameters with a meaning here; anything else belongs to SQLAlchemy or
 /// asyncpg (pool sizes, statement caches) and is skipped.
-const KNOWN_PARAMS: [&str; 11] = [
+const KNOWN_PARAMS: [&str; 16] = [
     "host",
     "port",
     "user",
@@ -38,6 +39,11 @@ const KNOWN_PARAMS: [&str; 11] = [
     "sslmode",
     "ssl",
     "passfile",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslcrl",
+    "target_session_attrs",
 ];
 
 const NO_SLASHES: &str =
@@ -104,10 +110,15 @@ pub struct ConnectionSettings {
     pub application_name: Option<String>,
     /// Server command-line options, such as `-c search_path=identity`.
     pub options: Option<String>,
+    /// TLS: the mode and the certificate files, with libpq's meaning.
+    pub tls: TlsSettings,
+    /// Only a server that accepts writes will do (`target_session_attrs=read-write`).
+    pub read_write_only: bool,
 }
 
 impl ConnectionSettings {
-    /// Builds a `postgres::Config` for these settings, with TLS disabled.
+    /// Builds a `postgres::Config` for these settings; the TLS connector comes from
+    /// [`TlsSettings::client_config`] (see `migrate_postgres::connect_client`).
     pub fn to_postgres_config(&self) -> postgres::Config {
         let mut config = postgres::Config::new();
         match &self.host {
@@ -120,9 +131,11 @@ impl ConnectionSettings {
             .port(self.port)
             .user(&self.user)
             .dbname(&self.dbname)
-            // This build links no TLS connector, so `allow` and `prefer` can only
-            // ever end in a clear-text session; saying so avoids a futile TLS offer.
-            .ssl_mode(postgres::config::SslMode::Disable);
+            .ssl_mode(match self.effective_ssl_mode() {
+                SslMode::Disable | SslMode::Allow => postgres::config::SslMode::Disable,
+                SslMode::Prefer => postgres::config::SslMode::Prefer,
+                _ => postgres::config::SslMode::Require,
+            });
         if let Some(password) = &self.password {
             config.password(password.expose_secret());
         }
@@ -168,6 +181,35 @@ impl ConnectionSettings {
     pub fn database(&self) -> &str {
         &self.dbname
     }
+
+    /// The mode in force: libpq never uses TLS over a Unix socket, whatever `sslmode` says.
+    pub fn effective_ssl_mode(&self) -> SslMode {
+        match self.host {
+            Host::Socket(_) => SslMode::Disable,
+            Host::Tcp(_) => self.tls.mode,
+        }
+    }
+
+    /// The host name certificates are checked against (empty for a socket).
+    pub fn host_name(&self) -> &str {
+        match &self.host {
+            Host::Tcp(name) => name,
+            Host::Socket(_) => "",
+        }
+    }
+
+    /// Whether the host is this machine (a socket, `localhost` or a loopback address).
+    pub fn is_loopback(&self) -> bool {
+        match &self.host {
+            Host::Socket(_) => true,
+            Host::Tcp(name) => {
+                name.eq_ignore_ascii_case("localhost")
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -211,13 +253,8 @@ pub enum UrlError {
         /// The scheme, lowercased, when it was a plain `scheme://` token.
         scheme: Option<String>,
     },
-    /// TLS was demanded, and this build cannot do TLS.
-    TlsUnsupported {
-        /// The demanded libpq `sslmode`.
-        mode: &'static str,
-        /// Where the demand came from.
-        origin: Origin,
-    },
+    /// A TLS file setting cannot be used (missing, unreadable, not PEM, a key others can read).
+    Tls(TlsFileError),
     /// A port is not a number from 1 to 65535.
     InvalidPort {
         /// Where the port came from.
@@ -260,17 +297,7 @@ impl fmt::Display for UrlError {
                 f,
                 "the database URL has no recognizable scheme: use {EXAMPLE_URL}"
             ),
-            UrlError::TlsUnsupported {
-                mode,
-                origin: Origin::Url,
-            } => write!(
-                f,
-                "TLS is not supported by this build, but the database URL asks for sslmode={mode}: set sslmode=disable in the URL or reach the server through a TLS-terminating proxy"
-            ),
-            UrlError::TlsUnsupported { mode, origin } => write!(
-                f,
-                "TLS is not supported by this build, but {origin} asks for sslmode={mode}: unset {origin} or set it to disable"
-            ),
+            UrlError::Tls(e) => write!(f, "TLS setting {e}"),
             UrlError::InvalidPort { origin } => write!(
                 f,
                 "invalid port in {origin}: use a number from 1 to 65535, such as 5432"
@@ -278,8 +305,10 @@ impl fmt::Display for UrlError {
             UrlError::InvalidParameter { name, origin } => {
                 let hint = match *name {
                     "connect_timeout" => "use a whole number of seconds, such as 10 (0 waits forever)",
-                    "ssl" => "use ssl=disable or ssl=false (this build has no TLS)",
-                    "sslmode" => "use disable, allow or prefer (this build has no TLS)",
+                    "ssl" => "use one of disable, allow, prefer, require, verify-ca, verify-full, true or false",
+                    "sslmode" => "use one of disable, allow, prefer, require, verify-ca, verify-full",
+                    "sslrootcert" => "sslrootcert=system checks the platform's CAs and requires sslmode=verify-full (as libpq 16 does)",
+                    "target_session_attrs" => "use any or read-write",
                     _ => "check its value",
                 };
                 write!(f, "invalid {name} in {origin}: {hint}")
@@ -325,6 +354,11 @@ struct UrlParts {
     options: Option<String>,
     ssl: Option<(&'static str, String)>,
     passfile: Option<String>,
+    sslrootcert: Option<String>,
+    sslcert: Option<String>,
+    sslkey: Option<String>,
+    sslcrl: Option<String>,
+    target_session_attrs: Option<String>,
 }
 
 /// `is_dir` is injected so tests can pick which socket directories exist.
@@ -337,14 +371,32 @@ fn parse_with(
     // libpq treats an empty variable like an unset one in practice.
     let var = |name: &str| env(name).filter(|value| !value.is_empty());
 
-    match &parts.ssl {
-        Some((name, value)) => check_ssl(name, value, Origin::Url)?,
-        None => {
-            if let Some(value) = var("PGSSLMODE") {
-                check_ssl("sslmode", &value, Origin::Env("PGSSLMODE"))?;
+    let explicit_mode = match &parts.ssl {
+        Some((name, value)) => Some(check_ssl(name, value, Origin::Url)?),
+        None => match var("PGSSLMODE") {
+            Some(value) => Some(check_ssl("sslmode", &value, Origin::Env("PGSSLMODE"))?),
+            None => None,
+        },
+    };
+    let read_write_only = match parts
+        .target_session_attrs
+        .clone()
+        .map(|v| (v, Origin::Url))
+        .or_else(|| var("PGTARGETSESSIONATTRS").map(|v| (v, Origin::Env("PGTARGETSESSIONATTRS"))))
+    {
+        None => false,
+        Some((value, origin)) => match value.trim() {
+            "any" => false,
+            "read-write" => true,
+            _ => {
+                return Err(UrlError::InvalidParameter {
+                    name: "target_session_attrs",
+                    origin,
+                })
             }
-        }
-    }
+        },
+    };
+    let tls = tls_settings(&parts, explicit_mode, &var)?;
 
     let host = match (parts.host, var("PGHOST")) {
         (Some(host), _) => host_from(host, Origin::Url)?,
@@ -397,7 +449,67 @@ fn parse_with(
         connect_timeout,
         application_name,
         options,
+        tls,
+        read_write_only,
     })
+}
+
+/// The TLS settings as libpq resolves them: URL, then `PGSSL*`, then `~/.postgresql/`.
+fn tls_settings(
+    parts: &UrlParts,
+    explicit_mode: Option<SslMode>,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<TlsSettings, UrlError> {
+    let pick = |given: &Option<String>, env: &str| given.clone().or_else(|| var(env));
+    let home_file = |name: &str| {
+        var("HOME")
+            .map(|home| Path::new(&home).join(".postgresql").join(name))
+            .filter(|path| path.is_file())
+    };
+    let root_cert = match pick(&parts.sslrootcert, "PGSSLROOTCERT") {
+        Some(value) if value == "system" => Some(RootCert::System),
+        Some(path) => Some(RootCert::File(PathBuf::from(path))),
+        None => home_file("root.crt").map(RootCert::File),
+    };
+    let mode = match (explicit_mode, &root_cert) {
+        // libpq 16: the platform's CAs vouch for any public name, so only verify-full is safe.
+        (None, Some(RootCert::System)) => SslMode::VerifyFull,
+        (Some(mode), Some(RootCert::System))
+            if mode != SslMode::VerifyFull && mode != SslMode::Disable =>
+        {
+            let origin = if parts.sslrootcert.is_some() {
+                Origin::Url
+            } else {
+                Origin::Env("PGSSLROOTCERT")
+            };
+            return Err(UrlError::InvalidParameter {
+                name: "sslrootcert",
+                origin,
+            });
+        }
+        (Some(mode), _) => mode,
+        (None, _) => SslMode::Prefer,
+    };
+    let client_cert = pick(&parts.sslcert, "PGSSLCERT")
+        .map(PathBuf::from)
+        .or_else(|| home_file("postgresql.crt"));
+    // libpq looks for the default key only beside a certificate it uses.
+    let client_key = pick(&parts.sslkey, "PGSSLKEY")
+        .map(PathBuf::from)
+        .or_else(|| {
+            client_cert
+                .as_ref()
+                .and_then(|_| home_file("postgresql.key"))
+        });
+    let tls = TlsSettings {
+        mode,
+        root_cert,
+        client_cert,
+        client_key,
+        crl: pick(&parts.sslcrl, "PGSSLCRL").map(PathBuf::from),
+    };
+    tls.check_files().map_err(UrlError::Tls)?;
+    Ok(tls)
 }
 
 fn split_url(url: &str) -> Result<UrlParts, UrlError> {
@@ -537,6 +649,11 @@ fn apply_query(query: &str, parts: &mut UrlParts) -> Result<(), UrlError> {
             "application_name" => parts.application_name = value,
             "options" => parts.options = value,
             "sslmode" | "ssl" => parts.ssl = value.map(|value| (name, value)),
+            "sslrootcert" => parts.sslrootcert = value,
+            "sslcert" => parts.sslcert = value,
+            "sslkey" => parts.sslkey = value,
+            "sslcrl" => parts.sslcrl = value,
+            "target_session_attrs" => parts.target_session_attrs = value,
             _ => parts.passfile = value,
         }
     }
@@ -589,18 +706,16 @@ fn parse_timeout(value: &str, origin: Origin) -> Result<Option<Duration>, UrlErr
     })
 }
 
-fn check_ssl(name: &'static str, value: &str, origin: Origin) -> Result<(), UrlError> {
-    let mode = match value.trim().to_ascii_lowercase().as_str() {
-        "disable" | "allow" | "prefer" => return Ok(()),
-        "require" => "require",
-        "verify-ca" => "verify-ca",
-        "verify-full" => "verify-full",
-        // asyncpg's `ssl` also takes booleans.
-        "false" | "0" | "off" | "no" if name == "ssl" => return Ok(()),
-        "true" | "1" | "on" | "yes" if name == "ssl" => "require",
-        _ => return Err(UrlError::InvalidParameter { name, origin }),
-    };
-    Err(UrlError::TlsUnsupported { mode, origin })
+fn check_ssl(name: &'static str, value: &str, origin: Origin) -> Result<SslMode, UrlError> {
+    if let Some(mode) = SslMode::parse(value) {
+        return Ok(mode);
+    }
+    match value.trim().to_ascii_lowercase().as_str() {
+        // asyncpg's `ssl` also takes booleans; `true` asks for TLS the way `require` does.
+        "false" | "0" | "off" | "no" if name == "ssl" => Ok(SslMode::Disable),
+        "true" | "1" | "on" | "yes" if name == "ssl" => Ok(SslMode::Require),
+        _ => Err(UrlError::InvalidParameter { name, origin }),
+    }
 }
 
 /// The host name a password-file line must match; libpq files socket
@@ -834,6 +949,8 @@ mod tests {
                 connect_timeout: None,
                 application_name: None,
                 options: None,
+                tls: TlsSettings::default(),
+                read_write_only: false,
             }
         );
     }
@@ -941,6 +1058,11 @@ mod tests {
                 connect_timeout: Some(Duration::from_secs(7)),
                 application_name: Some("migrator".into()),
                 options: Some("-c search_path=identity".into()),
+                tls: TlsSettings {
+                    mode: SslMode::Disable,
+                    ..TlsSettings::default()
+                },
+                read_write_only: false,
             }
         );
     }
@@ -959,6 +1081,11 @@ mod tests {
                 connect_timeout: Some(Duration::from_secs(3)),
                 application_name: Some("url-app".into()),
                 options: Some("-c x=y".into()),
+                tls: TlsSettings {
+                    mode: SslMode::Disable,
+                    ..TlsSettings::default()
+                },
+                read_write_only: false,
             }
         );
     }
@@ -1025,30 +1152,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pgsslmode_without_tls_is_accepted() {
-        for mode in ["disable", "allow", "prefer"] {
-            assert!(
-                parse_env("postgresql://h/db", &[("PGSSLMODE", mode)]).is_ok(),
-                "{mode}"
-            );
-        }
+    fn mode_of(url: &str, env: &[(&str, &str)]) -> SslMode {
+        parse_env(url, env).expect("parses").tls.mode
     }
 
     #[test]
-    fn pgsslmode_demanding_tls_is_refused() {
-        for mode in ["require", "verify-ca", "verify-full"] {
-            let error = err("postgresql://h/db", &[("PGSSLMODE", mode)]);
+    fn sslmode_defaults_to_prefer_and_pgsslmode_fills_in() {
+        assert_eq!(mode_of("postgresql://h/db", &[]), SslMode::Prefer);
+        for mode in ["disable", "allow", "prefer", "require"] {
             assert_eq!(
-                error,
-                UrlError::TlsUnsupported {
-                    mode,
-                    origin: Origin::Env("PGSSLMODE")
-                }
+                mode_of("postgresql://h/db", &[("PGSSLMODE", mode)]).as_str(),
+                mode
             );
-            assert!(error
-                .to_string()
-                .contains("TLS is not supported by this build"));
         }
         assert_eq!(
             err("postgresql://h/db", &[("PGSSLMODE", "bogus")]),
@@ -1060,18 +1175,24 @@ mod tests {
     }
 
     #[test]
-    fn url_sslmode_is_checked_and_beats_pgsslmode() {
-        for mode in ["require", "verify-ca", "verify-full"] {
-            assert_eq!(
-                err(&format!("postgresql://h/db?sslmode={mode}"), &[]),
-                UrlError::TlsUnsupported {
-                    mode,
-                    origin: Origin::Url
-                }
+    fn verify_modes_without_a_root_certificate_are_bad_input() {
+        for mode in ["verify-ca", "verify-full"] {
+            let error = err(&format!("postgresql://h/db?sslmode={mode}"), &[]);
+            assert!(
+                matches!(&error, UrlError::Tls(e) if e.setting == "sslrootcert"),
+                "{error}"
             );
+            assert!(error.to_string().contains("set sslrootcert"), "{error}");
         }
+    }
+
+    #[test]
+    fn url_sslmode_beats_pgsslmode() {
         let env = [("PGSSLMODE", "require")];
-        assert!(parse_env("postgresql://h/db?sslmode=disable", &env).is_ok());
+        assert_eq!(
+            mode_of("postgresql://h/db?sslmode=disable", &env),
+            SslMode::Disable
+        );
         assert_eq!(
             err("postgresql://h/db?sslmode=nope", &[]),
             UrlError::InvalidParameter {
@@ -1083,19 +1204,19 @@ mod tests {
 
     #[test]
     fn asyncpg_ssl_parameter_maps_like_sslmode() {
-        for value in ["disable", "prefer", "allow", "false", "0"] {
-            assert!(
-                parse_env(&format!("postgresql+asyncpg://h/db?ssl={value}"), &[]).is_ok(),
-                "{value}"
-            );
-        }
-        for value in ["require", "true", "1"] {
+        for (value, mode) in [
+            ("disable", SslMode::Disable),
+            ("prefer", SslMode::Prefer),
+            ("allow", SslMode::Allow),
+            ("false", SslMode::Disable),
+            ("0", SslMode::Disable),
+            ("require", SslMode::Require),
+            ("true", SslMode::Require),
+            ("1", SslMode::Require),
+        ] {
             assert_eq!(
-                err(&format!("postgresql+asyncpg://h/db?ssl={value}"), &[]),
-                UrlError::TlsUnsupported {
-                    mode: "require",
-                    origin: Origin::Url
-                },
+                mode_of(&format!("postgresql+asyncpg://h/db?ssl={value}"), &[]),
+                mode,
                 "{value}"
             );
         }
@@ -1103,6 +1224,42 @@ mod tests {
             err("postgresql+asyncpg://h/db?ssl=maybe", &[]),
             UrlError::InvalidParameter {
                 name: "ssl",
+                origin: Origin::Url
+            }
+        );
+    }
+
+    #[test]
+    fn system_root_certificate_forces_verify_full() {
+        assert_eq!(
+            mode_of("postgresql://h/db?sslrootcert=system", &[]),
+            SslMode::VerifyFull
+        );
+        assert_eq!(
+            err("postgresql://h/db?sslrootcert=system&sslmode=require", &[]),
+            UrlError::InvalidParameter {
+                name: "sslrootcert",
+                origin: Origin::Url
+            }
+        );
+    }
+
+    #[test]
+    fn target_session_attrs_is_read_from_url_and_env() {
+        assert!(!ok("postgresql://h/db").read_write_only);
+        assert!(ok("postgresql://h/db?target_session_attrs=read-write").read_write_only);
+        assert!(
+            parse_env(
+                "postgresql://h/db",
+                &[("PGTARGETSESSIONATTRS", "read-write")]
+            )
+            .expect("parses")
+            .read_write_only
+        );
+        assert_eq!(
+            err("postgresql://h/db?target_session_attrs=primary-ish", &[]),
+            UrlError::InvalidParameter {
+                name: "target_session_attrs",
                 origin: Origin::Url
             }
         );
@@ -1322,7 +1479,7 @@ mod tests {
         assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(5)));
         assert_eq!(config.get_application_name(), Some("mig"));
         assert_eq!(config.get_options(), Some("-c x=1"));
-        assert_eq!(config.get_ssl_mode(), SslMode::Disable);
+        assert_eq!(config.get_ssl_mode(), SslMode::Prefer);
     }
 
     #[cfg(unix)]
@@ -1388,7 +1545,7 @@ mod tests {
                 vec![("PGCONNECT_TIMEOUT", "x")],
             ),
             (
-                format!("postgresql://u:{SECRET}@h/db?sslmode=require"),
+                format!("postgresql://u:{SECRET}@h/db?sslmode=require&sslcert=/nonexistent/c.pem&sslkey=/nonexistent/k.pem"),
                 vec![],
             ),
             (
