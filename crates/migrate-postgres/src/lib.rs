@@ -268,7 +268,15 @@ fn open(settings: &ConnectionSettings, session: &SessionSettings) -> Result<Clie
 }
 
 fn classify_connect(e: postgres::Error, settings: &ConnectionSettings) -> DriverError {
-    if e.as_db_error().is_some() {
+    if let Some(db) = e.as_db_error() {
+        // pg_hba.conf's `hostnossl ... reject`: the server takes only TLS sessions.
+        if db.message().contains("no encryption") {
+            return DriverError::Authentication(format!(
+                "{}: {}; the server accepts only TLS: set sslmode=require or stronger (verify-full with sslrootcert)",
+                settings.redacted(),
+                db.message()
+            ));
+        }
         return match classify(e) {
             DriverError::NoSuchDatabase(_) => DriverError::NoSuchDatabase(format!(
                 "database \"{db}\" does not exist on {url}: create it (createdb {db}) or fix the URL",

@@ -512,7 +512,68 @@ fn tls_settings(
     Ok(tls)
 }
 
+/// Whether `text` is a libpq keyword DSN (`host=... sslmode=...`) rather than a URL.
+fn is_keyword_dsn(text: &str) -> bool {
+    let text = text.trim_start();
+    let key: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    !key.is_empty()
+        && text[key.len()..].trim_start().starts_with('=')
+        && KNOWN_PARAMS.contains(&key.as_str())
+}
+
+/// Parses libpq's `key=value` form: values may be single-quoted, with `\'` and `\\` inside.
+fn split_keyword_dsn(text: &str) -> Result<UrlParts, UrlError> {
+    const BAD: &str = "a keyword DSN is key=value pairs separated by spaces, with values containing spaces in single quotes";
+    let mut parts = UrlParts::default();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(UrlError::Malformed { reason: BAD });
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\'') => break,
+                    Some('\\') => {
+                        value.push(chars.next().ok_or(UrlError::Malformed { reason: BAD })?)
+                    }
+                    Some(c) => value.push(c),
+                    None => return Err(UrlError::Malformed { reason: BAD }),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                match c {
+                    '\\' => value.push(chars.next().ok_or(UrlError::Malformed { reason: BAD })?),
+                    c => value.push(c),
+                }
+            }
+        }
+        if let Some(name) = KNOWN_PARAMS.iter().copied().find(|known| *known == key) {
+            set_param(&mut parts, name, non_empty(value));
+        }
+    }
+    Ok(parts)
+}
+
 fn split_url(url: &str) -> Result<UrlParts, UrlError> {
+    if is_keyword_dsn(url) {
+        return split_keyword_dsn(url);
+    }
     let rest = strip_scheme(url.trim())?;
     let (before_query, query) = match rest.split_once('?') {
         Some((before, query)) => (before, Some(query)),
@@ -639,6 +700,13 @@ fn apply_query(query: &str, parts: &mut UrlParts) -> Result<(), UrlError> {
         };
         let raw_value = raw_value.ok_or(UrlError::Malformed { reason: NO_VALUE })?;
         let value = non_empty(decode(raw_value, name)?);
+        set_param(parts, name, value);
+    }
+    Ok(())
+}
+
+fn set_param(parts: &mut UrlParts, name: &'static str, value: Option<String>) {
+    {
         match name {
             "host" => parts.host = value,
             "port" => parts.port = value,
@@ -657,7 +725,6 @@ fn apply_query(query: &str, parts: &mut UrlParts) -> Result<(), UrlError> {
             _ => parts.passfile = value,
         }
     }
-    Ok(())
 }
 
 fn host_from(host: String, origin: Origin) -> Result<Host, UrlError> {
