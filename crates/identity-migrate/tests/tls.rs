@@ -234,3 +234,27 @@ fn default_prefer_matches_psql_on_the_suites_server() {
     let line = assert_one_error(&full, BAD_INPUT);
     assert!(line.contains("sslrootcert"), "{line}");
 }
+
+/// `verify` warns when a host that is not named as this machine is trusted below verify-full.
+#[test]
+fn verify_warns_below_verify_full_for_a_remote_name() {
+    let tls = TlsCluster::start(ServerCert::Good);
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_owned();
+    // The machine's own name reaches 127.0.0.1 here, but it is not a loopback name.
+    let resolves = std::net::ToSocketAddrs::to_socket_addrs(&(hostname.as_str(), 1))
+        .is_ok_and(|mut a| a.any(|a| a.ip().is_loopback()));
+    assert!(resolves, "{hostname} must resolve to a loopback address on this machine");
+    let dir = tempdir();
+    let weak = tls.url(&hostname, "postgres", "sslmode=require");
+    let out = run(dir.path(), &["--database-url", &weak, "verify"]);
+    assert!(
+        out.stderr.contains("is not this machine") && out.stderr.contains("sslmode=verify-full"),
+        "{out:?}"
+    );
+    let local = tls.url("127.0.0.1", "postgres", "sslmode=require");
+    let out = run(dir.path(), &["--database-url", &local, "verify"]);
+    assert!(!out.stderr.contains("is not this machine"), "{out:?}");
+}
