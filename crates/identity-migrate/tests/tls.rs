@@ -246,7 +246,10 @@ fn verify_warns_below_verify_full_for_a_remote_name() {
     // The machine's own name reaches 127.0.0.1 here, but it is not a loopback name.
     let resolves = std::net::ToSocketAddrs::to_socket_addrs(&(hostname.as_str(), 1))
         .is_ok_and(|mut a| a.any(|a| a.ip().is_loopback()));
-    assert!(resolves, "{hostname} must resolve to a loopback address on this machine");
+    assert!(
+        resolves,
+        "{hostname} must resolve to a loopback address on this machine"
+    );
     let dir = tempdir();
     let weak = tls.url(&hostname, "postgres", "sslmode=require");
     let out = run(dir.path(), &["--database-url", &weak, "verify"]);

@@ -147,11 +147,19 @@ fn child_command(tool: &Path, settings: &ConnectionSettings) -> Command {
     ] {
         cmd.env_remove(var);
     }
-    match &settings.host {
-        Host::Tcp(h) => cmd.env("PGHOST", h),
-        Host::Socket(p) => cmd.env("PGHOST", p),
-    };
-    cmd.env("PGPORT", settings.port.to_string())
+    // libpq takes the same host list, tried in the same order.
+    let (hosts, ports): (Vec<_>, Vec<_>) = settings
+        .hosts()
+        .map(|(host, port)| {
+            let host = match host {
+                Host::Tcp(h) => std::ffi::OsString::from(h),
+                Host::Socket(p) => p.clone().into_os_string(),
+            };
+            (host, port.to_string())
+        })
+        .unzip();
+    cmd.env("PGHOST", hosts.join(std::ffi::OsStr::new(",")));
+    cmd.env("PGPORT", ports.join(","))
         .env("PGUSER", &settings.user)
         .env("PGDATABASE", &settings.dbname)
         .env(

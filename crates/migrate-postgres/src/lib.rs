@@ -267,6 +267,25 @@ fn open(settings: &ConnectionSettings, session: &SessionSettings) -> Result<Clie
     Ok(client)
 }
 
+/// The lock is taken only to change the database: a standby would fail at the first write,
+/// so it is refused before anything starts.
+fn refuse_standby(client: &mut Client, settings: &ConnectionSettings) -> Result<(), DriverError> {
+    let in_recovery: bool = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .map_err(classify)?
+        .get(0);
+    if in_recovery {
+        return Err(DriverError::Statement {
+            code: Some("25006".to_owned()),
+            message: format!(
+                "{} is a read-only standby (in recovery), and migrations write: point the URL at the primary, or list the hosts with target_session_attrs=read-write",
+                settings.redacted()
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn classify_connect(e: postgres::Error, settings: &ConnectionSettings) -> DriverError {
     if let Some(db) = e.as_db_error() {
         // pg_hba.conf's `hostnossl ... reject`: the server takes only TLS sessions.
@@ -422,6 +441,7 @@ impl Driver for PostgresDriver {
             return Ok(());
         }
         let mut lock_client = open(&self.settings, &self.session)?;
+        refuse_standby(&mut lock_client, &self.settings)?;
         let key = self.lock_key();
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);

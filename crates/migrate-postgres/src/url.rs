@@ -98,6 +98,9 @@ pub struct ConnectionSettings {
     pub host: Host,
     /// TCP port; for a socket host, the suffix of the socket file name.
     pub port: u16,
+    /// Further hosts (with their ports) tried in order when the first cannot be reached or is
+    /// refused (libpq's host list: `host=a,b`, `postgresql://a,b/db`).
+    pub alternates: Vec<(Host, u16)>,
     /// Role to log in as.
     pub user: String,
     /// Password, if the URL, `PGPASSWORD` or the password file gave one.
@@ -121,14 +124,16 @@ impl ConnectionSettings {
     /// [`TlsSettings::client_config`] (see `migrate_postgres::connect_client`).
     pub fn to_postgres_config(&self) -> postgres::Config {
         let mut config = postgres::Config::new();
-        match &self.host {
-            Host::Tcp(name) => {
-                config.host(name);
+        for (host, port) in self.hosts() {
+            match host {
+                Host::Tcp(name) => {
+                    config.host(name);
+                }
+                Host::Socket(dir) => add_socket_host(&mut config, dir),
             }
-            Host::Socket(dir) => add_socket_host(&mut config, dir),
+            config.port(port);
         }
         config
-            .port(self.port)
             .user(&self.user)
             .dbname(&self.dbname)
             .ssl_mode(match self.effective_ssl_mode() {
@@ -156,6 +161,19 @@ impl ConnectionSettings {
         let user = encode(&self.user, b"");
         let secret = if self.password.is_some() { ":***" } else { "" };
         let db = encode(&self.dbname, b"");
+        if !self.alternates.is_empty() {
+            let shown: Vec<String> = self
+                .hosts()
+                .map(|(host, port)| match host {
+                    Host::Tcp(name) if name.contains(':') => {
+                        format!("[{}]:{port}", encode(name, b":"))
+                    }
+                    Host::Tcp(name) => format!("{}:{port}", encode(name, b"")),
+                    Host::Socket(dir) => format!("{}:{port}", encode(&dir.to_string_lossy(), b"/")),
+                })
+                .collect();
+            return format!("postgresql://{user}{secret}@{}/{db}", shown.join(","));
+        }
         match &self.host {
             Host::Tcp(name) => {
                 let host = if name.contains(':') {
@@ -184,10 +202,20 @@ impl ConnectionSettings {
 
     /// The mode in force: libpq never uses TLS over a Unix socket, whatever `sslmode` says.
     pub fn effective_ssl_mode(&self) -> SslMode {
-        match self.host {
-            Host::Socket(_) => SslMode::Disable,
-            Host::Tcp(_) => self.tls.mode,
+        if self
+            .hosts()
+            .all(|(host, _)| matches!(host, Host::Socket(_)))
+        {
+            SslMode::Disable
+        } else {
+            self.tls.mode
         }
+    }
+
+    /// Every host with its port, in the order they are tried.
+    pub fn hosts(&self) -> impl Iterator<Item = (&Host, u16)> {
+        std::iter::once((&self.host, self.port))
+            .chain(self.alternates.iter().map(|(host, port)| (host, *port)))
     }
 
     /// The host name certificates are checked against (empty for a socket).
@@ -272,7 +300,7 @@ pub enum UrlError {
         /// The component, such as `password`.
         component: &'static str,
     },
-    /// Several hosts were given; this tool connects to exactly one.
+    /// A host list and a port list of different lengths (libpq wants one port, or one per host).
     MultipleHosts {
         /// Where the host list came from.
         origin: Origin,
@@ -319,7 +347,7 @@ impl fmt::Display for UrlError {
             ),
             UrlError::MultipleHosts { origin } => write!(
                 f,
-                "{origin} lists several hosts, but this tool connects to exactly one: give a single host"
+                "{origin} lists as many hosts as ports only if it gives one port per host: give one port for all hosts, or one for each"
             ),
             UrlError::Malformed { reason } => write!(f, "malformed database URL: {reason}"),
         }
@@ -398,16 +426,29 @@ fn parse_with(
     };
     let tls = tls_settings(&parts, explicit_mode, &var)?;
 
-    let host = match (parts.host, var("PGHOST")) {
-        (Some(host), _) => host_from(host, Origin::Url)?,
-        (None, Some(host)) => host_from(host, Origin::Env("PGHOST"))?,
-        (None, None) => Host::Socket(default_socket_dir(is_dir)),
+    let (hosts, host_origin) = match (parts.host, var("PGHOST")) {
+        (Some(host), _) => (hosts_from(&host), Origin::Url),
+        (None, Some(host)) => (hosts_from(&host), Origin::Env("PGHOST")),
+        (None, None) => (vec![Host::Socket(default_socket_dir(is_dir))], Origin::Url),
     };
-    let port = match (parts.port, var("PGPORT")) {
-        (Some(port), _) => parse_port(&port, Origin::Url)?,
-        (None, Some(port)) => parse_port(&port, Origin::Env("PGPORT"))?,
-        (None, None) => DEFAULT_PORT,
+    let ports = match (parts.port, var("PGPORT")) {
+        (Some(port), _) => parse_ports(&port, Origin::Url)?,
+        (None, Some(port)) => parse_ports(&port, Origin::Env("PGPORT"))?,
+        (None, None) => vec![DEFAULT_PORT],
     };
+    if ports.len() != 1 && ports.len() != hosts.len() {
+        return Err(UrlError::MultipleHosts {
+            origin: host_origin,
+        });
+    }
+    let mut listed = hosts
+        .into_iter()
+        .enumerate()
+        .map(|(i, host)| (host, ports.get(i).copied().unwrap_or(ports[0])));
+    let (host, port) = listed
+        .next()
+        .unwrap_or((Host::Tcp("localhost".into()), DEFAULT_PORT));
+    let alternates: Vec<(Host, u16)> = listed.collect();
     let user = parts
         .user
         .or_else(|| var("PGUSER"))
@@ -443,6 +484,7 @@ fn parse_with(
     Ok(ConnectionSettings {
         host,
         port,
+        alternates,
         user,
         password: password.map(Password),
         dbname,
@@ -652,12 +694,25 @@ fn is_scheme_token(scheme: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
-fn split_host_port(host_port: &str, parts: &mut UrlParts) -> Result<(), UrlError> {
-    if host_port.contains(',') {
-        return Err(UrlError::MultipleHosts {
-            origin: Origin::Url,
-        });
+/// Splits `a:1,b,[::1]:3` into the host list `a,b,::1` and the port list `1,,3`.
+fn split_host_port(host_ports: &str, parts: &mut UrlParts) -> Result<(), UrlError> {
+    let mut hosts = Vec::new();
+    let mut ports = Vec::new();
+    for host_port in host_ports.split(',') {
+        let (host, port) = split_one_host_port(host_port)?;
+        hosts.push(host);
+        ports.push(port);
     }
+    parts.host = non_empty(hosts.join(","));
+    parts.port = if ports.iter().all(String::is_empty) {
+        None
+    } else {
+        Some(ports.join(","))
+    };
+    Ok(())
+}
+
+fn split_one_host_port(host_port: &str) -> Result<(String, String), UrlError> {
     let (host, port) = match host_port.strip_prefix('[') {
         Some(bracketed) => {
             let (host, after) = bracketed
@@ -678,9 +733,7 @@ fn split_host_port(host_port: &str, parts: &mut UrlParts) -> Result<(), UrlError
             None => (host_port, None),
         },
     };
-    parts.host = non_empty(decode(host, "host")?);
-    parts.port = port.and_then(|port| non_empty(port.to_owned()));
-    Ok(())
+    Ok((decode(host, "host")?, port.unwrap_or_default().to_owned()))
 }
 
 /// Later parameters override the authority and earlier ones, as in libpq.
@@ -727,14 +780,28 @@ fn set_param(parts: &mut UrlParts, name: &'static str, value: Option<String>) {
     }
 }
 
-fn host_from(host: String, origin: Origin) -> Result<Host, UrlError> {
-    if host.contains(',') {
-        Err(UrlError::MultipleHosts { origin })
-    } else if host.starts_with('/') {
-        Ok(Host::Socket(PathBuf::from(host)))
-    } else {
-        Ok(Host::Tcp(host))
-    }
+fn hosts_from(list: &str) -> Vec<Host> {
+    list.split(',')
+        .map(|host| {
+            if host.starts_with('/') {
+                Host::Socket(PathBuf::from(host))
+            } else if host.is_empty() {
+                Host::Tcp("localhost".to_owned())
+            } else {
+                Host::Tcp(host.to_owned())
+            }
+        })
+        .collect()
+}
+
+/// One port, or a comma-separated list in which an empty entry means 5432.
+fn parse_ports(list: &str, origin: Origin) -> Result<Vec<u16>, UrlError> {
+    list.split(',')
+        .map(|port| match port.trim() {
+            "" => Ok(DEFAULT_PORT),
+            port => parse_port(port, origin),
+        })
+        .collect()
 }
 
 fn default_socket_dir(is_dir: &dyn Fn(&Path) -> bool) -> PathBuf {
@@ -1010,6 +1077,7 @@ mod tests {
             ConnectionSettings {
                 host: tcp("db.example"),
                 port: 6543,
+                alternates: Vec::new(),
                 user: "alice".into(),
                 password: Some(Password::new("pw")),
                 dbname: "identity_service".into(),
@@ -1119,6 +1187,7 @@ mod tests {
             ConnectionSettings {
                 host: tcp("pg.internal"),
                 port: 6000,
+                alternates: Vec::new(),
                 user: "svc".into(),
                 password: Some(Password::new("envpw")),
                 dbname: "idp".into(),
@@ -1142,6 +1211,7 @@ mod tests {
             ConnectionSettings {
                 host: tcp("db"),
                 port: 5433,
+                alternates: Vec::new(),
                 user: "alice".into(),
                 password: Some(Password::new("urlpw")),
                 dbname: "app".into(),
@@ -1444,22 +1514,44 @@ mod tests {
     }
 
     #[test]
-    fn rejects_multiple_hosts() {
-        for url in [
-            "postgresql://h1,h2/db",
-            "postgresql://h1:1,h2:2/db",
-            "postgresql:///db?host=a,b",
-        ] {
-            assert_eq!(
-                err(url, &[]),
-                UrlError::MultipleHosts {
-                    origin: Origin::Url
-                },
-                "{url}"
-            );
-        }
+    fn host_lists_become_alternates_in_order() {
+        let s = ok("postgresql://h1,h2:6000/db");
+        assert_eq!((s.host.clone(), s.port), (tcp("h1"), 5432));
+        assert_eq!(s.alternates, vec![(tcp("h2"), 6000)]);
+        assert_eq!(s.redacted(), "postgresql://postgres@h1:5432,h2:6000/db");
+        let s = ok("postgresql:///db?host=a,b,c&port=1,2,3");
+        assert_eq!(s.port, 1);
+        assert_eq!(s.alternates, vec![(tcp("b"), 2), (tcp("c"), 3)]);
+        let s = parse_env(
+            "postgresql:///db",
+            &[("PGHOST", "a,/run/pg"), ("PGPORT", "7")],
+        )
+        .expect("parses");
         assert_eq!(
-            err("postgresql:///db", &[("PGHOST", "a,b")]),
+            s.alternates,
+            vec![(Host::Socket(PathBuf::from("/run/pg")), 7)]
+        );
+        let s = ok("host=a,b port=1,2 dbname=db user=u target_session_attrs=read-write");
+        assert!(s.read_write_only);
+        assert_eq!(
+            (s.host, s.port, s.alternates),
+            (tcp("a"), 1, vec![(tcp("b"), 2)])
+        );
+    }
+
+    #[test]
+    fn host_and_port_lists_must_match() {
+        assert_eq!(
+            err("postgresql:///db?host=a,b,c&port=1,2", &[]),
+            UrlError::MultipleHosts {
+                origin: Origin::Url
+            }
+        );
+        assert_eq!(
+            err(
+                "postgresql:///db",
+                &[("PGHOST", "a,b"), ("PGPORT", "1,2,3")]
+            ),
             UrlError::MultipleHosts {
                 origin: Origin::Env("PGHOST")
             }
@@ -1625,8 +1717,8 @@ mod tests {
                 vec![],
             ),
             (format!("postgresql://u%zz:{SECRET}@h/db"), vec![]),
-            (format!("postgresql://u:{SECRET}@h1,h2/db"), vec![]),
-            ("postgresql:///db".to_owned(), vec![("PGHOST", "a,b")]),
+            (format!("postgresql://u:{SECRET}@h1,h2/db?port=1,2,3"), vec![]),
+            ("postgresql:///db".to_owned(), vec![("PGHOST", "a,b"), ("PGPORT", "1,2,3")]),
         ];
         let mut variants = HashSet::new();
         for (url, extra) in cases {
