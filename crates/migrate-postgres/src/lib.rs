@@ -286,6 +286,33 @@ fn refuse_standby(client: &mut Client, settings: &ConnectionSettings) -> Result<
     Ok(())
 }
 
+/// The migration lock and the session's `SET`s live in a server session. Behind a pooler in
+/// transaction (or statement) mode, the tool's two sessions are handed the same server
+/// connection in turn, so neither would hold: the pooler shows itself by giving both the same
+/// backend. Two idle sessions of a pooler get its most recently used connection, so the probe
+/// needs no load to see it; a direct or session-pooled connection never shares a backend.
+fn refuse_transaction_pooler(
+    work: &mut Client,
+    lock: &mut Client,
+    settings: &ConnectionSettings,
+) -> Result<(), DriverError> {
+    let pid = |client: &mut Client| -> Result<i32, DriverError> {
+        Ok(client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .map_err(classify)?
+            .get(0))
+    };
+    let lock_pid = pid(lock)?;
+    let work_pid = pid(work)?;
+    if lock_pid == work_pid {
+        return Err(DriverError::Unsupported(format!(
+            "{} is a pooler in transaction mode (two sessions got the same server backend), where the migration lock and session settings cannot hold: connect directly to PostgreSQL, or through a session-pooled port (pool_mode=session)",
+            settings.redacted()
+        )));
+    }
+    Ok(())
+}
+
 fn classify_connect(e: postgres::Error, settings: &ConnectionSettings) -> DriverError {
     if let Some(db) = e.as_db_error() {
         // pg_hba.conf's `hostnossl ... reject`: the server takes only TLS sessions.
@@ -442,6 +469,7 @@ impl Driver for PostgresDriver {
         }
         let mut lock_client = open(&self.settings, &self.session)?;
         refuse_standby(&mut lock_client, &self.settings)?;
+        refuse_transaction_pooler(&mut self.client, &mut lock_client, &self.settings)?;
         let key = self.lock_key();
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);
