@@ -27,7 +27,7 @@ const MAX_SHOWN_SCHEME_LEN: usize = 32;
 
 /// Query parameters with a meaning here; anything else belongs to SQLAlchemy or
 /// asyncpg (pool sizes, statement caches) and is skipped.
-const KNOWN_PARAMS: [&str; 16] = [
+const KNOWN_PARAMS: [&str; 20] = [
     "host",
     "port",
     "user",
@@ -44,6 +44,10 @@ const KNOWN_PARAMS: [&str; 16] = [
     "sslkey",
     "sslcrl",
     "target_session_attrs",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
 ];
 
 const NO_SLASHES: &str =
@@ -117,6 +121,22 @@ pub struct ConnectionSettings {
     pub tls: TlsSettings,
     /// Only a server that accepts writes will do (`target_session_attrs=read-write`).
     pub read_write_only: bool,
+    /// Client-side TCP keepalives, as libpq's `keepalives*` words set them.
+    pub keepalives: Keepalives,
+}
+
+/// libpq's `keepalives` (on unless `0`), `keepalives_idle`, `keepalives_interval` and
+/// `keepalives_count`; `None` leaves the driver's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keepalives {
+    /// `keepalives=0` turns them off.
+    pub disabled: bool,
+    /// Idle time before the first probe.
+    pub idle: Option<Duration>,
+    /// Time between probes.
+    pub interval: Option<Duration>,
+    /// Probes lost before the connection is dead.
+    pub count: Option<u32>,
 }
 
 impl ConnectionSettings {
@@ -152,6 +172,16 @@ impl ConnectionSettings {
         }
         if let Some(options) = &self.options {
             config.options(options);
+        }
+        config.keepalives(!self.keepalives.disabled);
+        if let Some(idle) = self.keepalives.idle {
+            config.keepalives_idle(idle);
+        }
+        if let Some(interval) = self.keepalives.interval {
+            config.keepalives_interval(interval);
+        }
+        if let Some(count) = self.keepalives.count {
+            config.keepalives_retries(count);
         }
         config
     }
@@ -337,6 +367,9 @@ impl fmt::Display for UrlError {
                     "sslmode" => "use one of disable, allow, prefer, require, verify-ca, verify-full",
                     "sslrootcert" => "sslrootcert=system checks the platform's CAs and requires sslmode=verify-full (as libpq 16 does)",
                     "target_session_attrs" => "use any or read-write",
+                    "keepalives" | "keepalives_idle" | "keepalives_interval" | "keepalives_count" => {
+                        "use a whole number (seconds, or 0/1 for keepalives)"
+                    }
                     _ => "check its value",
                 };
                 write!(f, "invalid {name} in {origin}: {hint}")
@@ -387,6 +420,10 @@ struct UrlParts {
     sslkey: Option<String>,
     sslcrl: Option<String>,
     target_session_attrs: Option<String>,
+    keepalives: Option<String>,
+    keepalives_idle: Option<String>,
+    keepalives_interval: Option<String>,
+    keepalives_count: Option<String>,
 }
 
 /// `is_dir` is injected so tests can pick which socket directories exist.
@@ -425,6 +462,7 @@ fn parse_with(
         },
     };
     let tls = tls_settings(&parts, explicit_mode, &var)?;
+    let keepalives = keepalives_from(&parts)?;
 
     let (hosts, host_origin) = match (parts.host, var("PGHOST")) {
         (Some(host), _) => (hosts_from(&host), Origin::Url),
@@ -493,6 +531,32 @@ fn parse_with(
         options,
         tls,
         read_write_only,
+        keepalives,
+    })
+}
+
+fn keepalives_from(parts: &UrlParts) -> Result<Keepalives, UrlError> {
+    fn number(value: &Option<String>, name: &'static str) -> Result<Option<u32>, UrlError> {
+        value
+            .as_deref()
+            .map(|v| {
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| UrlError::InvalidParameter {
+                        name,
+                        origin: Origin::Url,
+                    })
+            })
+            .transpose()
+    }
+    let seconds = |value, name| {
+        Ok::<_, UrlError>(number(value, name)?.map(|s| Duration::from_secs(s.into())))
+    };
+    Ok(Keepalives {
+        disabled: number(&parts.keepalives, "keepalives")? == Some(0),
+        idle: seconds(&parts.keepalives_idle, "keepalives_idle")?,
+        interval: seconds(&parts.keepalives_interval, "keepalives_interval")?,
+        count: number(&parts.keepalives_count, "keepalives_count")?,
     })
 }
 
@@ -775,6 +839,10 @@ fn set_param(parts: &mut UrlParts, name: &'static str, value: Option<String>) {
             "sslkey" => parts.sslkey = value,
             "sslcrl" => parts.sslcrl = value,
             "target_session_attrs" => parts.target_session_attrs = value,
+            "keepalives" => parts.keepalives = value,
+            "keepalives_idle" => parts.keepalives_idle = value,
+            "keepalives_interval" => parts.keepalives_interval = value,
+            "keepalives_count" => parts.keepalives_count = value,
             _ => parts.passfile = value,
         }
     }
@@ -1086,6 +1154,7 @@ mod tests {
                 options: None,
                 tls: TlsSettings::default(),
                 read_write_only: false,
+                keepalives: Keepalives::default(),
             }
         );
     }
@@ -1199,6 +1268,7 @@ mod tests {
                     ..TlsSettings::default()
                 },
                 read_write_only: false,
+                keepalives: Keepalives::default(),
             }
         );
     }
@@ -1223,6 +1293,7 @@ mod tests {
                     ..TlsSettings::default()
                 },
                 read_write_only: false,
+                keepalives: Keepalives::default(),
             }
         );
     }
@@ -1536,6 +1607,29 @@ mod tests {
         assert_eq!(
             (s.host, s.port, s.alternates),
             (tcp("a"), 1, vec![(tcp("b"), 2)])
+        );
+    }
+
+    #[test]
+    fn keepalives_reach_the_driver() {
+        let s = ok("postgresql://h/db?keepalives_idle=30&keepalives_interval=5&keepalives_count=4");
+        let config = s.to_postgres_config();
+        assert!(config.get_keepalives());
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(
+            config.get_keepalives_interval(),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(config.get_keepalives_retries(), Some(4));
+        assert!(!ok("host=h keepalives=0")
+            .to_postgres_config()
+            .get_keepalives());
+        assert_eq!(
+            err("postgresql://h/db?keepalives_idle=soon", &[]),
+            UrlError::InvalidParameter {
+                name: "keepalives_idle",
+                origin: Origin::Url
+            }
         );
     }
 
