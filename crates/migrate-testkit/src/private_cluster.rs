@@ -304,6 +304,16 @@ pub struct TlsCluster {
 impl TlsCluster {
     /// Starts a TLS-only cluster presenting `cert`.
     pub fn start(cert: ServerCert) -> TlsCluster {
+        Self::start_with(cert, true)
+    }
+
+    /// Starts a cluster presenting `cert` that also accepts TCP sessions without TLS (for
+    /// measuring what TLS costs on the same server).
+    pub fn start_allowing_plaintext(cert: ServerCert) -> TlsCluster {
+        Self::start_with(cert, false)
+    }
+
+    fn start_with(cert: ServerCert, tls_only: bool) -> TlsCluster {
         let dir = private_dir("tls");
         let ca = test_ca("identity-migrate test CA");
         let other = test_ca("identity-migrate other CA");
@@ -332,10 +342,11 @@ impl TlsCluster {
             "ssl = on\nssl_cert_file = '{0}/server.crt'\nssl_key_file = '{0}/server.key'\nssl_ca_file = '{0}/ca.crt'\n",
             dir.display()
         );
+        let plaintext = if tls_only { "reject" } else { "trust" };
         let hba = format!(
             "local all all trust\n\
              hostssl all {CERT_USER} 127.0.0.1/32 cert\n\
-             hostnossl all all 127.0.0.1/32 reject\n\
+             hostnossl all all 127.0.0.1/32 {plaintext}\n\
              hostssl all all 127.0.0.1/32 trust\n"
         );
         let cluster = PrivateCluster::start_in(dir, &conf, Some(&hba));
