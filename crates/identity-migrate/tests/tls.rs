@@ -261,3 +261,39 @@ fn verify_warns_below_verify_full_for_a_remote_name() {
     let out = run(dir.path(), &["--database-url", &local, "verify"]);
     assert!(!out.stderr.contains("is not this machine"), "{out:?}");
 }
+
+/// `prefer` falls back to plaintext when the handshake fails, as libpq does, but never
+/// silently; `-v` says what protects the session; a password never shows, even at `-vv`.
+#[test]
+fn prefer_fallback_is_loud_and_verbose_logs_the_session() {
+    let tls = TlsCluster::start_allowing_plaintext(ServerCert::Good);
+    let dir = tempdir();
+    let other = p(&tls.other_ca_file);
+    let url = tls.url("localhost", "postgres", &format!("sslrootcert={other}"));
+    let out = run(dir.path(), &["--database-url", &url, "status"]).ok();
+    assert!(
+        out.stderr
+            .contains("sslmode=prefer falls back to an unencrypted connection"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("not encrypted (sslmode=prefer)"),
+        "{out:?}"
+    );
+    let secret = "Secr3tZzTls";
+    let url = format!(
+        "postgresql://postgres:{secret}@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}",
+        tls.cluster.port,
+        p(&tls.ca_file)
+    );
+    let out = run(dir.path(), &["--database-url", &url, "-vv", "status"]).ok();
+    assert!(
+        out.stderr
+            .contains("connected to postgresql://postgres:***@localhost")
+            && out
+                .stderr
+                .contains("certificate chain and host name verified"),
+        "{out:?}"
+    );
+    assert!(!out.all().contains(secret), "{out:?}");
+}

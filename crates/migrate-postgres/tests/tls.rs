@@ -244,6 +244,37 @@ fn bad_key_files_are_bad_input_naming_the_setting() {
 }
 
 #[test]
+fn a_revoked_server_certificate_fails_with_sslcrl() {
+    let tls = TlsCluster::start(ServerCert::Good);
+    let ca = p(&tls.ca_file);
+    let crl = p(&tls.crl_file);
+    let at = |query: &str| attempt(&tls.url("localhost", "postgres", query), &[]);
+    encrypted(
+        &at(&format!("sslmode=verify-full&sslrootcert={ca}")),
+        "without the CRL",
+    );
+    fails_with(
+        &at(&format!(
+            "sslmode=verify-full&sslrootcert={ca}&sslcrl={crl}"
+        )),
+        &["revoked by sslcrl"],
+        "sslcrl",
+    );
+    fails_with(
+        &attempt(
+            &tls.url(
+                "localhost",
+                "postgres",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+            &[("PGSSLCRL", crl.as_str())],
+        ),
+        &["revoked"],
+        "PGSSLCRL",
+    );
+}
+
+#[test]
 fn wrong_host_fails_only_under_verify_full() {
     let tls = TlsCluster::start(ServerCert::WrongHost);
     let ca = p(&tls.ca_file);

@@ -265,9 +265,14 @@ fn test_ca(name: &str) -> TestCa {
 }
 
 /// A leaf certificate and its key, in PEM.
+/// The serial number of every leaf certificate; [`TlsCluster::crl_file`] revokes it (only the
+/// client checks revocation, so the client certificate still logs in).
+const SERVER_SERIAL: u64 = 4242;
+
 fn leaf(ca: &TestCa, names: &[&str], common_name: &str, expired: bool) -> (String, String) {
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let mut params = CertificateParams::new(names).expect("leaf params");
+    params.serial_number = Some(SERVER_SERIAL.into());
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
@@ -296,6 +301,8 @@ pub struct TlsCluster {
     pub client_cert: PathBuf,
     /// Its key, mode 0600 (PEM file).
     pub client_key: PathBuf,
+    /// A revocation list of the CA that revokes the server certificate (PEM file).
+    pub crl_file: PathBuf,
     /// A home directory whose `.postgresql/` holds `root.crt` (the CA), `postgresql.crt` and
     /// `postgresql.key` (the client certificate): libpq's defaults.
     pub home: PathBuf,
@@ -338,6 +345,25 @@ impl TlsCluster {
         write_private(&other_ca_file, &other.pem, 0o644);
         write_private(&client_cert, &client_pem, 0o644);
         write_private(&client_key_file, &client_key, 0o600);
+        let crl_file = client.join("revoked.crl");
+        let now = rcgen::date_time_ymd(2025, 1, 1);
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: now,
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: 1u64.into(),
+            issuing_distribution_point: None,
+            revoked_certs: vec![rcgen::RevokedCertParams {
+                serial_number: SERVER_SERIAL.into(),
+                revocation_time: now,
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            }],
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&ca.issuer)
+        .and_then(|crl| crl.pem())
+        .expect("sign the CRL");
+        write_private(&crl_file, &crl, 0o644);
         let conf = format!(
             "ssl = on\nssl_cert_file = '{0}/server.crt'\nssl_key_file = '{0}/server.key'\nssl_ca_file = '{0}/ca.crt'\n",
             dir.display()
@@ -360,6 +386,7 @@ impl TlsCluster {
             other_ca_file,
             client_cert,
             client_key: client_key_file,
+            crl_file,
             home,
         }
     }
