@@ -182,6 +182,11 @@ fn child_command(tool: &Path, settings: &ConnectionSettings) -> Command {
     if let Some(options) = &settings.options {
         cmd.env("PGOPTIONS", options);
     }
+    match settings.channel_binding {
+        Some(true) => cmd.env("PGCHANNELBINDING", "require"),
+        Some(false) => cmd.env("PGCHANNELBINDING", "disable"),
+        None => cmd.env_remove("PGCHANNELBINDING"),
+    };
     if let Some(password) = &settings.password {
         cmd.env("PGPASSWORD", password.expose_secret());
     }

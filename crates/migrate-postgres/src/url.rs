@@ -27,7 +27,7 @@ const MAX_SHOWN_SCHEME_LEN: usize = 32;
 
 /// Query parameters with a meaning here; anything else belongs to SQLAlchemy or
 /// asyncpg (pool sizes, statement caches) and is skipped.
-const KNOWN_PARAMS: [&str; 20] = [
+const KNOWN_PARAMS: [&str; 21] = [
     "host",
     "port",
     "user",
@@ -48,6 +48,7 @@ const KNOWN_PARAMS: [&str; 20] = [
     "keepalives_idle",
     "keepalives_interval",
     "keepalives_count",
+    "channel_binding",
 ];
 
 const NO_SLASHES: &str =
@@ -123,6 +124,9 @@ pub struct ConnectionSettings {
     pub read_write_only: bool,
     /// Client-side TCP keepalives, as libpq's `keepalives*` words set them.
     pub keepalives: Keepalives,
+    /// `channel_binding=require`: SCRAM must bind the login to this TLS session
+    /// (`Some(false)` is `disable`; `None` is libpq's `prefer`).
+    pub channel_binding: Option<bool>,
 }
 
 /// libpq's `keepalives` (on unless `0`), `keepalives_idle`, `keepalives_interval` and
@@ -174,6 +178,15 @@ impl ConnectionSettings {
             config.options(options);
         }
         config.keepalives(!self.keepalives.disabled);
+        match self.channel_binding {
+            Some(true) => {
+                config.channel_binding(postgres::config::ChannelBinding::Require);
+            }
+            Some(false) => {
+                config.channel_binding(postgres::config::ChannelBinding::Disable);
+            }
+            None => {}
+        }
         if let Some(idle) = self.keepalives.idle {
             config.keepalives_idle(idle);
         }
@@ -367,6 +380,7 @@ impl fmt::Display for UrlError {
                     "sslmode" => "use one of disable, allow, prefer, require, verify-ca, verify-full",
                     "sslrootcert" => "sslrootcert=system checks the platform's CAs and requires sslmode=verify-full (as libpq 16 does)",
                     "target_session_attrs" => "use any or read-write",
+                    "channel_binding" => "use disable, prefer or require",
                     "keepalives" | "keepalives_idle" | "keepalives_interval" | "keepalives_count" => {
                         "use a whole number (seconds, or 0/1 for keepalives)"
                     }
@@ -424,6 +438,7 @@ struct UrlParts {
     keepalives_idle: Option<String>,
     keepalives_interval: Option<String>,
     keepalives_count: Option<String>,
+    channel_binding: Option<String>,
 }
 
 /// `is_dir` is injected so tests can pick which socket directories exist.
@@ -463,6 +478,25 @@ fn parse_with(
     };
     let tls = tls_settings(&parts, explicit_mode, &var)?;
     let keepalives = keepalives_from(&parts)?;
+    let channel_binding = match parts
+        .channel_binding
+        .clone()
+        .map(|v| (v, Origin::Url))
+        .or_else(|| var("PGCHANNELBINDING").map(|v| (v, Origin::Env("PGCHANNELBINDING"))))
+    {
+        None => None,
+        Some((value, origin)) => match value.trim() {
+            "prefer" => None,
+            "require" => Some(true),
+            "disable" => Some(false),
+            _ => {
+                return Err(UrlError::InvalidParameter {
+                    name: "channel_binding",
+                    origin,
+                })
+            }
+        },
+    };
 
     let (hosts, host_origin) = match (parts.host, var("PGHOST")) {
         (Some(host), _) => (hosts_from(&host), Origin::Url),
@@ -532,6 +566,7 @@ fn parse_with(
         tls,
         read_write_only,
         keepalives,
+        channel_binding,
     })
 }
 
@@ -843,6 +878,7 @@ fn set_param(parts: &mut UrlParts, name: &'static str, value: Option<String>) {
             "keepalives_idle" => parts.keepalives_idle = value,
             "keepalives_interval" => parts.keepalives_interval = value,
             "keepalives_count" => parts.keepalives_count = value,
+            "channel_binding" => parts.channel_binding = value,
             _ => parts.passfile = value,
         }
     }
@@ -1155,6 +1191,7 @@ mod tests {
                 tls: TlsSettings::default(),
                 read_write_only: false,
                 keepalives: Keepalives::default(),
+                channel_binding: None,
             }
         );
     }
@@ -1269,6 +1306,7 @@ mod tests {
                 },
                 read_write_only: false,
                 keepalives: Keepalives::default(),
+                channel_binding: None,
             }
         );
     }
@@ -1294,6 +1332,7 @@ mod tests {
                 },
                 read_write_only: false,
                 keepalives: Keepalives::default(),
+                channel_binding: None,
             }
         );
     }

@@ -5,7 +5,9 @@
 
 use migrate_postgres::url::{self, UrlError};
 use migrate_postgres::{connect_client, PostgresDriver, SessionSettings};
-use migrate_testkit::private_cluster::{PrivateCluster, ServerCert, TlsCluster, CERT_USER};
+use migrate_testkit::private_cluster::{
+    PrivateCluster, ServerCert, TlsCluster, CERT_USER, SCRAM_PASSWORD, SCRAM_USER,
+};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -272,6 +274,40 @@ fn a_revoked_server_certificate_fails_with_sslcrl() {
         &["revoked"],
         "PGSSLCRL",
     );
+}
+
+#[test]
+fn channel_binding_require_binds_scram_to_the_tls_session() {
+    let tls = TlsCluster::start(ServerCert::Good);
+    let url = |query: &str| {
+        format!(
+            "postgresql://{SCRAM_USER}:{SCRAM_PASSWORD}@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}{query}",
+            tls.cluster.port,
+            p(&tls.ca_file)
+        )
+    };
+    encrypted(
+        &attempt(&url("&channel_binding=require"), &[]),
+        "SCRAM-SHA-256-PLUS",
+    );
+    // Trust authentication has nothing to bind: require refuses it, as libpq does.
+    fails_with(
+        &attempt(
+            &tls.url(
+                "localhost",
+                "postgres",
+                &format!(
+                    "sslmode=verify-full&sslrootcert={}&channel_binding=require",
+                    p(&tls.ca_file)
+                ),
+            ),
+            &[],
+        ),
+        &[],
+        "channel binding against trust",
+    );
+    let outcome = attempt(&url("&channel_binding=require"), &[]);
+    assert!(!format!("{outcome:?}").contains(SCRAM_PASSWORD));
 }
 
 #[test]

@@ -15,6 +15,10 @@ use std::time::Duration;
 
 /// The role that logs in with a client certificate on a [`TlsCluster`].
 pub const CERT_USER: &str = "certuser";
+/// The role that logs in with a SCRAM password over TLS on a [`TlsCluster`].
+pub const SCRAM_USER: &str = "scramuser";
+/// Its password.
+pub const SCRAM_PASSWORD: &str = "Scr4m-Pw-0f-Test";
 
 /// A private cluster, stopped and deleted on drop.
 #[derive(Debug)]
@@ -372,6 +376,7 @@ impl TlsCluster {
         let hba = format!(
             "local all all trust\n\
              hostssl all {CERT_USER} 127.0.0.1/32 cert\n\
+             hostssl all {SCRAM_USER} 127.0.0.1/32 scram-sha-256\n\
              hostnossl all all 127.0.0.1/32 {plaintext}\n\
              hostssl all all 127.0.0.1/32 trust\n"
         );
@@ -379,6 +384,10 @@ impl TlsCluster {
         cluster.psql(
             "postgres",
             &format!("CREATE ROLE {CERT_USER} LOGIN SUPERUSER"),
+        );
+        cluster.psql(
+            "postgres",
+            &format!("SET password_encryption = 'scram-sha-256'; CREATE ROLE {SCRAM_USER} LOGIN PASSWORD '{SCRAM_PASSWORD}'"),
         );
         TlsCluster {
             cluster,
