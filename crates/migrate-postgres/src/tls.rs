@@ -210,7 +210,7 @@ impl TlsSettings {
             "PGSSLROOTCERT",
             match &self.root_cert {
                 Some(RootCert::File(p)) => p.clone().into_os_string(),
-                Some(RootCert::System) => OsString::from("system"),
+                Some(RootCert::System) => system_bundle(),
                 None => none(),
             },
         ));
@@ -317,6 +317,24 @@ impl TlsSettings {
             ),
         }
     }
+}
+
+/// What `sslrootcert=system` means to a child tool: libpq before 16 (Debian 12's pg_dump 15)
+/// reads `system` as a file name, so it gets the platform's CA bundle file when there is one.
+fn system_bundle() -> OsString {
+    std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/cert.pem",
+            ]
+            .map(PathBuf::from),
+        )
+        .find(|path| path.is_file())
+        .map_or_else(|| OsString::from("system"), PathBuf::into_os_string)
 }
 
 fn read_certs(
@@ -653,6 +671,13 @@ mod tests {
         );
         assert_eq!(env[0].1, "verify-full");
         assert_eq!(env[1].1, "/ca.pem");
+        let system = TlsSettings {
+            mode: SslMode::VerifyFull,
+            root_cert: Some(RootCert::System),
+            ..TlsSettings::default()
+        };
+        let root = system.child_env()[1].1.clone();
+        assert!(root == "system" || Path::new(&root).is_file(), "{root:?}");
     }
 
     #[test]
