@@ -17,6 +17,8 @@ use std::path::PathBuf;
 pub const DEFAULT_SQLITE_FILE: &str = "identity_service.db";
 
 /// The database a command works on.
+// One value per command: boxing the settings would buy nothing and touch every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Database {
     /// A PostgreSQL database (the settings may hold a password: print [`Database::redacted`]).
@@ -109,6 +111,11 @@ impl Database {
                     }
                     other => other?,
                 };
+                // `-v` says what protects the session; asking costs a round trip, so only then.
+                if log::log_enabled!(log::Level::Debug) {
+                    let security = driver.security()?;
+                    log::debug!("connected to {}: {security}", settings.redacted());
+                }
                 require_schema(&mut driver, settings, &cfg.schema)?;
                 Ok(Connected::Postgres(Box::new(driver)))
             }
@@ -189,6 +196,14 @@ impl Connected {
         match self {
             Connected::Postgres(d) => d.as_mut(),
             Connected::Sqlite(d) => d,
+        }
+    }
+
+    /// What protects the session (PostgreSQL only): encryption, protocol, certificate checks.
+    pub fn security(&mut self) -> Result<Option<migrate_postgres::Security>, CliError> {
+        match self {
+            Connected::Postgres(d) => Ok(Some(d.security()?)),
+            Connected::Sqlite(_) => Ok(None),
         }
     }
 

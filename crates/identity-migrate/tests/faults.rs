@@ -11,7 +11,7 @@
 mod common;
 
 use common::{chain, command, db_at, head, output, run_db, tempdir, Out, R1};
-use migrate_testkit::{PrivateCluster, TestDb};
+use migrate_testkit::{FaultCluster, TestDb};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -420,7 +420,7 @@ fn an_interrupted_restore_leaves_no_process_and_no_scratch_database_after_the_ne
 
 #[test]
 fn a_server_crash_mid_migration_converges_on_the_first_rerun() {
-    let cluster = PrivateCluster::start("faults-crash", 54349, &[]);
+    let cluster = FaultCluster::start("faults-crash", 54349, &[]);
     let url = cluster.url("crash");
     for _ in 0..trials() {
         cluster.create_database("crash");
@@ -475,7 +475,7 @@ fn a_history_sequence_behind_its_rows_does_not_fail_the_run() {
 #[test]
 fn fifty_migrators_at_once_need_no_more_connections_than_migrators() {
     let max = format!("max_connections={MAX_CONNECTIONS}");
-    let cluster = PrivateCluster::start("faults-crowd", 54359, &[&max]);
+    let cluster = FaultCluster::start("faults-crowd", 54359, &[&max]);
     cluster.create_database("crowd");
     let url = cluster.url("crowd");
     let dir = tempdir();

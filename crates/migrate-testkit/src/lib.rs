@@ -13,13 +13,18 @@
 //!   tests of authentication failures.
 //! - [`describe_schema`] is an introspection oracle, written against `pg_catalog` and
 //!   independent of the product's code, that renders tables as normalized text.
+//! - [`private_cluster`] starts a test's own server: TLS-only with certificates made at test
+//!   time, a streaming standby, a PgBouncer in front; each stopped and removed on drop.
+//! - [`FaultCluster`] is a fault test's own server, stopped the hard way (`pg_ctl stop -m
+//!   immediate`) and started again, or started with `max_connections` it needs.
 
 mod describe;
-mod private_cluster;
+mod fault_cluster;
+pub mod private_cluster;
 mod server;
 mod testdb;
 
 pub use describe::describe_schema;
-pub use private_cluster::PrivateCluster;
+pub use fault_cluster::FaultCluster;
 pub use server::{auth_server, ensure_server, AuthServer, Server};
 pub use testdb::TestDb;
