@@ -273,7 +273,7 @@ pub struct BackupArgs {
     #[arg(long, value_name = "FORMAT", value_parser = ["directory", "custom", "plain"])]
     pub format: Option<String>,
     /// Parallel jobs for the directory format.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,
     /// zlib level 0-9 for the custom and directory formats [default: 0, none]. Higher levels
     /// save disk (about 3x at 1) and cost CPU time that a two-core machine feels.
@@ -335,7 +335,7 @@ pub struct GenerateSqlArgs {
     /// Write to this file instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Start here [default: the database's current revision when it is reachable, else base].
+    /// Start here [default: the database's current revision; `base` for the whole chain].
     #[arg(long, value_name = "REV")]
     pub from: Option<String>,
     /// End here [default: head].

@@ -143,10 +143,14 @@ pub(crate) fn engine<'g>(
         options.single_transaction = run.single_transaction;
         options.accept_changed = run.accept_changed;
     }
+    let mut connected = connected;
+    if let Connected::Postgres(driver) = &mut connected {
+        migrate_postgres::interrupt::cancel_on_interrupt(driver.client());
+    }
+    let driver = Box::new(crate::signals::Interruptible::new(connected.into_driver()));
     // A database that ran the series 0.1.0 released and 0.2.0 withdrew is told the way forward
     // (and `rollback` takes it back down that series).
-    Engine::new(connected.into_driver(), graph, options)
-        .with_withdrawal(identity_schema::withdrawal())
+    Engine::new(driver, graph, options).with_withdrawal(identity_schema::withdrawal())
 }
 
 fn identity() -> RunIdentity {
@@ -350,6 +354,10 @@ fn migrate(
     intent: Intent,
     run: &MigrateArgs,
 ) -> Result<(), CliError> {
+    let target = match &intent {
+        Intent::Upgrade(t) | Intent::Downgrade(t) => t,
+    };
+    exact_revision(target, "REV")?;
     // Lint refuses a dangerous plan before anything is touched (created, backed up, locked).
     crate::lint_cmd::guard(out, cfg, graph, &intent, run)?;
     let database = Database::resolve(cfg)?;
@@ -372,6 +380,15 @@ fn migrate(
         let create = run.create_database && !run.dry_run;
         engine(database.connect(cfg, create)?, graph, cfg, Some(run))
     };
+    refuse_upgrade_below_current(&mut engine, graph, &intent)?;
+    if cfg.database_url.is_none() && !run.dry_run {
+        // Said even with -q: a deployment whose DATABASE_URL failed to mount must not pass for
+        // a migration of its database.
+        eprintln!(
+            "note: no database configured: migrating the embedded SQLite database ./{} (set DATABASE_URL or pass --database-url for PostgreSQL)",
+            crate::database::DEFAULT_SQLITE_FILE
+        );
+    }
     if run.dry_run {
         let script = engine.script(&intent)?;
         let (from, to) = match (script.steps.first(), script.steps.last()) {
@@ -497,6 +514,44 @@ fn migrate(
     writeln!(out, "{summary}").map_err(io_error)
 }
 
+/// A revision named on the command line is taken as written: `abc ` is not `abc` (a stray
+/// space usually means a pasted or templated value went wrong).
+fn exact_revision(rev: &str, what: &str) -> Result<(), CliError> {
+    if rev.trim() != rev || rev.is_empty() {
+        return Err(CliError::Config(format!(
+            "{what} {rev:?} has leading or trailing white space (or is empty): give the revision exactly"
+        )));
+    }
+    Ok(())
+}
+
+/// `migrate-to` only goes up: a target the database is already past would be "nothing to do",
+/// which hides a mistake (the operator meant `rollback`).
+fn refuse_upgrade_below_current(
+    engine: &mut Engine<'_>,
+    graph: &RevisionGraph,
+    intent: &Intent,
+) -> Result<(), CliError> {
+    let Intent::Upgrade(target) = intent else {
+        return Ok(());
+    };
+    let current = engine.status()?.current;
+    let Ok(Target::Revisions(ids)) = graph.resolve(target, &current) else {
+        return Ok(());
+    };
+    let Ok(applied) = graph.applied(&current) else {
+        return Ok(());
+    };
+    if ids != current && ids.iter().all(|id| applied.contains(id)) {
+        return Err(CliError::Config(format!(
+            "revision {} is below the current revision {}: migrate-to only goes up; to go down, run `identity-migrate rollback {target}`",
+            heads_text(&ids),
+            heads_text(&current)
+        )));
+    }
+    Ok(())
+}
+
 fn generate_sql(
     out: &mut dyn Write,
     cfg: &Resolved,
@@ -509,6 +564,10 @@ fn generate_sql(
         Some(DialectArg::Sqlite) => Dialect::Sqlite,
         None => database.dialect(),
     };
+    exact_revision(&args.to, "--to")?;
+    if let Some(rev) = &args.from {
+        exact_revision(rev, "--from")?;
+    }
     let from: Heads = match &args.from {
         Some(rev) => match graph
             .resolve(rev, &Heads::new())
@@ -628,10 +687,12 @@ fn current_or_base(
             );
             Ok(heads)
         }
-        Err(CliError::Engine(EngineError::Driver(e))) => {
-            log::warn!("database not reachable ({e}): generating from base");
-            Ok(Heads::new())
-        }
+        // A connection that fails is a failure, as for every other reading command: a script
+        // "from base" for a database that is not at base would be dangerous. `--from base`
+        // asks for that script explicitly.
+        Err(CliError::Engine(EngineError::Driver(e))) => Err(CliError::Io(format!(
+            "{e} (to generate the script without a connection, pass --from REV, or --from base for the whole chain)"
+        ))),
         Err(e) => Err(e),
     }
 }
@@ -846,6 +907,7 @@ fn seed_data(out: &mut dyn Write, cfg: &Resolved, users: u64, seed: u64) -> Resu
         }
     };
     let mut client = migrate_postgres::connect_client(&settings, "identity-migrate seed")?;
+    migrate_postgres::interrupt::cancel_on_interrupt(&client);
     let scale = identity_seed::Scale::users(users);
     let spinner = crate::progress::spinner(false, "seeding");
     let report = identity_seed::seed_with_progress(&mut client, &scale, seed, &mut |p| match p {

@@ -108,21 +108,48 @@ pub fn resolve(
         _ => None,
     };
     let env_url = |e: &Environment| -> Result<Option<String>, CliError> {
+        let name = chosen.as_deref().unwrap_or_default();
         if let Some(var) = &e.database_url_env {
-            return env(var).map(Some).ok_or_else(|| {
-                CliError::Config(format!(
-                    "environment {:?} reads its URL from ${var}, which is not set",
-                    chosen.as_deref().unwrap_or_default()
-                ))
-            });
+            return match env(var) {
+                None => Err(CliError::Config(format!(
+                    "environment {name:?} reads its URL from ${var}, which is not set"
+                ))),
+                Some(url) if url.trim().is_empty() => Err(CliError::Config(format!(
+                    "environment {name:?} reads its URL from ${var}, which is set but empty: did its secret fail to mount?"
+                ))),
+                Some(url) => Ok(Some(url)),
+            };
         }
-        Ok(e.database_url.clone())
+        // An environment without a URL is a configuration mistake, not a request for the
+        // embedded SQLite file.
+        match &e.database_url {
+            Some(url) if url.trim().is_empty() => Err(CliError::Config(format!(
+                "environment {name:?} has an empty database_url: give the database URL"
+            ))),
+            Some(url) => Ok(Some(url.clone())),
+            None => Err(CliError::Config(format!(
+                "environment {name:?} names no database: set its database_url or database_url_env"
+            ))),
+        }
+    };
+    // A variable that is set but empty is a secret that failed to mount, not "nothing
+    // configured": falling back to the embedded SQLite file would report a success.
+    let set_but_empty = |what: &str| {
+        CliError::Config(format!(
+            "{what} is set but empty: give it the database URL (did a secret fail to mount?), or unset it to use the embedded SQLite default"
+        ))
     };
     let (database_url, source) = if let Some(url) = &global.database_url {
+        if url.trim().is_empty() {
+            return Err(set_but_empty("--database-url"));
+        }
         (Some(url.clone()), "--database-url")
     } else if let (Some(e), true) = (environment, global.environment.is_some()) {
         (env_url(e)?, "--env")
-    } else if let Some(url) = env("DATABASE_URL").filter(|u| !u.is_empty()) {
+    } else if let Some(url) = env("DATABASE_URL") {
+        if url.trim().is_empty() {
+            return Err(set_but_empty("DATABASE_URL"));
+        }
         (Some(url), "DATABASE_URL")
     } else if let Some(e) = environment {
         (env_url(e)?, CONFIG_FILE)
@@ -203,9 +230,21 @@ fn load_file(explicit: Option<&Path>) -> Result<Option<ConfigFile>, CliError> {
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| CliError::Config(format!("cannot read {}: {e}", path.display())))?;
-    toml::from_str(&text)
-        .map(Some)
-        .map_err(|e| CliError::Config(format!("{} is not valid: {}", path.display(), e.message())))
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+        CliError::Config(format!("{} is not valid: {}", path.display(), e.message()))
+    })?;
+    // Two sources for one URL: which one wins would be a guess.
+    if let Some((name, _)) = file
+        .environments
+        .iter()
+        .find(|(_, e)| e.database_url.is_some() && e.database_url_env.is_some())
+    {
+        return Err(CliError::Config(format!(
+            "{}: environment {name:?} sets both database_url and database_url_env: keep one",
+            path.display()
+        )));
+    }
+    Ok(Some(file))
 }
 
 #[cfg(test)]
@@ -295,6 +334,38 @@ schema = "identity"
         let g = global(&["--config", cfg.to_str().expect("utf8"), "--env", "prod"]);
         let e = resolve(&g, &|_| None).expect_err("missing var");
         assert!(e.to_string().contains("$PROD_URL"), "{e}");
+    }
+
+    #[test]
+    fn empty_and_missing_urls_are_config_errors_not_the_embedded_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = write_config(dir.path(), FILE);
+        let g = global(&["--config", cfg.to_str().expect("utf8"), "--env", "prod"]);
+        let e = resolve(&g, &|k| (k == "PROD_URL").then(String::new)).expect_err("empty");
+        assert!(e.to_string().contains("set but empty"), "{e}");
+        let g = global(&["--config", cfg.to_str().expect("utf8")]);
+        let e = resolve(&g, &|k| (k == "DATABASE_URL").then(String::new)).expect_err("empty");
+        assert!(
+            e.to_string().contains("DATABASE_URL is set but empty"),
+            "{e}"
+        );
+        let cfg = write_config(
+            dir.path(),
+            "default_environment = \"x\"\n[environments.x]\nlock_wait = 3\n",
+        );
+        let g = global(&["--config", cfg.to_str().expect("utf8")]);
+        let e = resolve(&g, &|_| None).expect_err("no URL");
+        assert!(e.to_string().contains("names no database"), "{e}");
+        let cfg = write_config(
+            dir.path(),
+            "[environments.x]\ndatabase_url = \"a\"\ndatabase_url_env = \"B\"\n",
+        );
+        let g = global(&["--config", cfg.to_str().expect("utf8")]);
+        let e = resolve(&g, &|_| None).expect_err("both");
+        assert!(e.to_string().contains("keep one"), "{e}");
+        // Nothing configured at all: the embedded default.
+        let g = global(&["--no-dotenv"]);
+        assert_eq!(resolve(&g, &|_| None).expect("resolve").source, "default");
     }
 
     #[test]

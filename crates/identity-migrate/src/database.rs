@@ -116,6 +116,7 @@ impl Database {
                     let security = driver.security()?;
                     log::debug!("connected to {}: {security}", settings.redacted());
                 }
+                require_schema(&mut driver, settings, &cfg.schema)?;
                 Ok(Connected::Postgres(Box::new(driver)))
             }
             Database::Sqlite(target) => {
@@ -128,9 +129,9 @@ impl Database {
                         .into());
                     }
                     if cfg.database_url.is_none() {
-                        log::info!(
-                            "no database configured: creating the embedded SQLite database \
-                             ./{DEFAULT_SQLITE_FILE} (set DATABASE_URL or pass --database-url for PostgreSQL)"
+                        // `migrate` has said it already, even with -q.
+                        log::debug!(
+                            "creating the embedded SQLite database ./{DEFAULT_SQLITE_FILE}"
                         );
                     } else {
                         log::info!("creating database {target}");
@@ -144,6 +145,32 @@ impl Database {
             }
         }
     }
+}
+
+/// A schema that does not exist is bad input, named: otherwise the first statement fails with
+/// "no schema has been selected to create in", which does not say why.
+fn require_schema(
+    driver: &mut PostgresDriver,
+    settings: &ConnectionSettings,
+    schema: &str,
+) -> Result<(), CliError> {
+    let exists: bool = driver
+        .client()
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )
+        .map_err(|e| DriverError::Io(format!("cannot read the schemas: {e}")))?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    Err(CliError::Config(format!(
+        "schema {:?} does not exist in {}: create it (CREATE SCHEMA {}) or fix --schema",
+        crate::one_line(schema),
+        settings.redacted(),
+        migrate_core::render::quote_ident(schema)
+    )))
 }
 
 /// The SQL of the tool's state tables in `dialect`.

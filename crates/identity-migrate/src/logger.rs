@@ -55,9 +55,18 @@ pub fn init(verbose: u8, quiet: bool, file: Option<&std::path::Path>) -> Result<
     };
     let file = match file {
         Some(path) => {
-            Some(Mutex::new(open_private(path).map_err(|e| {
-                format!("cannot open log file {}: {e}", path.display())
-            })?))
+            let mut opened = open_private(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+            // A log that cannot be written (a full disk, /dev/full) is found now, before any
+            // work, rather than lost silently later: the operator asked for a record.
+            writeln!(
+                opened,
+                "{} start: identity-migrate {}",
+                unix_time(),
+                env!("CARGO_PKG_VERSION")
+            )
+            .map_err(|e| format!("cannot write log file {}: {e}", path.display()))?;
+            Some(Mutex::new(opened))
         }
         None => None,
     };

@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod config;
 mod database;
+mod env_file;
 mod error;
 mod lint_cmd;
 mod logger;
@@ -14,6 +15,7 @@ mod progress;
 mod promote;
 mod scaffold;
 mod shell;
+mod signals;
 mod sqlite_backup;
 mod trace;
 mod wait;
@@ -54,11 +56,9 @@ fn real_main() -> i32 {
         }
     };
     if !cli.global.no_dotenv {
-        if let Err(e) = dotenvy::dotenv() {
-            if !e.not_found() {
-                eprintln!("error: cannot read .env: {}", one_line(&e.to_string()));
-                return error::EXIT_BAD_INPUT;
-            }
+        if let Err(e) = env_file::load() {
+            eprintln!("error: {}", one_line(&e));
+            return error::EXIT_BAD_INPUT;
         }
     }
     if let Err(e) = logger::init(
@@ -70,7 +70,18 @@ fn real_main() -> i32 {
         return error::EXIT_BAD_INPUT;
     }
     progress::set_quiet(cli.global.quiet);
-    match commands::run(cli) {
+    signals::install();
+    let result = commands::run(cli);
+    // A signal decides the exit code, whatever the interrupted work returned: the operator
+    // (or Kubernetes) asked the tool to stop, and it did.
+    if let Some(signal) = signals::received() {
+        let what = match &result {
+            Ok(()) => "the work had finished".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        return signals::finish(signal, &one_line(&what));
+    }
+    match result {
         Ok(()) | Err(error::CliError::OutputClosed) => 0,
         Err(e) => {
             eprintln!("error: {}", one_line(&e.to_string()));
@@ -79,7 +90,22 @@ fn real_main() -> i32 {
     }
 }
 
-/// Errors are one line, whatever the server or the OS put in them.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Longest word of an error line echoed in full: input pasted by mistake (a whole file as an
+/// argument) must not flood a terminal or a log.
+const MAX_ECHOED_WORD: usize = 200;
+
+/// Errors are one line, whatever the server or the OS put in them, with no huge word.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace()
+        .map(|word| {
+            let chars = word.chars().count();
+            if chars <= MAX_ECHOED_WORD {
+                word.to_owned()
+            } else {
+                let kept: String = word.chars().take(MAX_ECHOED_WORD).collect();
+                format!("{kept}... ({chars} characters)")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -20,6 +20,7 @@
 
 mod manifest;
 pub mod sqlite;
+mod stale;
 
 pub use manifest::{FileEntry, Manifest};
 pub use migrate_postgres::backup::Format;
@@ -178,8 +179,11 @@ pub struct Backup {
 
 /// Connects a plain session (backups need none of the engine's settings).
 fn connect(settings: &ConnectionSettings) -> Result<Client, BackupError> {
-    migrate_postgres::connect_client(settings, "identity-migrate backup")
-        .map_err(BackupError::Driver)
+    let client = migrate_postgres::connect_client(settings, "identity-migrate backup")
+        .map_err(BackupError::Driver)?;
+    // An interruption (SIGTERM) cancels what it runs, so the backup's cleanup runs at once.
+    migrate_postgres::interrupt::cancel_on_interrupt(&client);
+    Ok(client)
 }
 
 /// The server's `server_version` and its major number.
@@ -1267,6 +1271,8 @@ fn restore_by_swap(
 ) -> Result<Restored, BackupError> {
     let target = settings.dbname.clone();
     let mut admin = connect_maintenance(settings)?;
+    stale::lock_restore(&mut admin, &target)?;
+    stale::drop_scratch(&mut admin, settings, &target)?;
     let props = database_properties(&mut admin, &target)?;
     let stamp: String = admin
         .query_one(
@@ -1308,10 +1314,20 @@ fn restore_by_swap(
         Ok(done) => done,
         Err(e) => {
             // Leave the target exactly as it was: the scratch database goes, whatever it holds.
-            if let Err(d) = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote_ident(&scratch)
-            )) {
+            // Once more if an interruption's cancel, meant for the work, landed on the drop.
+            let drop_scratch = |admin: &mut Client| {
+                admin.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(&scratch)
+                ))
+            };
+            let dropped = match drop_scratch(&mut admin) {
+                Err(d) if d.code() == Some(&postgres::error::SqlState::QUERY_CANCELED) => {
+                    drop_scratch(&mut admin)
+                }
+                other => other,
+            };
+            if let Err(d) = dropped {
                 log::warn!(
                     "could not drop the scratch database {scratch}: {}; drop it by hand",
                     pg_error(d)
@@ -1681,6 +1697,7 @@ impl Staging {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
+        stale::remove_partials(&parent);
         let dir = parent.join(format!(
             ".{}.partial-{}",
             file_name(destination).to_string_lossy(),
@@ -1699,7 +1716,9 @@ impl Staging {
             ))
         })?;
         set_mode(&dir, 0o700)?;
-        Ok(Staging { dir, done: false })
+        let staging = Staging { dir, done: false };
+        stale::write_owner(&staging.dir)?;
+        Ok(staging)
     }
 
     fn finish(mut self) {

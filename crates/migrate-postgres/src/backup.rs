@@ -130,7 +130,7 @@ fn major_of(version: &str) -> Option<u32> {
 
 /// The libpq environment that carries the connection to a child tool.
 fn child_command(tool: &Path, settings: &ConnectionSettings) -> Command {
-    let mut cmd = Command::new(tool);
+    let mut cmd = crate::interrupt::command(tool);
     // Nothing of the caller's libpq environment may redirect the child elsewhere.
     for var in [
         "PGHOST",
@@ -205,6 +205,7 @@ fn wait(
     progress: &mut dyn FnMut(Duration),
 ) -> Result<(), DriverError> {
     let started = Instant::now();
+    crate::interrupt::track(&child);
     let errors = drain(child.stderr.take());
     let status = loop {
         match child.try_wait() {
@@ -215,9 +216,13 @@ fn wait(
                     progress(started.elapsed());
                 }
             }
-            Err(e) => return Err(DriverError::Io(format!("{what}: {e}"))),
+            Err(e) => {
+                crate::interrupt::finished(&child);
+                return Err(DriverError::Io(format!("{what}: {e}")));
+            }
         }
     };
+    crate::interrupt::finished(&child);
     if status.success() {
         return Ok(());
     }
@@ -304,7 +309,8 @@ pub fn dump_streaming(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| DriverError::Io(format!("cannot start {}: {e}", tools.pg_dump.display())))?;
-    let mut decode = Command::new(&tools.pg_restore)
+    crate::interrupt::track(&dump);
+    let mut decode = crate::interrupt::command(&tools.pg_restore)
         .arg("--file=-")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -313,6 +319,7 @@ pub fn dump_streaming(
         .map_err(|e| {
             DriverError::Io(format!("cannot start {}: {e}", tools.pg_restore.display()))
         })?;
+    crate::interrupt::track(&decode);
     let dump_errors = drain(dump.stderr.take());
     let decode_errors = drain(decode.stderr.take());
     let decoded = decode.stdout.take();
@@ -328,9 +335,11 @@ pub fn dump_streaming(
     let dump_status = dump
         .wait()
         .map_err(|e| DriverError::Io(format!("pg_dump: {e}")))?;
+    crate::interrupt::finished(&dump);
     let decode_status = decode
         .wait()
         .map_err(|e| DriverError::Io(format!("pg_restore: {e}")))?;
+    crate::interrupt::finished(&decode);
     let counts = counter
         .join()
         .map_err(|_| DriverError::Io("the archive reader stopped".to_owned()))?;
@@ -430,7 +439,7 @@ pub fn read_archive(
             .map_err(|e| DriverError::Io(format!("cannot read {}: {e}", archive.display())))?;
         return count_copy_rows(file);
     }
-    let mut child = Command::new(&tools.pg_restore)
+    let mut child = crate::interrupt::command(&tools.pg_restore)
         .arg("--file=-")
         .arg(archive)
         .stdin(Stdio::null())
@@ -467,7 +476,7 @@ pub fn list_table_data_ids(
     tools: &ClientTools,
     archive: &Path,
 ) -> Result<Vec<(u32, String)>, DriverError> {
-    let out = Command::new(&tools.pg_restore)
+    let out = crate::interrupt::command(&tools.pg_restore)
         .arg("--list")
         .arg(archive)
         .stdin(Stdio::null())

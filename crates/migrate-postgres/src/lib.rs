@@ -2,6 +2,7 @@
 //! statement execution. It holds SQL and sessions; every decision belongs to the engine.
 
 pub mod backup;
+pub mod interrupt;
 mod introspect;
 pub mod tls;
 pub mod trace;
@@ -98,9 +99,11 @@ pub struct PostgresStateSql;
 /// A connection to one PostgreSQL database.
 pub struct PostgresDriver {
     client: Client,
-    /// The lock's own connection, so that no transaction or snapshot of the work session is
-    /// ever open while it waits (a waiting snapshot deadlocks `CREATE INDEX CONCURRENTLY`).
-    lock_client: Option<Client>,
+    /// Whether this session holds the migration lock. It is taken on the work session itself,
+    /// by polling `pg_try_advisory_lock` outside any transaction: a waiting migrator holds one
+    /// connection (N pods need N connections, not 2N) and no snapshot between polls (a snapshot
+    /// held while waiting would deadlock `CREATE INDEX CONCURRENTLY`).
+    locked: bool,
     settings: ConnectionSettings,
     session: SessionSettings,
 }
@@ -114,7 +117,7 @@ impl PostgresDriver {
         let client = open(settings, &session)?;
         Ok(PostgresDriver {
             client,
-            lock_client: None,
+            locked: false,
             settings: settings.clone(),
             session,
         })
@@ -192,8 +195,8 @@ impl PostgresDriver {
 
 impl Drop for PostgresDriver {
     fn drop(&mut self) {
-        // Closing the lock session releases the lock on the server anyway; unlocking first
-        // makes it immediate even if the socket close is delayed.
+        // Closing the session releases the lock on the server anyway; unlocking first makes it
+        // immediate even if the socket close is delayed.
         let _ = self.unlock();
     }
 }
@@ -265,7 +268,28 @@ fn open(settings: &ConnectionSettings, session: &SessionSettings) -> Result<Clie
             statement_timeout
         ))
         .map_err(classify)?;
+    abandon_work_of_a_dead_client(&mut client)?;
     Ok(client)
+}
+
+/// How often the server checks, while it runs a statement of this session, that the client
+/// is still there (PostgreSQL 14+): a killed migrator's `ALTER TABLE` is abandoned within
+/// about this long instead of running on and holding its locks against the next run.
+const CLIENT_CHECK_INTERVAL_MS: u32 = 1000;
+
+fn abandon_work_of_a_dead_client(client: &mut Client) -> Result<(), DriverError> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .map_err(classify)?
+        .get(0);
+    if version >= 140_000 {
+        client
+            .batch_execute(&format!(
+                "SET client_connection_check_interval = {CLIENT_CHECK_INTERVAL_MS}"
+            ))
+            .map_err(classify)?;
+    }
+    Ok(())
 }
 
 /// The lock is taken only to change the database: a standby would fail at the first write,
@@ -465,22 +489,26 @@ impl Driver for PostgresDriver {
     }
 
     fn lock(&mut self, budget: Duration) -> Result<(), DriverError> {
-        if self.lock_client.is_some() {
+        if self.locked {
             return Ok(());
         }
-        let mut lock_client = open(&self.settings, &self.session)?;
-        refuse_standby(&mut lock_client, &self.settings)?;
-        refuse_transaction_pooler(&mut self.client, &mut lock_client, &self.settings)?;
+        refuse_standby(&mut self.client, &self.settings)?;
+        // A second session only for as long as the pooler probe needs it: closed before the
+        // wait, so that a waiting migrator holds one connection.
+        let mut probe = open(&self.settings, &self.session)?;
+        refuse_transaction_pooler(&mut self.client, &mut probe, &self.settings)?;
+        drop(probe);
         let key = self.lock_key();
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);
         loop {
-            let got: bool = lock_client
+            let got: bool = self
+                .client
                 .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
                 .map_err(classify)?
                 .get(0);
             if got {
-                self.lock_client = Some(lock_client);
+                self.locked = true;
                 return Ok(());
             }
             let waited = started.elapsed();
@@ -494,12 +522,10 @@ impl Driver for PostgresDriver {
     }
 
     fn unlock(&mut self) -> Result<(), DriverError> {
-        if let Some(mut lock_client) = self.lock_client.take() {
-            lock_client
-                .query_one(
-                    "SELECT pg_advisory_unlock($1, $2)",
-                    &[&LOCK_CLASS, &self.lock_key()],
-                )
+        if std::mem::take(&mut self.locked) {
+            let key = self.lock_key();
+            self.client
+                .query_one("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &key])
                 .map_err(classify)?;
         }
         Ok(())
@@ -568,6 +594,60 @@ impl Driver for PostgresDriver {
     }
 
     fn execute_in_transaction(&mut self, statements: &[String]) -> Result<(), ExecError> {
+        match self.run_transaction(statements) {
+            Err(e) if is_history_id_collision(&e.error) => {
+                // Crash recovery can take the history's identity sequence back below ids
+                // already used (PostgreSQL 15 after `CREATE DATABASE ... TEMPLATE`): the row
+                // is not a duplicate, its id is. Move the sequence past them and run again
+                // (the failed transaction left nothing behind).
+                log::warn!(
+                    "the history table's id sequence was behind its rows (a crash recovery?): moved it forward, running the step again"
+                );
+                let table = quote_literal(&self.qualified(HISTORY_TABLE));
+                self.client
+                    .batch_execute(&format!(
+                        "SELECT setval(pg_get_serial_sequence({table}, 'id'), (SELECT max(id) FROM {HISTORY_TABLE}))"
+                    ))
+                    .map_err(|e| ExecError {
+                        statement: None,
+                        error: classify(e),
+                    })?;
+                self.run_transaction(statements)
+            }
+            other => other,
+        }
+    }
+
+    fn introspect(&mut self) -> Result<migrate_core::Schema, DriverError> {
+        introspect::introspect(&mut self.client, &self.session.schema)
+    }
+
+    fn canonicalize(
+        &mut self,
+        expected: &migrate_core::Schema,
+    ) -> Result<migrate_core::Schema, DriverError> {
+        introspect::canonicalize(&mut self.client, &self.session.schema, expected)
+    }
+
+    fn execute_each(&mut self, statements: &[String]) -> Result<(), ExecError> {
+        for (i, sql) in statements.iter().enumerate() {
+            self.client.batch_execute(sql).map_err(|e| ExecError {
+                statement: Some(i),
+                error: classify(e),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn is_history_id_collision(e: &DriverError) -> bool {
+    matches!(e, DriverError::Statement { code: Some(code), message }
+        if code == "23505" && message.contains(&format!("\"{HISTORY_TABLE}_pkey\"")))
+}
+
+impl PostgresDriver {
+    /// One transaction: BEGIN, the statements, COMMIT; ROLLBACK when one fails.
+    fn run_transaction(&mut self, statements: &[String]) -> Result<(), ExecError> {
         // BEGIN travels with the first statement and COMMIT with the last: three round trips
         // for a typical revision instead of five, and a failure still names its statement.
         let last = statements.len().saturating_sub(1);
@@ -589,27 +669,6 @@ impl Driver for PostgresDriver {
                     error: classify(e),
                 });
             }
-        }
-        Ok(())
-    }
-
-    fn introspect(&mut self) -> Result<migrate_core::Schema, DriverError> {
-        introspect::introspect(&mut self.client, &self.session.schema)
-    }
-
-    fn canonicalize(
-        &mut self,
-        expected: &migrate_core::Schema,
-    ) -> Result<migrate_core::Schema, DriverError> {
-        introspect::canonicalize(&mut self.client, &self.session.schema, expected)
-    }
-
-    fn execute_each(&mut self, statements: &[String]) -> Result<(), ExecError> {
-        for (i, sql) in statements.iter().enumerate() {
-            self.client.batch_execute(sql).map_err(|e| ExecError {
-                statement: Some(i),
-                error: classify(e),
-            })?;
         }
         Ok(())
     }

@@ -51,6 +51,59 @@ const KNOWN_PARAMS: [&str; 21] = [
     "channel_binding",
 ];
 
+/// libpq's other connection parameters: valid, with no effect on this tool's sessions.
+const OTHER_LIBPQ_PARAMS: [&str; 34] = [
+    "hostaddr",
+    "require_auth",
+    "channel_binding",
+    "client_encoding",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "requiressl",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "sslnegotiation",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "max_protocol_version",
+    "min_protocol_version",
+];
+
+/// Parameters of the SQLAlchemy drivers (asyncpg, psycopg, pg8000) that the service's URL may
+/// carry: theirs, not libpq's, and skipped here.
+const DRIVER_PARAMS: [&str; 10] = [
+    "prepared_statement_cache_size",
+    "prepared_statement_name_func",
+    "statement_cache_size",
+    "max_cached_statement_lifetime",
+    "max_cacheable_statement_size",
+    "command_timeout",
+    "timeout",
+    "server_settings",
+    "direct_tls",
+    "async_fallback",
+];
+
 const NO_SLASHES: &str =
     "the scheme must be followed by \"//\", as in postgresql://user@host:5432/dbname";
 const BAD_IPV6: &str =
@@ -353,6 +406,11 @@ pub enum UrlError {
         /// What is wrong and how to fix it.
         reason: &'static str,
     },
+    /// A query parameter neither libpq nor a SQLAlchemy driver knows (libpq refuses it too).
+    UnknownParameter {
+        /// The parameter's name, cut to 40 characters.
+        name: String,
+    },
 }
 
 impl fmt::Display for UrlError {
@@ -397,6 +455,10 @@ impl fmt::Display for UrlError {
                 "{origin} lists as many hosts as ports only if it gives one port per host: give one port for all hosts, or one for each"
             ),
             UrlError::Malformed { reason } => write!(f, "malformed database URL: {reason}"),
+            UrlError::UnknownParameter { name } => write!(
+                f,
+                "unknown database URL parameter \"{name}\" (libpq refuses it too): remove it or fix its spelling"
+            ),
         }
     }
 }
@@ -848,7 +910,14 @@ fn apply_query(query: &str, parts: &mut UrlParts) -> Result<(), UrlError> {
         }
         let key = decode(raw_key, "query parameter name")?;
         let Some(name) = KNOWN_PARAMS.iter().copied().find(|known| *known == key) else {
-            continue;
+            // Accepted without a meaning here only when libpq or a SQLAlchemy driver knows it:
+            // anything else is a typo (`sslmod=`) that would silently change nothing.
+            if OTHER_LIBPQ_PARAMS.contains(&key.as_str()) || DRIVER_PARAMS.contains(&key.as_str()) {
+                continue;
+            }
+            return Err(UrlError::UnknownParameter {
+                name: key.chars().take(40).collect(),
+            });
         };
         let raw_value = raw_value.ok_or(UrlError::Malformed { reason: NO_VALUE })?;
         let value = non_empty(decode(raw_value, name)?);
@@ -1515,9 +1584,23 @@ mod tests {
     #[test]
     fn sqlalchemy_and_asyncpg_only_parameters_are_ignored() {
         assert_eq!(
-            ok("postgresql+asyncpg://u@h/db?prepared_statement_cache_size=0&statement_cache_size=0&pool_size=5&flag&odd=%zz"),
+            ok("postgresql+asyncpg://u@h/db?prepared_statement_cache_size=0&statement_cache_size=0&command_timeout=5&target_session_attrs=any"),
             ok("postgresql://u@h/db")
         );
+    }
+
+    #[test]
+    fn a_parameter_nobody_knows_is_refused() {
+        for url in [
+            "postgresql://u@h/db?foo=bar",
+            "postgresql+asyncpg://u@h/db?sslmod=require",
+            "postgresql://u@h/db?flag",
+        ] {
+            assert!(
+                matches!(err(url, &[]), UrlError::UnknownParameter { .. }),
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -15,12 +15,16 @@
 //!   independent of the product's code, that renders tables as normalized text.
 //! - [`private_cluster`] starts a test's own server: TLS-only with certificates made at test
 //!   time, a streaming standby, a PgBouncer in front; each stopped and removed on drop.
+//! - [`FaultCluster`] is a fault test's own server, stopped the hard way (`pg_ctl stop -m
+//!   immediate`) and started again, or started with `max_connections` it needs.
 
 mod describe;
+mod fault_cluster;
 pub mod private_cluster;
 mod server;
 mod testdb;
 
 pub use describe::describe_schema;
+pub use fault_cluster::FaultCluster;
 pub use server::{auth_server, ensure_server, AuthServer, Server};
 pub use testdb::TestDb;
