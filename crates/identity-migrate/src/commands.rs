@@ -115,6 +115,7 @@ fn engine<'g>(
 ) -> Engine<'g> {
     let mut options = Options::new(identity());
     options.lock_wait = cfg.lock_wait;
+    options.retry_budget = cfg.lock_budget;
     if let Some(run) = run {
         options.single_transaction = run.single_transaction;
         options.accept_changed = run.accept_changed;

@@ -40,6 +40,8 @@ pub struct Environment {
     pub lock_wait: Option<u64>,
     /// Milliseconds a statement may wait for a table lock.
     pub lock_timeout: Option<u64>,
+    /// Seconds one unit of work keeps retrying lost races for table locks (the lock budget).
+    pub lock_budget: Option<u64>,
     /// Milliseconds a statement may run (0: no limit).
     pub statement_timeout: Option<u64>,
     /// Directory for backups.
@@ -59,6 +61,10 @@ pub struct Resolved {
     pub lock_wait: Duration,
     /// Per-statement lock timeout.
     pub lock_timeout: Duration,
+    /// SQLite's wait for another writer: the lock timeout when one was given, else 5 s.
+    pub busy_timeout: Duration,
+    /// The lock budget (see `migrate_engine::Options::retry_budget`).
+    pub lock_budget: Duration,
     /// Per-statement run time limit.
     pub statement_timeout: Option<Duration>,
     /// Directory for backups with a default name.
@@ -118,10 +124,24 @@ pub fn resolve(
     let pick =
         |flag: Option<u64>, file: Option<u64>, default: u64| flag.or(file).unwrap_or(default);
     let lock_wait = pick(global.lock_wait, environment.and_then(|e| e.lock_wait), 60);
-    let lock_timeout = pick(
-        global.lock_timeout,
-        environment.and_then(|e| e.lock_timeout),
-        5000,
+    let lock_timeout_given = global
+        .lock_timeout
+        .or_else(|| environment.and_then(|e| e.lock_timeout));
+    // Short by default: while a statement waits for its lock, the service's queries queue
+    // behind it, for at most this long (pgroll's default; see README, "Lock-safe execution").
+    let lock_timeout = lock_timeout_given.unwrap_or(500);
+    let budget_env = match env("IDENTITY_MIGRATE_LOCK_BUDGET").filter(|v| !v.is_empty()) {
+        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+            CliError::Config(format!(
+                "IDENTITY_MIGRATE_LOCK_BUDGET must be a whole number of seconds, not {v:?}"
+            ))
+        })?),
+        None => None,
+    };
+    let lock_budget = pick(
+        global.lock_budget.or(budget_env),
+        environment.and_then(|e| e.lock_budget),
+        60,
     );
     let statement_timeout = pick(
         global.statement_timeout,
@@ -138,6 +158,8 @@ pub fn resolve(
             .unwrap_or_else(|| "public".to_owned()),
         lock_wait: Duration::from_secs(lock_wait),
         lock_timeout: Duration::from_millis(lock_timeout),
+        busy_timeout: Duration::from_millis(lock_timeout_given.unwrap_or(5000)),
+        lock_budget: Duration::from_secs(lock_budget),
         statement_timeout: (statement_timeout > 0)
             .then(|| Duration::from_millis(statement_timeout)),
         backup_dir: global

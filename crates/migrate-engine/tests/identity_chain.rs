@@ -107,6 +107,7 @@ fn identity_revisions_step_up_down_and_up_again_matching_the_spec_fixtures() {
             Event::StepFinished(r) => format!("finished {}", r.step.revision),
             Event::Retrying { step, .. } => format!("retrying {}", step.revision),
             Event::Accepted(ids) => format!("accepted {}", ids.join(",")),
+            Event::BatchProgress { step, .. } => format!("batches {}", step.revision),
         })
         .collect();
     let mut expected = vec![format!("planned {}", ids.join(","))];

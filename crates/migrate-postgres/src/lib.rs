@@ -3,6 +3,7 @@
 
 pub mod backup;
 mod introspect;
+pub mod phased;
 pub mod url;
 
 use migrate_core::driver::{
@@ -55,6 +56,8 @@ pub struct PostgresDriver {
     lock_client: Option<Client>,
     settings: ConnectionSettings,
     session: SessionSettings,
+    /// The work session's backend pid, read on first need (see [`phased`]).
+    backend_pid: Option<i32>,
 }
 
 impl PostgresDriver {
@@ -69,6 +72,7 @@ impl PostgresDriver {
             lock_client: None,
             settings: settings.clone(),
             session,
+            backend_pid: None,
         })
     }
 
@@ -374,29 +378,7 @@ impl Driver for PostgresDriver {
     }
 
     fn execute_in_transaction(&mut self, statements: &[String]) -> Result<(), ExecError> {
-        // BEGIN travels with the first statement and COMMIT with the last: three round trips
-        // for a typical revision instead of five, and a failure still names its statement.
-        let last = statements.len().saturating_sub(1);
-        for (i, sql) in statements.iter().enumerate() {
-            let mut message = String::with_capacity(sql.len() + 16);
-            if i == 0 {
-                message.push_str("BEGIN;\n");
-            }
-            message.push_str(sql);
-            if i == last {
-                message.push_str(";\nCOMMIT");
-            }
-            if let Err(e) = self.client.batch_execute(&message) {
-                // The transaction is aborted (or, if COMMIT itself failed, already over);
-                // either way nothing of it stays. ROLLBACK ends the aborted block.
-                let _ = self.client.batch_execute("ROLLBACK");
-                return Err(ExecError {
-                    statement: Some(i),
-                    error: classify(e),
-                });
-            }
-        }
-        Ok(())
+        self.watched(|client| transaction(client, statements))
     }
 
     fn introspect(&mut self) -> Result<migrate_core::Schema, DriverError> {
@@ -411,14 +393,47 @@ impl Driver for PostgresDriver {
     }
 
     fn execute_each(&mut self, statements: &[String]) -> Result<(), ExecError> {
-        for (i, sql) in statements.iter().enumerate() {
-            self.client.batch_execute(sql).map_err(|e| ExecError {
+        self.watched(|client| {
+            for (i, sql) in statements.iter().enumerate() {
+                client.batch_execute(sql).map_err(|e| ExecError {
+                    statement: Some(i),
+                    error: classify(e),
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    fn phased(&mut self) -> Option<&mut dyn migrate_core::driver::PhasedDriver> {
+        Some(self)
+    }
+}
+
+/// Runs `statements` in one transaction on `client`: all of them, or none.
+fn transaction(client: &mut Client, statements: &[String]) -> Result<(), ExecError> {
+    // BEGIN travels with the first statement and COMMIT with the last: three round trips
+    // for a typical revision instead of five, and a failure still names its statement.
+    let last = statements.len().saturating_sub(1);
+    for (i, sql) in statements.iter().enumerate() {
+        let mut message = String::with_capacity(sql.len() + 16);
+        if i == 0 {
+            message.push_str("BEGIN;\n");
+        }
+        message.push_str(sql);
+        if i == last {
+            message.push_str(";\nCOMMIT");
+        }
+        if let Err(e) = client.batch_execute(&message) {
+            // The transaction is aborted (or, if COMMIT itself failed, already over);
+            // either way nothing of it stays. ROLLBACK ends the aborted block.
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(ExecError {
                 statement: Some(i),
                 error: classify(e),
-            })?;
+            });
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Spreads pollers apart so that a crowd of waiting migrators does not poll in lockstep.
