@@ -499,13 +499,8 @@ impl<'g> Engine<'g> {
                     on_event(&Event::StepFinished(report.clone()));
                     done.push(report);
                 }
-                Err((statement, error, committed)) => {
+                Err(failed) => {
                     let stays_at = p.step.heads_before.clone();
-                    let failed = Failed {
-                        statement,
-                        error,
-                        committed,
-                    };
                     return Err(self.fail(graph, &p, failed, started.elapsed(), done, stays_at));
                 }
             }
@@ -597,20 +592,21 @@ impl<'g> Engine<'g> {
         &mut self,
         p: &PreparedStep,
         on_event: &mut dyn FnMut(&Event),
-    ) -> Result<(), (Option<(usize, String)>, DriverError, usize)> {
+    ) -> Result<(), Failed> {
         if !p.phases.is_empty() && self.driver.phased().is_some() {
             return self.execute_phased(p, on_event).map_err(|e| {
                 let statement = e.statement.map(|sql| {
                     let i = p.statements.iter().position(|s| *s == sql).unwrap_or(0);
                     (i, sql)
                 });
-                (statement, e.error, e.committed)
+                Failed {
+                    statement,
+                    error: e.error,
+                    committed: e.committed,
+                }
             });
         }
-        let located = |e: ExecError| {
-            let f = Failed::of(p, e.statement, e.error);
-            (f.statement, f.error, 0)
-        };
+        let located = |e: ExecError| Failed::of(p, e.statement, e.error);
         if p.transactional {
             let all: Vec<String> = p.statements.iter().chain(&p.bookkeeping).cloned().collect();
             return self

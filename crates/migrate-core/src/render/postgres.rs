@@ -411,6 +411,12 @@ fn type_change_online(
             default_sql(d)
         )));
     }
+    if not_null {
+        // From the swap on, the service's inserts no longer fill the old column.
+        swap.push(Statement::new(format!(
+            "ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL"
+        )));
+    }
     swap.push(Statement::new(format!(
         "ALTER TABLE {t} RENAME COLUMN {c} TO {old}"
     )));
