@@ -241,6 +241,9 @@ impl StateSql for PostgresStateSql {
             format!(
                 "CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (\n    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    revision varchar(32) NOT NULL,\n    direction varchar(4) NOT NULL CHECK (direction IN ('up', 'down')),\n    checksum varchar(64) NOT NULL,\n    outcome varchar(8) NOT NULL CHECK (outcome IN ('applied', 'failed', 'accepted')),\n    error text,\n    started_at timestamptz NOT NULL,\n    finished_at timestamptz NOT NULL,\n    db_user text NOT NULL DEFAULT current_user,\n    os_user text NOT NULL,\n    host text NOT NULL,\n    tool_version text NOT NULL\n)"
             ),
+            // The progress of revisions run in phases (see `phased`): created with the others,
+            // so that a script from `generate-sql` leaves the same tables as `migrate`.
+            migrate_core::driver::ProgressSql::progress_bootstrap(&PostgresStateSql),
         ]
     }
 
