@@ -33,11 +33,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod backup;
+mod online;
 mod service;
 
 type Res<T> = Result<T, String>;
 
-const USAGE: &str = "usage: migrate-bench PATH/TO/identity-migrate [--quick]\n       migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]\n       migrate-bench --service [--quick] [--users N]";
+const USAGE: &str = "usage: migrate-bench PATH/TO/identity-migrate [--quick]\n       migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]\n       migrate-bench --service [--quick] [--users N]\n       migrate-bench --online [--quick] [--users N]";
 
 /// How many synthetic revisions section 3 applies.
 const SYNTHETIC: usize = 1000;
@@ -85,6 +86,7 @@ fn real_main() -> Res<()> {
     let mut quick = false;
     let mut backup_mode = false;
     let mut service_mode = false;
+    let mut online_mode = false;
     let mut diagnose = true;
     let mut users: Option<u64> = None;
     let mut runs: Option<usize> = None;
@@ -100,6 +102,8 @@ fn real_main() -> Res<()> {
             backup_mode = true;
         } else if a == "--service" {
             service_mode = true;
+        } else if a == "--online" {
+            online_mode = true;
         } else if a == "--no-diagnose" {
             diagnose = false;
         } else if a == "--users" {
@@ -112,6 +116,11 @@ fn real_main() -> Res<()> {
         } else {
             tool = Some(PathBuf::from(a));
         }
+    }
+    if online_mode {
+        let report = online::run(&online::OnlinePlan::new(quick, users))?;
+        print!("{report}");
+        return Ok(());
     }
     if service_mode {
         let report = service::run(&service::ServicePlan::new(quick, users))?;

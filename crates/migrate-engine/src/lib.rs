@@ -43,6 +43,10 @@ pub struct Options {
     pub retry_budget: Duration,
     /// Run every step in one transaction instead of one transaction per revision.
     pub single_transaction: bool,
+    /// Run a revision whose ops have phases (a validation, a backfill, a concurrent index
+    /// build) phase by phase where the driver can (PostgreSQL); `false`: every revision as one
+    /// transaction, as Alembic would (the naive side of the online benchmark).
+    pub phased: bool,
     /// Go on even if applied revisions changed since they were applied.
     pub accept_changed: bool,
     /// Recorded in the history table.
@@ -56,6 +60,7 @@ impl Options {
             lock_wait: Duration::from_secs(60),
             retry_budget: Duration::from_secs(60),
             single_transaction: false,
+            phased: true,
             accept_changed: false,
             identity,
         }
@@ -759,7 +764,7 @@ pub fn prepare(
         let revision = graph
             .get(&step.revision)
             .ok_or_else(|| RenderError::UnknownRevision(step.revision.clone()))?;
-        let before = (!options.single_transaction).then(|| schema.clone());
+        let before = (options.phased && !options.single_transaction).then(|| schema.clone());
         let rendered = render_step(graph, &step, &mut schema, dialect)?;
         let phases = match before {
             Some(before) => phased::phase_units(
