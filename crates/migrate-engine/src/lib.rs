@@ -600,9 +600,13 @@ impl<'g> Engine<'g> {
     ) -> Result<(), Failed> {
         if !p.phases.is_empty() && self.driver.phased().is_some() {
             return self.execute_phased(p, on_event).map_err(|e| {
-                let statement = e.statement.map(|sql| {
-                    let i = p.statements.iter().position(|s| *s == sql).unwrap_or(0);
-                    (i, sql)
+                // Named by its place among the step's statements when it is one of them (a
+                // batch is not: the fallback holds the whole UPDATE instead).
+                let statement = e.statement.and_then(|sql| {
+                    p.statements
+                        .iter()
+                        .position(|s| *s == sql)
+                        .map(|i| (i, sql))
                 });
                 Failed {
                     statement,
