@@ -266,6 +266,43 @@ schema = "identity"
     }
 
     #[test]
+    fn the_lock_budget_comes_from_the_flag_then_the_variable_then_the_file_then_60_s() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = write_config(
+            dir.path(),
+            "[environments.dev]\ndatabase_url = \"postgresql:///dev\"\nlock_budget = 9\n",
+        );
+        let cfg = cfg.to_str().expect("utf8");
+        let var = |k: &str| (k == "IDENTITY_MIGRATE_LOCK_BUDGET").then(|| "12".to_owned());
+        let with_flag = global(&["--config", cfg, "--env", "dev", "--lock-budget", "3"]);
+        assert_eq!(
+            resolve(&with_flag, &var).expect("resolve").lock_budget,
+            Duration::from_secs(3)
+        );
+        let no_flag = global(&["--config", cfg, "--env", "dev"]);
+        let r = resolve(&no_flag, &var).expect("resolve");
+        assert_eq!(r.lock_budget, Duration::from_secs(12));
+        let r = resolve(&no_flag, &|_| None).expect("resolve");
+        assert_eq!(r.lock_budget, Duration::from_secs(9));
+        // The short lock timeout by default; SQLite's wait for a writer stays 5 s.
+        assert_eq!(r.lock_timeout, Duration::from_millis(500));
+        assert_eq!(r.busy_timeout, Duration::from_secs(5));
+        let none = global(&[]);
+        assert_eq!(
+            resolve(&none, &|_| None).expect("resolve").lock_budget,
+            Duration::from_secs(60)
+        );
+        let e = resolve(&none, &|k| {
+            (k == "IDENTITY_MIGRATE_LOCK_BUDGET").then(|| "soon".to_owned())
+        })
+        .expect_err("not a number");
+        assert!(
+            e.to_string().contains("IDENTITY_MIGRATE_LOCK_BUDGET"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_environment_and_missing_variable_are_config_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = write_config(dir.path(), FILE);
