@@ -230,3 +230,77 @@ class _Runner:
                 f"identity-migrate {command} --json printed something that is not JSON: {e}",
                 None,
             ) from None
+
+
+def wait_for_schema(
+    expected: str = "head",
+    *,
+    database_url: str | None = None,
+    timeout: float = 300.0,
+    binary: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> SchemaState:
+    """Waits until the database is at ``expected`` or a descendant of it, at most ``timeout``
+    seconds, with ``identity-migrate wait`` (one cheap poll a second, never the migration lock).
+
+    The same answer as :func:`check_schema` (a database at a revision this binary does not
+    know counts as ready), but it blocks: for a service that starts before its migration Job
+    has finished and has no init container to wait in.
+
+    Returns:
+        The :class:`SchemaState`: ready, or ``behind`` (not ready) when ``timeout`` passed first.
+
+    Raises:
+        SchemaCheckError: no connection to the database succeeded within ``timeout`` (exit code
+            1), or bad input such as an unknown ``expected`` revision (exit code 2).
+    """
+    runner = _Runner(binary or find_bin(), database_url, timeout, env, cwd)
+    args = [runner.binary, "--quiet", "wait", "--for", expected, "--timeout"]
+    args += [str(max(1, int(timeout + 0.999))), "--json"]
+    try:
+        done = subprocess.run(
+            args,
+            env=runner.env,
+            cwd=runner.cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            # The binary stops itself at its timeout; this only guards against a hung child.
+            timeout=timeout + 30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise SchemaCheckError(
+            f"identity-migrate wait gave no answer within {timeout + 30:g} s", None
+        ) from None
+    if done.returncode not in (0, 5):
+        error = done.stderr.strip().splitlines()
+        line = error[-1] if error else f"exit code {done.returncode}, nothing on stderr"
+        raise SchemaCheckError(line.removeprefix("error: "), done.returncode)
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError as e:
+        raise SchemaCheckError(
+            f"identity-migrate wait --json printed something that is not JSON: {e}", None
+        ) from None
+    state = str(answer["state"])
+    current = () if state == UNKNOWN else tuple(str(c) for c in answer["current"])
+    where = ", ".join(current) if current else "base"
+    awaited = ", ".join(str(r) for r in answer["for"])
+    details = {
+        AT: f"at {awaited}",
+        AHEAD: f"at {where}, past {awaited}",
+        UNKNOWN: "the database is at a revision this identity-migrate does not know (probably "
+        "migrated by a newer release)",
+        BEHIND: f"still at {where} after {answer['waited_s']:g} s; {awaited} not applied yet",
+    }
+    return SchemaState(
+        ready=bool(answer["ready"]),
+        state=state,
+        expected=expected,
+        expected_revision=awaited,
+        current=current,
+        database=str(answer["database"]),
+        detail=details.get(state, state),
+    )

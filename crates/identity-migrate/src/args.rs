@@ -14,7 +14,7 @@ pub struct Cli {
 }
 
 /// Options every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Database URL (postgresql://user@host:5432/db; SQLAlchemy's postgresql+asyncpg:// too).
     /// Strongest source; then --env, then DATABASE_URL, then identity-migrate.toml.
@@ -65,7 +65,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Current revision(s), head(s), pending count, and whether the database is at head.
-    Status(JsonArg),
+    Status(StatusArgs),
     /// Every revision, oldest first: applied, current, head, when applied and how long it took.
     #[command(alias = "history")]
     List(JsonArg),
@@ -136,6 +136,81 @@ pub enum Command {
         #[arg(long)]
         in_place: bool,
     },
+    /// Block until the database is at REV or past it, polling without the migration lock
+    /// (the service's pods waiting for the migration Job). Exit 0 ready, 5 timed out, 1 when
+    /// the server never accepted a connection.
+    Wait(WaitArgs),
+    /// Bring one environment of identity-migrate.toml to exactly the revision another is at
+    /// (staging to production): the source must be clean, the target must lack nothing the
+    /// source has, and the target's verified backup is taken first.
+    Promote(PromoteArgs),
+    /// Print a shell completion script (revision ids included) to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: ShellArg,
+    },
+    /// Print the man page (roff) to stdout: `identity-migrate man > identity-migrate.1`.
+    Man,
+}
+
+/// Options of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 4 when revisions are pending (0 at head), for scripts.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Every environment of identity-migrate.toml, in one table.
+    #[arg(long)]
+    pub all_environments: bool,
+}
+
+/// Options of `wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The revision to wait for: an id, a unique prefix, or head.
+    #[arg(long = "for", value_name = "REV", default_value = "head")]
+    pub revision: String,
+    /// Seconds to wait, connection attempts included, before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `promote`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The environment whose revision is promoted (e.g. staging).
+    #[arg(long, value_name = "ENV")]
+    pub from: String,
+    /// The environment brought to that revision (e.g. production).
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+    /// Do not take the target's verified backup first.
+    #[arg(long)]
+    pub no_backup: bool,
+    /// Say what would be done and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Machine-readable report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A shell for `completions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShellArg {
+    /// Bash.
+    Bash,
+    /// Zsh.
+    Zsh,
+    /// Fish.
+    Fish,
 }
 
 /// `backup` and its `verify`.

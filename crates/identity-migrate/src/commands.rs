@@ -21,7 +21,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let graph = identity_schema::graph();
     let mut out = std::io::stdout().lock();
     match cli.command {
-        Command::Status(a) => status(&mut out, &cfg, &graph, a.json),
+        Command::Status(a) if a.all_environments => {
+            crate::promote::status_all(&mut out, &cli.global, &graph, &a)
+        }
+        Command::Status(a) => {
+            let at_head = status(&mut out, &cfg, &graph, a.json)?;
+            match at_head {
+                Some(pending) if a.exit_code => Err(CliError::Pending(format!(
+                    "{pending} revision(s) pending (--exit-code)"
+                ))),
+                _ => Ok(()),
+            }
+        }
         Command::List(a) => list(&mut out, &cfg, &graph, a.json),
         Command::Migrate(run) => {
             migrate(&mut out, &cfg, &graph, Intent::Upgrade("head".into()), &run)
@@ -82,6 +93,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             autogenerate,
             dir,
         } => crate::scaffold::revision(&mut out, &graph, &message, autogenerate, dir.as_deref()),
+        Command::Wait(a) => crate::wait::wait(
+            &mut out,
+            &cfg,
+            &graph,
+            &a.revision,
+            std::time::Duration::from_secs(a.timeout),
+            a.json,
+        ),
+        Command::Promote(a) => crate::promote::promote(&mut out, &cli.global, &graph, &a),
+        Command::Completions { shell } => crate::shell::completions(&mut out, &graph, shell),
+        Command::Man => crate::shell::man(&mut out),
     }
 }
 
@@ -94,7 +116,7 @@ fn settings(cfg: &Resolved) -> Result<ConnectionSettings, CliError> {
 
 /// The configured database and a connection to it, for a command that only reads. A SQLite
 /// file not created yet reads as the empty database it would start as (and is not created).
-fn connect(cfg: &Resolved) -> Result<(Connected, Database), CliError> {
+pub(crate) fn connect(cfg: &Resolved) -> Result<(Connected, Database), CliError> {
     let database = Database::resolve(cfg)?;
     if database.is_missing_file() {
         log::debug!(
@@ -107,7 +129,7 @@ fn connect(cfg: &Resolved) -> Result<(Connected, Database), CliError> {
     Ok((database.connect(cfg, false)?, database))
 }
 
-fn engine<'g>(
+pub(crate) fn engine<'g>(
     connected: Connected,
     graph: &'g RevisionGraph,
     cfg: &Resolved,
@@ -153,12 +175,14 @@ fn message_of<'g>(graph: &'g RevisionGraph, id: &str) -> &'g str {
     graph.get(id).map_or("", |r| r.message.as_str())
 }
 
+/// Prints where the database stands; returns the number of pending revisions when it is not
+/// at head.
 fn status(
     out: &mut dyn Write,
     cfg: &Resolved,
     graph: &RevisionGraph,
     json: bool,
-) -> Result<(), CliError> {
+) -> Result<Option<usize>, CliError> {
     let (connected, database) = connect(cfg)?;
     let status = engine(connected, graph, cfg, None).status()?;
     let current: Vec<_> = status
@@ -175,7 +199,7 @@ fn status(
             "at_head": status.at_head,
         });
         writeln!(out, "{value}").map_err(io_error)?;
-        return Ok(());
+        return Ok((!status.at_head).then_some(status.pending));
     }
     let current_text = if status.current.is_empty() {
         "base (no revision applied)".to_owned()
@@ -209,7 +233,8 @@ fn status(
         ("pending", status.pending.to_string()),
         ("state", state),
     ];
-    output::key_values(out, &rows).map_err(io_error)
+    output::key_values(out, &rows).map_err(io_error)?;
+    Ok((!status.at_head).then_some(status.pending))
 }
 
 fn list(
@@ -381,7 +406,24 @@ fn migrate(
         }
     }
     let started = Instant::now();
+    let mut spinner: Option<indicatif::ProgressBar> = None;
     let mut on_event = |event: &Event| {
+        // A spinner while a step runs (a long revision shows it is alive), gone before its line.
+        if let Event::StepStarted(step) | Event::Retrying { step, .. } = event {
+            let doing = match step.direction {
+                Direction::Up => "applying",
+                Direction::Down => "reverting",
+            };
+            if let Some(bar) = spinner.take() {
+                bar.finish_and_clear();
+            }
+            spinner = crate::progress::spinner(false, &format!("{doing} {}", step.revision));
+        }
+        if let Event::StepFinished(_) = event {
+            if let Some(bar) = spinner.take() {
+                bar.finish_and_clear();
+            }
+        }
         let line = match event {
             Event::Accepted(ids) => Some(
                 ids.iter()
@@ -411,7 +453,11 @@ fn migrate(
             let _ = writeln!(out, "{line}");
         }
     };
-    let reports = engine.run(&intent, &mut on_event)?;
+    let reports = engine.run(&intent, &mut on_event);
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let reports = reports?;
     let status = engine.status()?;
     let at = heads_text(&status.current);
     let head_note = if status.at_head { " (head)" } else { "" };
@@ -570,7 +616,7 @@ fn current_or_base(
     }
 }
 
-fn backup_request(
+pub(crate) fn backup_request(
     cfg: &Resolved,
     output: Option<&std::path::Path>,
     format: &str,
@@ -587,55 +633,13 @@ fn backup_request(
     })
 }
 
-/// Draws a progress line on a terminal for anything that takes more than a second.
-struct ProgressLine {
-    on_terminal: bool,
-    drawn: bool,
-    last: Instant,
-}
-
-impl ProgressLine {
-    fn new() -> Self {
-        use std::io::IsTerminal;
-        ProgressLine {
-            on_terminal: std::io::stderr().is_terminal(),
-            drawn: false,
-            last: Instant::now(),
-        }
-    }
-
-    fn update(&mut self, what: &str, p: migrate_backup::Progress) {
-        if !self.on_terminal
-            || p.elapsed.as_secs_f64() < 1.0
-            || self.last.elapsed().as_millis() < 250
-        {
-            return;
-        }
-        self.last = Instant::now();
-        self.drawn = true;
-        let size = if p.bytes > 0 {
-            format!("{:.1} MB, ", p.bytes as f64 / 1e6)
-        } else {
-            String::new()
-        };
-        eprint!("\r{what}: {size}{:.0} s   ", p.elapsed.as_secs_f64());
-    }
-}
-
-impl Drop for ProgressLine {
-    fn drop(&mut self) {
-        if self.drawn {
-            eprintln!();
-        }
-    }
-}
-
-fn take_backup(
+pub(crate) fn take_backup(
     settings: &ConnectionSettings,
     request: &migrate_backup::BackupRequest,
 ) -> Result<migrate_backup::Backup, CliError> {
-    let mut line = ProgressLine::new();
-    let taken = migrate_backup::backup(settings, request, &mut |p| line.update("backup", p))?;
+    let mut line = crate::progress::Transfer::new("backup");
+    let taken = migrate_backup::backup(settings, request, &mut |p| line.update(p))?;
+    drop(line);
     log::info!(
         "backup {} written and verified: {} table(s), {} row(s), {:.1} MB",
         taken.path.display(),
@@ -736,7 +740,12 @@ fn backup_verify(
     } else {
         migrate_backup::Check::Fast
     };
-    let manifest = migrate_backup::verify(path, &tools, check)?;
+    let spinner = crate::progress::spinner(false, &format!("verifying {}", path.display()));
+    let manifest = migrate_backup::verify(path, &tools, check);
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let manifest = manifest?;
     let files = manifest.files.len();
     let rows = manifest.tables.values().sum::<u64>();
     let tables = manifest.tables.len();
@@ -764,10 +773,9 @@ fn restore(
 ) -> Result<(), CliError> {
     let settings = settings(cfg)?;
     let safety = backup_request(cfg, None, "custom", 1)?;
-    let mut line = ProgressLine::new();
-    let restored = migrate_backup::restore(&settings, path, options, &safety, &mut |p| {
-        line.update("restore", p)
-    })?;
+    let mut line = crate::progress::Transfer::new("restore");
+    let restored =
+        migrate_backup::restore(&settings, path, options, &safety, &mut |p| line.update(p))?;
     drop(line);
     match &restored.method {
         migrate_backup::Method::Swap => writeln!(
@@ -822,12 +830,16 @@ fn seed_data(out: &mut dyn Write, cfg: &Resolved, users: u64, seed: u64) -> Resu
         .connect(postgres::NoTls)
         .map_err(|e| DriverError::Unreachable(format!("{}: {e}", settings.redacted())))?;
     let scale = identity_seed::Scale::users(users);
+    let spinner = crate::progress::spinner(false, "seeding");
     let report = identity_seed::seed_with_progress(&mut client, &scale, seed, &mut |p| match p {
         identity_seed::Progress::Loaded {
             table,
             rows,
             elapsed,
         } => {
+            if let Some(bar) = &spinner {
+                bar.set_message(format!("seeding: loaded {table}"));
+            }
             log::info!(
                 "loaded {rows} row(s) into {table} ({:.1} s)",
                 elapsed.as_secs_f64()
@@ -840,7 +852,11 @@ fn seed_data(out: &mut dyn Write, cfg: &Resolved, users: u64, seed: u64) -> Resu
             );
         }
     })
-    .map_err(|e| CliError::Config(format!("cannot seed {}: {e}", settings.redacted())))?;
+    .map_err(|e| CliError::Config(format!("cannot seed {}: {e}", settings.redacted())));
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     let rows: Vec<Vec<String>> = report
         .rows
         .iter()

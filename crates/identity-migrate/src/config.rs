@@ -170,6 +170,33 @@ pub fn resolve(
     })
 }
 
+/// The names of the environments of the configuration file, sorted; an error when there is no
+/// file or it names none.
+pub fn environment_names(global: &GlobalArgs) -> Result<Vec<String>, CliError> {
+    let file = load_file(global.config.as_deref())?.ok_or_else(|| {
+        CliError::Config(format!(
+            "no {CONFIG_FILE} here: environments are named there (or pass --config)"
+        ))
+    })?;
+    if file.environments.is_empty() {
+        return Err(CliError::Config(format!(
+            "{CONFIG_FILE} names no environment: add [environments.NAME] sections"
+        )));
+    }
+    Ok(file.environments.into_keys().collect())
+}
+
+/// The configuration of the environment `name`, as `--env NAME` would resolve it.
+pub fn resolve_environment(
+    global: &GlobalArgs,
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Resolved, CliError> {
+    let mut named = global.clone();
+    named.environment = Some(name.to_owned());
+    resolve(&named, env)
+}
+
 fn load_file(explicit: Option<&Path>) -> Result<Option<ConfigFile>, CliError> {
     let path: PathBuf = match explicit {
         Some(p) => p.to_owned(),

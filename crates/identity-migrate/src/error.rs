@@ -11,6 +11,10 @@ pub const EXIT_BAD_INPUT: i32 = 2;
 pub const EXIT_DRIFT: i32 = 3;
 /// Exit code of a failure while doing the work: unreachable server, failed step, busy lock.
 pub const EXIT_FAILURE: i32 = 1;
+/// Exit code of `status --exit-code` when revisions are pending.
+pub const EXIT_PENDING: i32 = 4;
+/// Exit code of `wait` when the database did not reach the revision in time.
+pub const EXIT_WAIT_TIMEOUT: i32 = 5;
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -31,6 +35,14 @@ pub enum CliError {
     Drift(String),
     /// Whoever read the output stopped reading (`| head`): not worth a message.
     OutputClosed,
+    /// `status --exit-code`: revisions are pending (already reported on stdout).
+    Pending(String),
+    /// `wait`: the database was reached but did not get to the revision in time.
+    WaitTimedOut(String),
+    /// A database never accepted a connection (`wait`, `status --all-environments`).
+    Unreachable(String),
+    /// `promote` refused: an environment is not in a state to promote from or to.
+    Refused(String),
 }
 
 impl CliError {
@@ -44,6 +56,10 @@ impl CliError {
             CliError::Drift(_) => EXIT_DRIFT,
             CliError::Backup(migrate_backup::BackupError::NotEmpty { .. }) => EXIT_BAD_INPUT,
             CliError::Backup(_) => EXIT_FAILURE,
+            CliError::Pending(_) => EXIT_PENDING,
+            CliError::WaitTimedOut(_) => EXIT_WAIT_TIMEOUT,
+            CliError::Unreachable(_) => EXIT_FAILURE,
+            CliError::Refused(_) => EXIT_DRIFT,
         }
     }
 }
@@ -60,6 +76,10 @@ impl fmt::Display for CliError {
             CliError::OutputClosed => f.write_str("output closed"),
             CliError::Drift(m) => f.write_str(m),
             CliError::Backup(e) => e.fmt(f),
+            CliError::Pending(m)
+            | CliError::WaitTimedOut(m)
+            | CliError::Unreachable(m)
+            | CliError::Refused(m) => f.write_str(m),
         }
     }
 }

@@ -24,7 +24,10 @@ impl log::Log for Logger {
             record.level().as_str().to_lowercase(),
             record.args()
         );
-        let _ = writeln!(std::io::stderr(), "{line}");
+        // Between two draws of a progress spinner, not into one.
+        crate::progress::suspend(|| {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        });
         if let Some(file) = &self.file {
             if let Ok(mut f) = file.lock() {
                 let _ = writeln!(f, "{} {line}", unix_time());

@@ -9,8 +9,12 @@ mod database;
 mod error;
 mod logger;
 mod output;
+mod progress;
+mod promote;
 mod scaffold;
+mod shell;
 mod sqlite_backup;
+mod wait;
 
 use clap::Parser;
 
@@ -63,6 +67,7 @@ fn real_main() -> i32 {
         eprintln!("error: {}", one_line(&e));
         return error::EXIT_BAD_INPUT;
     }
+    progress::set_quiet(cli.global.quiet);
     match commands::run(cli) {
         Ok(()) | Err(error::CliError::OutputClosed) => 0,
         Err(e) => {

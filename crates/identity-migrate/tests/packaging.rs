@@ -7,13 +7,11 @@
 //! - maturin (the version `pyproject.toml` pins) and PyYAML are installed once into
 //!   `<target>/python/tools`, a virtualenv kept between runs and created under a file lock. If
 //!   PyPI cannot be reached the test fails with one line saying so: it never skips.
-//! - The wheel is built with `maturin build --profile dev` into this build's own target
-//!   directory, so cargo reuses what the test build compiled. It recompiles only the few crates
-//!   whose features differ once dev-dependencies are left out (bitflags, rusqlite and the
-//!   workspace crates above them), then links the binary stripped; a second run recompiles
-//!   nothing. That build also re-links `<target>/debug/identity-migrate` (the binary the other
-//!   test files run) from the same sources with those features; the next `cargo` command links
-//!   the test build's one back.
+//! - The wheel is built with `maturin build --profile dev` into a target directory of its own,
+//!   `<target>/wheel-target`. Not the test build's: there, cargo would re-link
+//!   `<target>/debug/identity-migrate` (the features of a build without dev-dependencies
+//!   differ) while the other test files run that very binary. The first run compiles the
+//!   dependencies once more (a few minutes on 2 cores); later runs recompile nothing.
 //! - One fresh virtualenv per test process, without pip: the tools' pip installs the wheel into it with
 //!   `--no-index`, which also proves the wheel needs nothing else from PyPI.
 
@@ -181,15 +179,24 @@ fn wheel() -> &'static Path {
                 }
             }
         }
+        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        let before = modified(test_build_binary());
         let out = run(
             Command::new(tools.join("bin/maturin"))
                 .args(["build", "--locked", "--profile", &profile, "--out"])
                 .arg(&out_dir)
                 .current_dir(repo_root())
-                .env("CARGO_TARGET_DIR", &target),
+                .env("CARGO_TARGET_DIR", target.join("wheel-target")),
             "maturin",
         );
         let out = succeeded(out, "maturin build");
+        // The binary the other test files run was left alone.
+        assert_eq!(
+            modified(test_build_binary()),
+            before,
+            "building the wheel rewrote {} (or another cargo command did meanwhile)",
+            test_build_binary().display()
+        );
         let wheels: Vec<PathBuf> = fs::read_dir(&out_dir)
             .expect("maturin's output directory")
             .flatten()
@@ -900,4 +907,67 @@ fn kubernetes_manifests_keep_the_url_secret_and_agree_on_the_revision() {
             .unwrap_or_else(|| panic!("README: no container {name} in deploy/kubernetes"));
         assert_within(shown, container, name);
     }
+}
+
+/// `wait_for_schema(expected, database_url=$TEST_URL, timeout=$TEST_TIMEOUT)` run in `venv`:
+/// its `SchemaState` as JSON, or `{"error", "exit_code"}` for a `SchemaCheckError`.
+const WAIT: &str = r#"
+import dataclasses, json, os, sys
+import identity_migrate
+try:
+    state = identity_migrate.wait_for_schema(
+        sys.argv[1],
+        database_url=os.environ["TEST_URL"],
+        timeout=float(os.environ["TEST_TIMEOUT"]),
+    )
+    print(json.dumps(dataclasses.asdict(state)))
+except identity_migrate.SchemaCheckError as e:
+    print(json.dumps({"error": str(e), "exit_code": e.exit_code}))
+"#;
+
+#[test]
+fn python_wait_for_schema_uses_the_binarys_wait() {
+    let home = tempdir();
+    let venv = venv();
+    let db = Database::Sqlite(home.path().join("service.db"));
+    let url = db.url();
+    let wait = |expected: &str, timeout: &str, url: &str| -> Json {
+        let out = run(
+            in_venv(venv, home.path(), venv.join("bin/python"))
+                .args(["-c", WAIT, expected])
+                .env("TEST_URL", url)
+                .env("TEST_TIMEOUT", timeout),
+            "wait_for_schema",
+        );
+        let out = succeeded(out, "wait_for_schema");
+        Json::parse(&String::from_utf8_lossy(&out.stdout))
+    };
+
+    // Not created yet: behind when the timeout passes (not an error).
+    let state = wait("head", "1", &url);
+    assert_state(&state, "behind", false, Some(&head()));
+
+    succeeded(
+        venv_binary(venv, home.path(), &url, &["migrate-to", R2]),
+        "migrate-to",
+    );
+    assert_state(&wait(R2, "5", &url), "at", true, Some(R2));
+    assert_state(&wait(R1, "5", &url), "ahead", true, Some(R1));
+    assert_state(&wait("head", "1", &url), "behind", false, Some(&head()));
+
+    // A server that never answers: the binary's exit code 1 and its one line.
+    let down = closed_port();
+    let state = wait(
+        "head",
+        "1",
+        &format!("postgresql://postgres@127.0.0.1:{down}/identity"),
+    );
+    assert_eq!(state.get("exit_code"), &Json::Number(1.0), "{state:?}");
+    assert!(
+        state
+            .get("error")
+            .str()
+            .contains("did not accept a connection"),
+        "{state:?}"
+    );
 }
