@@ -419,6 +419,28 @@ fn migrate(
             }
             spinner = crate::progress::spinner(false, &format!("{doing} {}", step.revision));
         }
+        // A backfill's progress in the step's spinner (the log has it too, every few seconds).
+        if let Event::BatchProgress {
+            step,
+            table,
+            rows_done,
+            estimate,
+        } = event
+        {
+            if let Some(bar) = &spinner {
+                let of = match estimate {
+                    Some(total) if *total > 0 => format!(
+                        " of about {total} ({:.0}%)",
+                        (*rows_done as f64 * 100.0 / *total as f64).min(100.0)
+                    ),
+                    _ => String::new(),
+                };
+                bar.set_message(format!(
+                    "applying {}: backfill of {table}: {rows_done} row(s){of}",
+                    step.revision
+                ));
+            }
+        }
         if let Event::StepFinished(_) = event {
             if let Some(bar) = spinner.take() {
                 bar.finish_and_clear();
