@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+mod lock_order;
 mod phased;
 mod retry;
 
@@ -778,6 +779,7 @@ pub fn prepare(
         let revision = graph
             .get(&step.revision)
             .ok_or_else(|| RenderError::UnknownRevision(step.revision.clone()))?;
+        let schema_before = schema.clone();
         let before = (options.phased && !options.single_transaction).then(|| schema.clone());
         let rendered = render_step(graph, &step, &mut schema, dialect)?;
         let phases = match before {
@@ -794,7 +796,17 @@ pub fn prepare(
         // PostgreSQL must run outside a transaction is a plain one on SQLite, whose revision then
         // stays all or nothing.
         let transactional = rendered.iter().all(|s| s.transactional);
-        let statements: Vec<String> = rendered.into_iter().map(|s| s.sql).collect();
+        let mut statements: Vec<String> = rendered.into_iter().map(|s| s.sql).collect();
+        if transactional {
+            statements = lock_order::with_lock_order(
+                &revision.id,
+                step.direction,
+                revision.ops(step.direction),
+                &schema_before,
+                statements,
+                dialect,
+            )?;
+        }
         let mut bookkeeping = sql.version_statements(&step.heads_before, &step.heads_after);
         bookkeeping.push(sql.history_statement(&HistoryEntry {
             revision: step.revision.clone(),

@@ -81,7 +81,24 @@ pub(crate) fn phase_units(
                     .map_err(|e| model_error(end, e))?;
                 end += 1;
             }
-            let statements = render_ops(revision, direction, &ops[i..end], &mut schema, dialect)?;
+            let unit_before = schema.clone();
+            let rendered: Vec<String> =
+                render_ops(revision, direction, &ops[i..end], &mut schema, dialect)?
+                    .into_iter()
+                    .map(|s| s.sql)
+                    .collect();
+            let ordered = crate::lock_order::with_lock_order(
+                revision,
+                direction,
+                &ops[i..end],
+                &unit_before,
+                rendered,
+                dialect,
+            )?;
+            let statements: Vec<migrate_core::Statement> = ordered
+                .into_iter()
+                .map(migrate_core::Statement::new)
+                .collect();
             if !statements.is_empty() {
                 units.push(PhaseUnit {
                     op: i,
