@@ -136,6 +136,12 @@ pub enum Command {
         #[arg(long)]
         in_place: bool,
     },
+    /// Judge revisions (or a SQL file) for the locks they take, the rewrites and scans they
+    /// cause, and what they break or lose. Exit 6 when an error has no allowance.
+    Lint(LintArgs),
+    /// Run revisions on a scratch copy of the database and report the locks each statement
+    /// took, the relations it rewrote, and how long each lock was held; the copy is dropped.
+    Trace(TraceArgs),
     /// Block until the database is at REV or past it, polling without the migration lock
     /// (the service's pods waiting for the migration Job). Exit 0 ready, 5 timed out, 1 when
     /// the server never accepted a connection.
@@ -152,6 +158,51 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout: `identity-migrate man > identity-migrate.1`.
     Man,
+}
+
+/// `lint`.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// A revision range (A..B: after A up to B; ..B; A..; one REV), or a SQL file (`-`: stdin)
+    /// [default: every revision of the chain].
+    #[arg(value_name = "RANGE|FILE.sql", allow_hyphen_values = true)]
+    pub target: Option<String>,
+    /// Lint what `migrate` would run on the configured database, with its live table sizes.
+    #[arg(long, conflicts_with = "target")]
+    pub pending: bool,
+    /// The database kind to judge for [default: the configured database's; PostgreSQL when
+    /// none is configured].
+    #[arg(long, value_enum)]
+    pub dialect: Option<DialectArg>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+/// `--rule ID=LEVEL`, shared by `lint` and the commands that run revisions.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RuleArgs {
+    /// Set a lint rule's severity: ID=error|warning|info|off (repeatable; beats the
+    /// `[lint.rules]` of identity-migrate.toml).
+    #[arg(long = "rule", value_name = "ID=LEVEL")]
+    pub rule: Vec<String>,
+}
+
+/// `trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The revisions to trace (A..B, ..B, A.., one REV) [default: the pending ones].
+    #[arg(value_name = "RANGE")]
+    pub range: Option<String>,
+    /// Make the scratch copy by restoring this verified backup instead of copying the
+    /// database as a template (which needs nobody else connected to it).
+    #[arg(long, value_name = "PATH")]
+    pub from_backup: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `status`.
@@ -277,6 +328,11 @@ pub struct MigrateArgs {
     /// Take a verified backup before the first statement; if it fails, nothing is migrated.
     #[arg(long)]
     pub backup: bool,
+    /// Run although lint finds an error that the revision does not allow (each is logged).
+    #[arg(long)]
+    pub allow_lint_errors: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
 }
 
 /// Options of `generate-sql`.

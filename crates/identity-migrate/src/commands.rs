@@ -93,6 +93,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             autogenerate,
             dir,
         } => crate::scaffold::revision(&mut out, &graph, &message, autogenerate, dir.as_deref()),
+        Command::Lint(a) => crate::lint_cmd::run(&mut out, &cfg, &graph, &a),
+        Command::Trace(a) => crate::trace::run(&mut out, &cfg, &graph, &a),
         Command::Wait(a) => crate::wait::wait(
             &mut out,
             &cfg,
@@ -332,6 +334,8 @@ fn migrate(
     intent: Intent,
     run: &MigrateArgs,
 ) -> Result<(), CliError> {
+    // Lint refuses a dangerous plan before anything is touched (created, backed up, locked).
+    crate::lint_cmd::guard(out, cfg, graph, &intent, run)?;
     let database = Database::resolve(cfg)?;
     // A SQLite file not created yet is the empty database it would start as: the plan is made
     // on an empty in-memory database first, so a dry run, a refused target or a plan with

@@ -24,6 +24,18 @@ pub struct ConfigFile {
     /// Named environments.
     #[serde(default)]
     pub environments: BTreeMap<String, Environment>,
+    /// `[lint]`: rule severities by rule id.
+    #[serde(default)]
+    pub lint: LintSection,
+}
+
+/// `[lint]` of identity-migrate.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintSection {
+    /// `rule-id = "error" | "warning" | "info" | "off"`.
+    #[serde(default)]
+    pub rules: BTreeMap<String, String>,
 }
 
 /// One named environment.
@@ -69,6 +81,8 @@ pub struct Resolved {
     pub statement_timeout: Option<Duration>,
     /// Directory for backups with a default name.
     pub backup_dir: PathBuf,
+    /// Lint severities by rule id, from the file's `[lint.rules]` (checked by `lint_cmd`).
+    pub lint_rules: BTreeMap<String, String>,
 }
 
 /// Resolves the configuration from the flags, the environment and the file.
@@ -167,6 +181,7 @@ pub fn resolve(
             .clone()
             .or_else(|| environment.and_then(|e| e.backup_dir.clone()))
             .unwrap_or_else(|| PathBuf::from(".")),
+        lint_rules: file.map(|f| f.lint.rules).unwrap_or_default(),
     })
 }
 

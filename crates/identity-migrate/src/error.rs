@@ -15,6 +15,8 @@ pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_PENDING: i32 = 4;
 /// Exit code of `wait` when the database did not reach the revision in time.
 pub const EXIT_WAIT_TIMEOUT: i32 = 5;
+/// Exit code of a lint error that no allowance covers (`lint`, and `migrate` refusing).
+pub const EXIT_LINT: i32 = 6;
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -43,6 +45,8 @@ pub enum CliError {
     Unreachable(String),
     /// `promote` refused: an environment is not in a state to promote from or to.
     Refused(String),
+    /// Lint found an error that no allowance covers (the findings are on stdout).
+    Lint(String),
 }
 
 impl CliError {
@@ -53,6 +57,7 @@ impl CliError {
             CliError::Engine(EngineError::Resolve(_)) => EXIT_BAD_INPUT,
             CliError::Engine(_) | CliError::Io(_) => EXIT_FAILURE,
             CliError::OutputClosed => 0,
+            CliError::Lint(_) => EXIT_LINT,
             CliError::Drift(_) => EXIT_DRIFT,
             CliError::Backup(migrate_backup::BackupError::NotEmpty { .. }) => EXIT_BAD_INPUT,
             CliError::Backup(_) => EXIT_FAILURE,
@@ -74,7 +79,7 @@ impl fmt::Display for CliError {
             ),
             CliError::Engine(e) => e.fmt(f),
             CliError::OutputClosed => f.write_str("output closed"),
-            CliError::Drift(m) => f.write_str(m),
+            CliError::Drift(m) | CliError::Lint(m) => f.write_str(m),
             CliError::Backup(e) => e.fmt(f),
             CliError::Pending(m)
             | CliError::WaitTimedOut(m)

@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod database;
 mod error;
+mod lint_cmd;
 mod logger;
 mod output;
 mod progress;
@@ -14,6 +15,7 @@ mod promote;
 mod scaffold;
 mod shell;
 mod sqlite_backup;
+mod trace;
 mod wait;
 
 use clap::Parser;

@@ -8,7 +8,8 @@ use crate::error::CliError;
 use migrate_core::codegen::{rust_ops, PRELUDE};
 use migrate_core::diff::diff;
 use migrate_core::render::schema_at;
-use migrate_core::RevisionGraph;
+use migrate_core::schema::Schema;
+use migrate_core::{Op, RevisionGraph};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,7 @@ pub fn revision(
             )))
         }
     };
+    let mut to_lint = None;
     let (upgrade, downgrade) = if autogenerate {
         let all = graph.revisions().iter().map(|r| r.id.clone()).collect();
         let head = schema_at(graph, &all).map_err(|e| CliError::Config(e.to_string()))?;
@@ -64,7 +66,11 @@ pub fn revision(
             .map_err(|e| CliError::Io(e.to_string()))?;
             return Ok(());
         }
-        (rust_ops(&up), rust_ops(&diff(&models, &head)))
+        let up = concurrent_indexes(up, &head);
+        let down = concurrent_indexes(diff(&models, &head), &models);
+        let text = (rust_ops(&up), rust_ops(&down));
+        to_lint = Some((head, up));
+        text
     } else {
         ("vec![]".to_owned(), "vec![]".to_owned())
     };
@@ -105,7 +111,33 @@ pub fn revision(
         },
         list.display()
     )
-    .map_err(|e| CliError::Io(e.to_string()))
+    .map_err(|e| CliError::Io(e.to_string()))?;
+    match to_lint {
+        Some((head, up)) => crate::lint_cmd::report_new_revision(out, &id, &head, &up),
+        None => Ok(()),
+    }
+}
+
+/// The ops with every index of a table that already exists built and dropped `CONCURRENTLY`,
+/// the form lint asks for (a plain build blocks the table's writes for as long as it takes).
+fn concurrent_indexes(ops: Vec<Op>, before: &Schema) -> Vec<Op> {
+    ops.into_iter()
+        .map(|op| match op {
+            Op::CreateIndex { table, index, .. } if before.table(&table).is_some() => {
+                Op::CreateIndex {
+                    table,
+                    index,
+                    concurrently: true,
+                }
+            }
+            Op::DropIndex { table, name, .. } if before.table(&table).is_some() => Op::DropIndex {
+                table,
+                name,
+                concurrently: true,
+            },
+            other => other,
+        })
+        .collect()
 }
 
 /// Adds `mod <module>;` and `<module>::revision(),` above their markers in the list's file.
@@ -210,6 +242,35 @@ mod tests {
         );
         assert_eq!(slug("!!!"), "revision");
         assert!(slug(&"word ".repeat(30)).len() <= 40);
+    }
+
+    #[test]
+    fn indexes_of_existing_tables_are_concurrent() {
+        use migrate_core::schema::{Column, ColumnType, Index, Table};
+        let mut head = Schema::new();
+        Op::CreateTable(Table::new("users").column(Column::new("id", ColumnType::Integer)))
+            .apply(&mut head)
+            .expect("applies");
+        let index = |table: &str| Op::CreateIndex {
+            table: table.into(),
+            index: Index::new(format!("ix_{table}_id"), &["id"]),
+            concurrently: false,
+        };
+        let ops = concurrent_indexes(vec![index("users"), index("new_table")], &head);
+        assert!(matches!(
+            ops[0],
+            Op::CreateIndex {
+                concurrently: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ops[1],
+            Op::CreateIndex {
+                concurrently: false,
+                ..
+            }
+        ));
     }
 
     #[test]

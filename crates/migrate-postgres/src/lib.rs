@@ -4,6 +4,7 @@
 pub mod backup;
 mod introspect;
 pub mod phased;
+pub mod trace;
 pub mod url;
 
 use migrate_core::driver::{

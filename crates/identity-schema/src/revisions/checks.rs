@@ -434,3 +434,7 @@ pub(super) fn all_users_unique(column: &str) -> Op {
         ),
     )
 }
+
+/// Why a revision allows `unknown-sql` for its checks: lint cannot read a `DO` block, and these
+/// only read (`trace` measures ACCESS SHARE on the tables they count, nothing stronger).
+pub(super) const CHECKS_ONLY_READ: &str = "its DO blocks are the data checks of checks.rs: they only read (ACCESS SHARE, as `identity-migrate trace` measures) and raise before anything changes";

@@ -40,6 +40,7 @@ pub fn revision() -> Revision {
         "Validate the CHECK constraints",
     )
     .created("2026-12-03")
+    .allow("unknown-sql", checks::CHECKS_ONLY_READ)
     .upgrade(upgrade)
     .downgrade(
         constraints()

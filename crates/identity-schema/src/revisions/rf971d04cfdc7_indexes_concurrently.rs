@@ -39,6 +39,7 @@ pub fn revision() -> Revision {
         "One index per unique key; email and username unique up to case among live users; foreign key and preference indexes (concurrently)",
     )
     .created("2026-12-03")
+    .allow("unknown-sql", checks::CHECKS_ONLY_READ)
     .upgrade(upgrade())
     .downgrade(downgrade())
 }

@@ -31,6 +31,7 @@ pub fn revision() -> Revision {
         "user_activity_logs.session_id becomes uuid",
     )
     .created("2026-12-03")
+    .allow("unknown-sql", checks::CHECKS_ONLY_READ)
     .upgrade(vec![
         checks::create_uuid_helper(),
         checks::uuids(&[(TABLE, COLUMN)]),
