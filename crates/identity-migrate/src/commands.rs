@@ -7,7 +7,7 @@ use crate::config::{self, Resolved};
 use crate::database::{Connected, Database};
 use crate::error::CliError;
 use crate::output::{self, duration_text, heads_text, Framing};
-use migrate_core::driver::{DriverError, HistoryRecord};
+use migrate_core::driver::HistoryRecord;
 use migrate_core::{Dialect, Direction, Heads, RevisionGraph, Target};
 use migrate_engine::{Engine, EngineError, Event, Intent, Options, RunIdentity};
 use migrate_postgres::url::{self, ConnectionSettings};
@@ -185,7 +185,8 @@ fn status(
     graph: &RevisionGraph,
     json: bool,
 ) -> Result<Option<usize>, CliError> {
-    let (connected, database) = connect(cfg)?;
+    let (mut connected, database) = connect(cfg)?;
+    let security = connected.security()?;
     let status = engine(connected, graph, cfg, None).status()?;
     let current: Vec<_> = status
         .current
@@ -199,6 +200,7 @@ fn status(
             "heads": status.heads,
             "pending": status.pending,
             "at_head": status.at_head,
+            "connection": security.as_ref().map(security_json),
         });
         writeln!(out, "{value}").map_err(io_error)?;
         return Ok((!status.at_head).then_some(status.pending));
@@ -228,15 +230,30 @@ fn status(
             status.pending
         )
     };
-    let rows = [
-        ("database", database.redacted()),
+    let mut rows = vec![("database", database.redacted())];
+    if let Some(security) = &security {
+        rows.push(("tls", security.to_string()));
+    }
+    rows.extend([
         ("current", current_text),
         ("head", status.heads.join(", ")),
         ("pending", status.pending.to_string()),
         ("state", state),
-    ];
+    ]);
     output::key_values(out, &rows).map_err(io_error)?;
     Ok((!status.at_head).then_some(status.pending))
+}
+
+/// The connection's protection as `status --json` and `verify --json` report it.
+fn security_json(security: &migrate_postgres::Security) -> serde_json::Value {
+    json!({
+        "encrypted": security.encrypted(),
+        "protocol": security.protocol,
+        "cipher": security.cipher,
+        "sslmode": security.mode.as_str(),
+        "certificate_chain_verified": security.verification != migrate_postgres::tls::Verification::None,
+        "host_name_verified": security.verification == migrate_postgres::tls::Verification::ChainAndHost,
+    })
 }
 
 fn list(
@@ -851,10 +868,7 @@ fn seed_data(out: &mut dyn Write, cfg: &Resolved, users: u64, seed: u64) -> Resu
             )))
         }
     };
-    let mut client = settings
-        .to_postgres_config()
-        .connect(postgres::NoTls)
-        .map_err(|e| DriverError::Unreachable(format!("{}: {e}", settings.redacted())))?;
+    let mut client = migrate_postgres::connect_client(&settings, "identity-migrate seed")?;
     let scale = identity_seed::Scale::users(users);
     let spinner = crate::progress::spinner(false, "seeding");
     let report = identity_seed::seed_with_progress(&mut client, &scale, seed, &mut |p| match p {
@@ -961,6 +975,17 @@ fn verify(
 ) -> Result<(), CliError> {
     let (mut connected, database) = connect(cfg)?;
     let mut items: Vec<(&str, bool, String)> = vec![("connect", true, database.redacted())];
+    let security = connected.security()?;
+    if let Some(security) = &security {
+        if security.weak_for_remote() {
+            log::warn!(
+                "{} is not this machine, and sslmode={} does not check that the server is the one named: use sslmode=verify-full with sslrootcert",
+                database.redacted(),
+                security.mode
+            );
+        }
+        items.push(("tls", true, security.to_string()));
+    }
     let version = connected.driver().server_version()?;
     items.push(("server", true, version));
     let health = connected.health()?;

@@ -17,6 +17,8 @@ use std::path::PathBuf;
 pub const DEFAULT_SQLITE_FILE: &str = "identity_service.db";
 
 /// The database a command works on.
+// One value per command: boxing the settings would buy nothing and touch every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Database {
     /// A PostgreSQL database (the settings may hold a password: print [`Database::redacted`]).
@@ -101,16 +103,20 @@ impl Database {
                     lock_timeout: cfg.lock_timeout,
                     statement_timeout: cfg.statement_timeout,
                 };
-                match PostgresDriver::connect(settings, session.clone()) {
+                let mut driver = match PostgresDriver::connect(settings, session.clone()) {
                     Err(DriverError::NoSuchDatabase(_)) if create => {
                         log::info!("creating database {}", settings.database());
                         PostgresDriver::create_database(settings)?;
-                        Ok(Connected::Postgres(Box::new(PostgresDriver::connect(
-                            settings, session,
-                        )?)))
+                        PostgresDriver::connect(settings, session)?
                     }
-                    other => Ok(Connected::Postgres(Box::new(other?))),
+                    other => other?,
+                };
+                // `-v` says what protects the session; asking costs a round trip, so only then.
+                if log::log_enabled!(log::Level::Debug) {
+                    let security = driver.security()?;
+                    log::debug!("connected to {}: {security}", settings.redacted());
                 }
+                Ok(Connected::Postgres(Box::new(driver)))
             }
             Database::Sqlite(target) => {
                 if self.is_missing_file() {
@@ -163,6 +169,14 @@ impl Connected {
         match self {
             Connected::Postgres(d) => d.as_mut(),
             Connected::Sqlite(d) => d,
+        }
+    }
+
+    /// What protects the session (PostgreSQL only): encryption, protocol, certificate checks.
+    pub fn security(&mut self) -> Result<Option<migrate_postgres::Security>, CliError> {
+        match self {
+            Connected::Postgres(d) => Ok(Some(d.security()?)),
+            Connected::Sqlite(_) => Ok(None),
         }
     }
 

@@ -142,13 +142,12 @@ impl Drop for Scratch {
     }
 }
 
+/// With the settings' TLS, as every other session of the tool (issue 11).
 fn connect(settings: &ConnectionSettings) -> Result<postgres::Client, CliError> {
-    settings
-        .to_postgres_config()
-        .connect(postgres::NoTls)
-        .map_err(|e| {
-            DriverError::Unreachable(format!("cannot reach {}: {e}", settings.redacted())).into()
-        })
+    Ok(migrate_postgres::connect_client(
+        settings,
+        "identity-migrate trace",
+    )?)
 }
 
 fn db_message(e: &postgres::Error) -> String {

@@ -432,8 +432,9 @@ fn malformed_urls_never_print_the_password() {
         "postgresql://u:Secr3tZz@h:notaport/db",
         "postgresql://u:Se/cr3tZz@h/db",
         "postgresql://u:Pw%zzSecr3tZz@h/db",
-        "postgresql://u:Secr3tZz@h1,h2/db",
-        "postgresql://u:Secr3tZz@h/db?sslmode=require",
+        "postgresql://u:Secr3tZz@h1,h2/db?port=1,2,3",
+        "postgresql://u:Secr3tZz@h/db?sslmode=bogus",
+        "postgresql://u:Secr3tZz@h/db?sslmode=verify-full",
         "Secr3tZz",
         "postgres://u:Secr3tZz@[::1/db",
     ] {

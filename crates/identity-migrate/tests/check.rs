@@ -279,7 +279,7 @@ fn verify_on_a_clean_head_database() {
     let checks: Vec<&str> = lines.iter().map(|(_, c, _)| c.as_str()).collect();
     assert_eq!(
         checks,
-        ["connect", "server", "revision", "schema", "indexes"],
+        ["connect", "tls", "server", "revision", "schema", "indexes"],
         "{out}"
     );
     for (status, check, _) in &lines {

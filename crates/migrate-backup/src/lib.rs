@@ -27,7 +27,7 @@ pub use migrate_postgres::backup::Format;
 use migrate_core::driver::DriverError;
 use migrate_postgres::backup::{self as pg, ClientTools};
 use migrate_postgres::url::ConnectionSettings;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -178,14 +178,8 @@ pub struct Backup {
 
 /// Connects a plain session (backups need none of the engine's settings).
 fn connect(settings: &ConnectionSettings) -> Result<Client, BackupError> {
-    let mut config = settings.to_postgres_config();
-    config.application_name("identity-migrate backup");
-    config.connect(NoTls).map_err(|e| {
-        BackupError::Driver(DriverError::Unreachable(format!(
-            "{}: {e}",
-            settings.redacted()
-        )))
-    })
+    migrate_postgres::connect_client(settings, "identity-migrate backup")
+        .map_err(BackupError::Driver)
 }
 
 /// The server's `server_version` and its major number.

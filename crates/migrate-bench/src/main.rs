@@ -11,7 +11,8 @@
 //! With `--backup`, it measures `backup`, `backup verify` and `restore` of a seeded database
 //! instead, side by side with plain `pg_dump` and `pg_restore` (see [`backup`]). With
 //! `--service`, the identity service's login lookup and user insert at `68d314520251` and at
-//! head, side by side (see [`service`]; in-process, no binary needed).
+//! head, side by side (see [`service`]; in-process, no binary needed). With `--tls`, `status`
+//! over `verify-full` beside `status` without TLS and `psql` over the same TLS (see [`tls`]).
 //!
 //! Usage: `migrate-bench PATH/TO/identity-migrate [--quick]`, or
 //! `migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]`, or
@@ -35,10 +36,11 @@ use std::time::{Duration, Instant};
 mod backup;
 mod online;
 mod service;
+mod tls;
 
 type Res<T> = Result<T, String>;
 
-const USAGE: &str = "usage: migrate-bench PATH/TO/identity-migrate [--quick]\n       migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]\n       migrate-bench --service [--quick] [--users N]\n       migrate-bench --online [--quick] [--users N]";
+const USAGE: &str = "usage: migrate-bench PATH/TO/identity-migrate [--quick]\n       migrate-bench PATH/TO/identity-migrate --tls [--quick]\n       migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]\n       migrate-bench --service [--quick] [--users N]\n       migrate-bench --online [--quick] [--users N]";
 
 /// How many synthetic revisions section 3 applies.
 const SYNTHETIC: usize = 1000;
@@ -87,6 +89,7 @@ fn real_main() -> Res<()> {
     let mut backup_mode = false;
     let mut service_mode = false;
     let mut online_mode = false;
+    let mut tls_mode = false;
     let mut diagnose = true;
     let mut users: Option<u64> = None;
     let mut runs: Option<usize> = None;
@@ -104,6 +107,8 @@ fn real_main() -> Res<()> {
             service_mode = true;
         } else if a == "--online" {
             online_mode = true;
+        } else if a == "--tls" {
+            tls_mode = true;
         } else if a == "--no-diagnose" {
             diagnose = false;
         } else if a == "--users" {
@@ -136,7 +141,9 @@ fn real_main() -> Res<()> {
     })?;
     let work = std::env::temp_dir().join(format!("migrate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let result = if backup_mode {
+    let result = if tls_mode {
+        tls::run(&tool, &work, if quick { 3 } else { 50 })
+    } else if backup_mode {
         let plan = backup::BackupPlan {
             users: users.unwrap_or(if quick { 20_000 } else { 1_000_000 }),
             runs: runs.unwrap_or(if quick { 1 } else { 3 }).max(1),

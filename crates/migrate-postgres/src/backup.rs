@@ -147,15 +147,46 @@ fn child_command(tool: &Path, settings: &ConnectionSettings) -> Command {
     ] {
         cmd.env_remove(var);
     }
-    match &settings.host {
-        Host::Tcp(h) => cmd.env("PGHOST", h),
-        Host::Socket(p) => cmd.env("PGHOST", p),
-    };
-    cmd.env("PGPORT", settings.port.to_string())
+    // libpq takes the same host list, tried in the same order.
+    let (hosts, ports): (Vec<_>, Vec<_>) = settings
+        .hosts()
+        .map(|(host, port)| {
+            let host = match host {
+                Host::Tcp(h) => std::ffi::OsString::from(h),
+                Host::Socket(p) => p.clone().into_os_string(),
+            };
+            (host, port.to_string())
+        })
+        .unzip();
+    cmd.env("PGHOST", hosts.join(std::ffi::OsStr::new(",")));
+    cmd.env("PGPORT", ports.join(","))
         .env("PGUSER", &settings.user)
         .env("PGDATABASE", &settings.dbname)
-        .env("PGAPPNAME", "identity-migrate")
-        .env("PGSSLMODE", "disable");
+        .env(
+            "PGAPPNAME",
+            settings
+                .application_name
+                .as_deref()
+                .unwrap_or("identity-migrate"),
+        );
+    // The same TLS as the tool's own sessions: libpq gives these words the meaning the tool's
+    // rustls layer copies, so backup and restore connect the way migrate did.
+    for (name, value) in settings.tls.child_env() {
+        cmd.env(name, value);
+    }
+    if settings.read_write_only {
+        cmd.env("PGTARGETSESSIONATTRS", "read-write");
+    } else {
+        cmd.env_remove("PGTARGETSESSIONATTRS");
+    }
+    if let Some(options) = &settings.options {
+        cmd.env("PGOPTIONS", options);
+    }
+    match settings.channel_binding {
+        Some(true) => cmd.env("PGCHANNELBINDING", "require"),
+        Some(false) => cmd.env("PGCHANNELBINDING", "disable"),
+        None => cmd.env_remove("PGCHANNELBINDING"),
+    };
     if let Some(password) = &settings.password {
         cmd.env("PGPASSWORD", password.expose_secret());
     }

@@ -4,6 +4,7 @@
 pub mod backup;
 mod introspect;
 pub mod phased;
+pub mod tls;
 pub mod trace;
 pub mod url;
 
@@ -14,6 +15,7 @@ use migrate_core::render::{quote_ident, quote_literal};
 use migrate_core::{Dialect, Direction, Heads};
 use postgres::{Client, NoTls};
 use std::time::{Duration, Instant};
+use tls::SslMode;
 use url::ConnectionSettings;
 
 /// The version table, named and shaped exactly as Alembic keeps it, so its databases are adopted.
@@ -41,6 +43,51 @@ impl Default for SessionSettings {
             schema: "public".to_owned(),
             lock_timeout: Duration::from_secs(5),
             statement_timeout: None,
+        }
+    }
+}
+
+/// What protects a session: see [`PostgresDriver::security`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Security {
+    /// The `sslmode` in force (`disable` over a Unix socket, as in libpq).
+    pub mode: SslMode,
+    /// Whether the session runs over a Unix socket.
+    pub socket: bool,
+    /// The TLS protocol, such as `TLSv1.3`; `None` when the session is not encrypted.
+    pub protocol: Option<String>,
+    /// The TLS cipher suite.
+    pub cipher: Option<String>,
+    /// What was checked of the server certificate.
+    pub verification: tls::Verification,
+    /// Whether the host is this machine.
+    pub loopback: bool,
+}
+
+impl Security {
+    /// Whether the session is encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.protocol.is_some()
+    }
+
+    /// The operator should hear that a remote host is trusted without its name being checked.
+    pub fn weak_for_remote(&self) -> bool {
+        !self.loopback && self.verification != tls::Verification::ChainAndHost
+    }
+}
+
+impl std::fmt::Display for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.protocol, self.socket) {
+            (Some(protocol), _) => write!(
+                f,
+                "encrypted, {protocol} {}, {} (sslmode={})",
+                self.cipher.as_deref().unwrap_or("?"),
+                self.verification,
+                self.mode
+            ),
+            (None, true) => f.write_str("not encrypted: Unix socket (TLS does not apply)"),
+            (None, false) => write!(f, "not encrypted (sslmode={})", self.mode),
         }
     }
 }
@@ -81,10 +128,7 @@ impl PostgresDriver {
     pub fn create_database(settings: &ConnectionSettings) -> Result<(), DriverError> {
         let mut maintenance = settings.clone();
         maintenance.dbname = "postgres".to_owned();
-        let mut client = maintenance
-            .to_postgres_config()
-            .connect(NoTls)
-            .map_err(|e| classify_connect(e, &maintenance))?;
+        let mut client = connect_client(&maintenance, "identity-migrate")?;
         client
             .batch_execute(&format!(
                 "CREATE DATABASE {}",
@@ -101,6 +145,27 @@ impl PostgresDriver {
     /// The connection settings this driver was opened with.
     pub fn settings(&self) -> &ConnectionSettings {
         &self.settings
+    }
+
+    /// What protects this session: encryption (from the server's `pg_stat_ssl`) and what was
+    /// checked of the server certificate (from the mode this connection was made with).
+    pub fn security(&mut self) -> Result<Security, DriverError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+                &[],
+            )
+            .map_err(classify)?;
+        let tls = &self.settings.tls;
+        Ok(Security {
+            mode: self.settings.effective_ssl_mode(),
+            socket: matches!(self.settings.host, url::Host::Socket(_)),
+            protocol: row.as_ref().map(|r| r.get(0)),
+            cipher: row.as_ref().map(|r| r.get(1)),
+            verification: tls.verification(),
+            loopback: self.settings.is_loopback(),
+        })
     }
 
     /// Every index left INVALID (by a failed or interrupted `CREATE INDEX CONCURRENTLY`) in a
@@ -137,14 +202,61 @@ impl Drop for PostgresDriver {
     }
 }
 
-fn open(settings: &ConnectionSettings, session: &SessionSettings) -> Result<Client, DriverError> {
+/// Opens a plain session with the settings' TLS (libpq's meaning of every `sslmode`), named
+/// `application_name` unless the settings name it; errors are one line, without the password.
+pub fn connect_client(
+    settings: &ConnectionSettings,
+    application_name: &str,
+) -> Result<Client, DriverError> {
     let mut config = settings.to_postgres_config();
     if config.get_application_name().is_none() {
-        config.application_name("identity-migrate");
+        config.application_name(application_name);
     }
-    let mut client = config
-        .connect(NoTls)
-        .map_err(|e| classify_connect(e, settings))?;
+    if settings.read_write_only {
+        config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+    }
+    let connector = || -> Result<tokio_postgres_rustls::MakeRustlsConnect, DriverError> {
+        let tls = settings.tls.client_config().map_err(|e| {
+            DriverError::Unreachable(format!("{}: TLS setting {e}", settings.redacted()))
+        })?;
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+    };
+    let result = match settings.effective_ssl_mode() {
+        SslMode::Disable => config.connect(NoTls),
+        SslMode::Allow => match config.connect(NoTls) {
+            // libpq's `allow`: plaintext first, TLS only when the server turns plaintext away.
+            Err(e)
+                if e.as_db_error()
+                    .is_some_and(|db| db.code().code() == "28000") =>
+            {
+                log::info!(
+                    "the server refused an unencrypted session; sslmode=allow retries with TLS"
+                );
+                config.ssl_mode(postgres::config::SslMode::Require);
+                config.connect(connector()?)
+            }
+            other => other,
+        },
+        SslMode::Prefer => match config.connect(connector()?) {
+            Err(e) if tls::rustls_error(&e).is_some() => {
+                // libpq's `prefer` retries without TLS when the handshake fails; never silently.
+                log::warn!(
+                    "TLS with {} failed ({}); sslmode=prefer falls back to an unencrypted connection as libpq does (set sslmode=require to refuse)",
+                    settings.redacted(),
+                    error_chain(&e)
+                );
+                config.ssl_mode(postgres::config::SslMode::Disable);
+                config.connect(NoTls)
+            }
+            other => other,
+        },
+        _ => config.connect(connector()?),
+    };
+    result.map_err(|e| classify_connect(e, settings))
+}
+
+fn open(settings: &ConnectionSettings, session: &SessionSettings) -> Result<Client, DriverError> {
+    let mut client = connect_client(settings, "identity-migrate")?;
     let statement_timeout = session.statement_timeout.map_or(0, |d| d.as_millis());
     // Server-side keepalives: if this host dies, the server notices within about a minute and
     // frees the migration lock, instead of after the kernel's two-hour default.
@@ -160,8 +272,62 @@ fn open(settings: &ConnectionSettings, session: &SessionSettings) -> Result<Clie
     Ok(client)
 }
 
+/// The lock is taken only to change the database: a standby would fail at the first write,
+/// so it is refused before anything starts.
+fn refuse_standby(client: &mut Client, settings: &ConnectionSettings) -> Result<(), DriverError> {
+    let in_recovery: bool = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .map_err(classify)?
+        .get(0);
+    if in_recovery {
+        return Err(DriverError::Statement {
+            code: Some("25006".to_owned()),
+            message: format!(
+                "{} is a read-only standby (in recovery), and migrations write: point the URL at the primary, or list the hosts with target_session_attrs=read-write",
+                settings.redacted()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The migration lock and the session's `SET`s live in a server session. Behind a pooler in
+/// transaction (or statement) mode, the tool's two sessions are handed the same server
+/// connection in turn, so neither would hold: the pooler shows itself by giving both the same
+/// backend. Two idle sessions of a pooler get its most recently used connection, so the probe
+/// needs no load to see it; a direct or session-pooled connection never shares a backend.
+fn refuse_transaction_pooler(
+    work: &mut Client,
+    lock: &mut Client,
+    settings: &ConnectionSettings,
+) -> Result<(), DriverError> {
+    let pid = |client: &mut Client| -> Result<i32, DriverError> {
+        Ok(client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .map_err(classify)?
+            .get(0))
+    };
+    let lock_pid = pid(lock)?;
+    let work_pid = pid(work)?;
+    if lock_pid == work_pid {
+        return Err(DriverError::Unsupported(format!(
+            "{} is a pooler in transaction mode (two sessions got the same server backend), where the migration lock and session settings cannot hold: connect directly to PostgreSQL, or through a session-pooled port (pool_mode=session)",
+            settings.redacted()
+        )));
+    }
+    Ok(())
+}
+
 fn classify_connect(e: postgres::Error, settings: &ConnectionSettings) -> DriverError {
-    if e.as_db_error().is_some() {
+    if let Some(db) = e.as_db_error() {
+        // pg_hba.conf's `hostnossl ... reject`: the server takes only TLS sessions.
+        if db.message().contains("no encryption") {
+            return DriverError::Authentication(format!(
+                "{}: {}; the server accepts only TLS: set sslmode=require or stronger (verify-full with sslrootcert)",
+                settings.redacted(),
+                db.message()
+            ));
+        }
         return match classify(e) {
             DriverError::NoSuchDatabase(_) => DriverError::NoSuchDatabase(format!(
                 "database \"{db}\" does not exist on {url}: create it (createdb {db}) or fix the URL",
@@ -171,7 +337,32 @@ fn classify_connect(e: postgres::Error, settings: &ConnectionSettings) -> Driver
             other => other,
         };
     }
+    if let Some(tls_error) = tls::rustls_error(&e) {
+        let url = settings.redacted();
+        return DriverError::Unreachable(
+            match tls::explain_certificate_error(tls_error, &settings.tls, settings.host_name()) {
+                Some(line) => format!("{url}: {line}"),
+                None => format!(
+                    "{url}: TLS handshake failed (sslmode={}): {tls_error}",
+                    settings.tls.mode
+                ),
+            },
+        );
+    }
     let text = error_chain(&e);
+    if text.contains("server does not support TLS") {
+        return DriverError::Unreachable(format!(
+            "{}: the server does not offer TLS, and sslmode={} demands it: enable ssl on the server, or lower sslmode to prefer",
+            settings.redacted(),
+            settings.tls.mode
+        ));
+    }
+    if text.contains("does not allow writes") {
+        return DriverError::Unreachable(format!(
+            "{}: no host accepts writes (a standby is read-only), and target_session_attrs=read-write demands it: list the primary among the hosts",
+            settings.redacted()
+        ));
+    }
     if text.contains("password missing") {
         return DriverError::Authentication(format!(
             "{} asks for a password and none was given: put it in DATABASE_URL, PGPASSWORD or ~/.pgpass",
@@ -285,6 +476,8 @@ impl Driver for PostgresDriver {
             return Ok(());
         }
         let mut lock_client = open(&self.settings, &self.session)?;
+        refuse_standby(&mut lock_client, &self.settings)?;
+        refuse_transaction_pooler(&mut self.client, &mut lock_client, &self.settings)?;
         let key = self.lock_key();
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);

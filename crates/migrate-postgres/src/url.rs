@@ -6,6 +6,7 @@
 //! defaults. No error ever repeats the URL or a value taken from it, because a
 //! URL with a badly encoded password can put pieces of that password anywhere.
 
+use crate::tls::{RootCert, SslMode, TlsFileError, TlsSettings};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,7 +27,7 @@ const MAX_SHOWN_SCHEME_LEN: usize = 32;
 
 /// Query parameters with a meaning here; anything else belongs to SQLAlchemy or
 /// asyncpg (pool sizes, statement caches) and is skipped.
-const KNOWN_PARAMS: [&str; 11] = [
+const KNOWN_PARAMS: [&str; 21] = [
     "host",
     "port",
     "user",
@@ -38,6 +39,16 @@ const KNOWN_PARAMS: [&str; 11] = [
     "sslmode",
     "ssl",
     "passfile",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslcrl",
+    "target_session_attrs",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "channel_binding",
 ];
 
 const NO_SLASHES: &str =
@@ -92,6 +103,9 @@ pub struct ConnectionSettings {
     pub host: Host,
     /// TCP port; for a socket host, the suffix of the socket file name.
     pub port: u16,
+    /// Further hosts (with their ports) tried in order when the first cannot be reached or is
+    /// refused (libpq's host list: `host=a,b`, `postgresql://a,b/db`).
+    pub alternates: Vec<(Host, u16)>,
     /// Role to log in as.
     pub user: String,
     /// Password, if the URL, `PGPASSWORD` or the password file gave one.
@@ -104,25 +118,53 @@ pub struct ConnectionSettings {
     pub application_name: Option<String>,
     /// Server command-line options, such as `-c search_path=identity`.
     pub options: Option<String>,
+    /// TLS: the mode and the certificate files, with libpq's meaning.
+    pub tls: TlsSettings,
+    /// Only a server that accepts writes will do (`target_session_attrs=read-write`).
+    pub read_write_only: bool,
+    /// Client-side TCP keepalives, as libpq's `keepalives*` words set them.
+    pub keepalives: Keepalives,
+    /// `channel_binding=require`: SCRAM must bind the login to this TLS session
+    /// (`Some(false)` is `disable`; `None` is libpq's `prefer`).
+    pub channel_binding: Option<bool>,
+}
+
+/// libpq's `keepalives` (on unless `0`), `keepalives_idle`, `keepalives_interval` and
+/// `keepalives_count`; `None` leaves the driver's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keepalives {
+    /// `keepalives=0` turns them off.
+    pub disabled: bool,
+    /// Idle time before the first probe.
+    pub idle: Option<Duration>,
+    /// Time between probes.
+    pub interval: Option<Duration>,
+    /// Probes lost before the connection is dead.
+    pub count: Option<u32>,
 }
 
 impl ConnectionSettings {
-    /// Builds a `postgres::Config` for these settings, with TLS disabled.
+    /// Builds a `postgres::Config` for these settings; the TLS connector comes from
+    /// [`TlsSettings::client_config`] (see `migrate_postgres::connect_client`).
     pub fn to_postgres_config(&self) -> postgres::Config {
         let mut config = postgres::Config::new();
-        match &self.host {
-            Host::Tcp(name) => {
-                config.host(name);
+        for (host, port) in self.hosts() {
+            match host {
+                Host::Tcp(name) => {
+                    config.host(name);
+                }
+                Host::Socket(dir) => add_socket_host(&mut config, dir),
             }
-            Host::Socket(dir) => add_socket_host(&mut config, dir),
+            config.port(port);
         }
         config
-            .port(self.port)
             .user(&self.user)
             .dbname(&self.dbname)
-            // This build links no TLS connector, so `allow` and `prefer` can only
-            // ever end in a clear-text session; saying so avoids a futile TLS offer.
-            .ssl_mode(postgres::config::SslMode::Disable);
+            .ssl_mode(match self.effective_ssl_mode() {
+                SslMode::Disable | SslMode::Allow => postgres::config::SslMode::Disable,
+                SslMode::Prefer => postgres::config::SslMode::Prefer,
+                _ => postgres::config::SslMode::Require,
+            });
         if let Some(password) = &self.password {
             config.password(password.expose_secret());
         }
@@ -135,6 +177,25 @@ impl ConnectionSettings {
         if let Some(options) = &self.options {
             config.options(options);
         }
+        config.keepalives(!self.keepalives.disabled);
+        match self.channel_binding {
+            Some(true) => {
+                config.channel_binding(postgres::config::ChannelBinding::Require);
+            }
+            Some(false) => {
+                config.channel_binding(postgres::config::ChannelBinding::Disable);
+            }
+            None => {}
+        }
+        if let Some(idle) = self.keepalives.idle {
+            config.keepalives_idle(idle);
+        }
+        if let Some(interval) = self.keepalives.interval {
+            config.keepalives_interval(interval);
+        }
+        if let Some(count) = self.keepalives.count {
+            config.keepalives_retries(count);
+        }
         config
     }
 
@@ -143,6 +204,19 @@ impl ConnectionSettings {
         let user = encode(&self.user, b"");
         let secret = if self.password.is_some() { ":***" } else { "" };
         let db = encode(&self.dbname, b"");
+        if !self.alternates.is_empty() {
+            let shown: Vec<String> = self
+                .hosts()
+                .map(|(host, port)| match host {
+                    Host::Tcp(name) if name.contains(':') => {
+                        format!("[{}]:{port}", encode(name, b":"))
+                    }
+                    Host::Tcp(name) => format!("{}:{port}", encode(name, b"")),
+                    Host::Socket(dir) => format!("{}:{port}", encode(&dir.to_string_lossy(), b"/")),
+                })
+                .collect();
+            return format!("postgresql://{user}{secret}@{}/{db}", shown.join(","));
+        }
         match &self.host {
             Host::Tcp(name) => {
                 let host = if name.contains(':') {
@@ -167,6 +241,45 @@ impl ConnectionSettings {
     /// Returns the database name.
     pub fn database(&self) -> &str {
         &self.dbname
+    }
+
+    /// The mode in force: libpq never uses TLS over a Unix socket, whatever `sslmode` says.
+    pub fn effective_ssl_mode(&self) -> SslMode {
+        if self
+            .hosts()
+            .all(|(host, _)| matches!(host, Host::Socket(_)))
+        {
+            SslMode::Disable
+        } else {
+            self.tls.mode
+        }
+    }
+
+    /// Every host with its port, in the order they are tried.
+    pub fn hosts(&self) -> impl Iterator<Item = (&Host, u16)> {
+        std::iter::once((&self.host, self.port))
+            .chain(self.alternates.iter().map(|(host, port)| (host, *port)))
+    }
+
+    /// The host name certificates are checked against (empty for a socket).
+    pub fn host_name(&self) -> &str {
+        match &self.host {
+            Host::Tcp(name) => name,
+            Host::Socket(_) => "",
+        }
+    }
+
+    /// Whether the host is this machine (a socket, `localhost` or a loopback address).
+    pub fn is_loopback(&self) -> bool {
+        match &self.host {
+            Host::Socket(_) => true,
+            Host::Tcp(name) => {
+                name.eq_ignore_ascii_case("localhost")
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+        }
     }
 }
 
@@ -211,13 +324,8 @@ pub enum UrlError {
         /// The scheme, lowercased, when it was a plain `scheme://` token.
         scheme: Option<String>,
     },
-    /// TLS was demanded, and this build cannot do TLS.
-    TlsUnsupported {
-        /// The demanded libpq `sslmode`.
-        mode: &'static str,
-        /// Where the demand came from.
-        origin: Origin,
-    },
+    /// A TLS file setting cannot be used (missing, unreadable, not PEM, a key others can read).
+    Tls(TlsFileError),
     /// A port is not a number from 1 to 65535.
     InvalidPort {
         /// Where the port came from.
@@ -235,7 +343,7 @@ pub enum UrlError {
         /// The component, such as `password`.
         component: &'static str,
     },
-    /// Several hosts were given; this tool connects to exactly one.
+    /// A host list and a port list of different lengths (libpq wants one port, or one per host).
     MultipleHosts {
         /// Where the host list came from.
         origin: Origin,
@@ -260,17 +368,7 @@ impl fmt::Display for UrlError {
                 f,
                 "the database URL has no recognizable scheme: use {EXAMPLE_URL}"
             ),
-            UrlError::TlsUnsupported {
-                mode,
-                origin: Origin::Url,
-            } => write!(
-                f,
-                "TLS is not supported by this build, but the database URL asks for sslmode={mode}: set sslmode=disable in the URL or reach the server through a TLS-terminating proxy"
-            ),
-            UrlError::TlsUnsupported { mode, origin } => write!(
-                f,
-                "TLS is not supported by this build, but {origin} asks for sslmode={mode}: unset {origin} or set it to disable"
-            ),
+            UrlError::Tls(e) => write!(f, "TLS setting {e}"),
             UrlError::InvalidPort { origin } => write!(
                 f,
                 "invalid port in {origin}: use a number from 1 to 65535, such as 5432"
@@ -278,8 +376,14 @@ impl fmt::Display for UrlError {
             UrlError::InvalidParameter { name, origin } => {
                 let hint = match *name {
                     "connect_timeout" => "use a whole number of seconds, such as 10 (0 waits forever)",
-                    "ssl" => "use ssl=disable or ssl=false (this build has no TLS)",
-                    "sslmode" => "use disable, allow or prefer (this build has no TLS)",
+                    "ssl" => "use one of disable, allow, prefer, require, verify-ca, verify-full, true or false",
+                    "sslmode" => "use one of disable, allow, prefer, require, verify-ca, verify-full",
+                    "sslrootcert" => "sslrootcert=system checks the platform's CAs and requires sslmode=verify-full (as libpq 16 does)",
+                    "target_session_attrs" => "use any or read-write",
+                    "channel_binding" => "use disable, prefer or require",
+                    "keepalives" | "keepalives_idle" | "keepalives_interval" | "keepalives_count" => {
+                        "use a whole number (seconds, or 0/1 for keepalives)"
+                    }
                     _ => "check its value",
                 };
                 write!(f, "invalid {name} in {origin}: {hint}")
@@ -290,7 +394,7 @@ impl fmt::Display for UrlError {
             ),
             UrlError::MultipleHosts { origin } => write!(
                 f,
-                "{origin} lists several hosts, but this tool connects to exactly one: give a single host"
+                "{origin} lists as many hosts as ports only if it gives one port per host: give one port for all hosts, or one for each"
             ),
             UrlError::Malformed { reason } => write!(f, "malformed database URL: {reason}"),
         }
@@ -325,6 +429,16 @@ struct UrlParts {
     options: Option<String>,
     ssl: Option<(&'static str, String)>,
     passfile: Option<String>,
+    sslrootcert: Option<String>,
+    sslcert: Option<String>,
+    sslkey: Option<String>,
+    sslcrl: Option<String>,
+    target_session_attrs: Option<String>,
+    keepalives: Option<String>,
+    keepalives_idle: Option<String>,
+    keepalives_interval: Option<String>,
+    keepalives_count: Option<String>,
+    channel_binding: Option<String>,
 }
 
 /// `is_dir` is injected so tests can pick which socket directories exist.
@@ -337,25 +451,76 @@ fn parse_with(
     // libpq treats an empty variable like an unset one in practice.
     let var = |name: &str| env(name).filter(|value| !value.is_empty());
 
-    match &parts.ssl {
-        Some((name, value)) => check_ssl(name, value, Origin::Url)?,
-        None => {
-            if let Some(value) = var("PGSSLMODE") {
-                check_ssl("sslmode", &value, Origin::Env("PGSSLMODE"))?;
+    let explicit_mode = match &parts.ssl {
+        Some((name, value)) => Some(check_ssl(name, value, Origin::Url)?),
+        None => match var("PGSSLMODE") {
+            Some(value) => Some(check_ssl("sslmode", &value, Origin::Env("PGSSLMODE"))?),
+            None => None,
+        },
+    };
+    let read_write_only = match parts
+        .target_session_attrs
+        .clone()
+        .map(|v| (v, Origin::Url))
+        .or_else(|| var("PGTARGETSESSIONATTRS").map(|v| (v, Origin::Env("PGTARGETSESSIONATTRS"))))
+    {
+        None => false,
+        Some((value, origin)) => match value.trim() {
+            "any" => false,
+            "read-write" => true,
+            _ => {
+                return Err(UrlError::InvalidParameter {
+                    name: "target_session_attrs",
+                    origin,
+                })
             }
-        }
-    }
+        },
+    };
+    let tls = tls_settings(&parts, explicit_mode, &var)?;
+    let keepalives = keepalives_from(&parts)?;
+    let channel_binding = match parts
+        .channel_binding
+        .clone()
+        .map(|v| (v, Origin::Url))
+        .or_else(|| var("PGCHANNELBINDING").map(|v| (v, Origin::Env("PGCHANNELBINDING"))))
+    {
+        None => None,
+        Some((value, origin)) => match value.trim() {
+            "prefer" => None,
+            "require" => Some(true),
+            "disable" => Some(false),
+            _ => {
+                return Err(UrlError::InvalidParameter {
+                    name: "channel_binding",
+                    origin,
+                })
+            }
+        },
+    };
 
-    let host = match (parts.host, var("PGHOST")) {
-        (Some(host), _) => host_from(host, Origin::Url)?,
-        (None, Some(host)) => host_from(host, Origin::Env("PGHOST"))?,
-        (None, None) => Host::Socket(default_socket_dir(is_dir)),
+    let (hosts, host_origin) = match (parts.host, var("PGHOST")) {
+        (Some(host), _) => (hosts_from(&host), Origin::Url),
+        (None, Some(host)) => (hosts_from(&host), Origin::Env("PGHOST")),
+        (None, None) => (vec![Host::Socket(default_socket_dir(is_dir))], Origin::Url),
     };
-    let port = match (parts.port, var("PGPORT")) {
-        (Some(port), _) => parse_port(&port, Origin::Url)?,
-        (None, Some(port)) => parse_port(&port, Origin::Env("PGPORT"))?,
-        (None, None) => DEFAULT_PORT,
+    let ports = match (parts.port, var("PGPORT")) {
+        (Some(port), _) => parse_ports(&port, Origin::Url)?,
+        (None, Some(port)) => parse_ports(&port, Origin::Env("PGPORT"))?,
+        (None, None) => vec![DEFAULT_PORT],
     };
+    if ports.len() != 1 && ports.len() != hosts.len() {
+        return Err(UrlError::MultipleHosts {
+            origin: host_origin,
+        });
+    }
+    let mut listed = hosts
+        .into_iter()
+        .enumerate()
+        .map(|(i, host)| (host, ports.get(i).copied().unwrap_or(ports[0])));
+    let (host, port) = listed
+        .next()
+        .unwrap_or((Host::Tcp("localhost".into()), DEFAULT_PORT));
+    let alternates: Vec<(Host, u16)> = listed.collect();
     let user = parts
         .user
         .or_else(|| var("PGUSER"))
@@ -391,16 +556,165 @@ fn parse_with(
     Ok(ConnectionSettings {
         host,
         port,
+        alternates,
         user,
         password: password.map(Password),
         dbname,
         connect_timeout,
         application_name,
         options,
+        tls,
+        read_write_only,
+        keepalives,
+        channel_binding,
     })
 }
 
+fn keepalives_from(parts: &UrlParts) -> Result<Keepalives, UrlError> {
+    fn number(value: &Option<String>, name: &'static str) -> Result<Option<u32>, UrlError> {
+        value
+            .as_deref()
+            .map(|v| {
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| UrlError::InvalidParameter {
+                        name,
+                        origin: Origin::Url,
+                    })
+            })
+            .transpose()
+    }
+    let seconds = |value, name| {
+        Ok::<_, UrlError>(number(value, name)?.map(|s| Duration::from_secs(s.into())))
+    };
+    Ok(Keepalives {
+        disabled: number(&parts.keepalives, "keepalives")? == Some(0),
+        idle: seconds(&parts.keepalives_idle, "keepalives_idle")?,
+        interval: seconds(&parts.keepalives_interval, "keepalives_interval")?,
+        count: number(&parts.keepalives_count, "keepalives_count")?,
+    })
+}
+
+/// The TLS settings as libpq resolves them: URL, then `PGSSL*`, then `~/.postgresql/`.
+fn tls_settings(
+    parts: &UrlParts,
+    explicit_mode: Option<SslMode>,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<TlsSettings, UrlError> {
+    let pick = |given: &Option<String>, env: &str| given.clone().or_else(|| var(env));
+    let home_file = |name: &str| {
+        var("HOME")
+            .map(|home| Path::new(&home).join(".postgresql").join(name))
+            .filter(|path| path.is_file())
+    };
+    let root_cert = match pick(&parts.sslrootcert, "PGSSLROOTCERT") {
+        Some(value) if value == "system" => Some(RootCert::System),
+        Some(path) => Some(RootCert::File(PathBuf::from(path))),
+        None => home_file("root.crt").map(RootCert::File),
+    };
+    let mode = match (explicit_mode, &root_cert) {
+        // libpq 16: the platform's CAs vouch for any public name, so only verify-full is safe.
+        (None, Some(RootCert::System)) => SslMode::VerifyFull,
+        (Some(mode), Some(RootCert::System))
+            if mode != SslMode::VerifyFull && mode != SslMode::Disable =>
+        {
+            let origin = if parts.sslrootcert.is_some() {
+                Origin::Url
+            } else {
+                Origin::Env("PGSSLROOTCERT")
+            };
+            return Err(UrlError::InvalidParameter {
+                name: "sslrootcert",
+                origin,
+            });
+        }
+        (Some(mode), _) => mode,
+        (None, _) => SslMode::Prefer,
+    };
+    let client_cert = pick(&parts.sslcert, "PGSSLCERT")
+        .map(PathBuf::from)
+        .or_else(|| home_file("postgresql.crt"));
+    // libpq looks for the default key only beside a certificate it uses.
+    let client_key = pick(&parts.sslkey, "PGSSLKEY")
+        .map(PathBuf::from)
+        .or_else(|| {
+            client_cert
+                .as_ref()
+                .and_then(|_| home_file("postgresql.key"))
+        });
+    let tls = TlsSettings {
+        mode,
+        root_cert,
+        client_cert,
+        client_key,
+        crl: pick(&parts.sslcrl, "PGSSLCRL").map(PathBuf::from),
+    };
+    tls.check_files().map_err(UrlError::Tls)?;
+    Ok(tls)
+}
+
+/// Whether `text` is a libpq keyword DSN (`host=... sslmode=...`) rather than a URL.
+fn is_keyword_dsn(text: &str) -> bool {
+    let text = text.trim_start();
+    let key: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    !key.is_empty()
+        && text[key.len()..].trim_start().starts_with('=')
+        && KNOWN_PARAMS.contains(&key.as_str())
+}
+
+/// Parses libpq's `key=value` form: values may be single-quoted, with `\'` and `\\` inside.
+fn split_keyword_dsn(text: &str) -> Result<UrlParts, UrlError> {
+    const BAD: &str = "a keyword DSN is key=value pairs separated by spaces, with values containing spaces in single quotes";
+    let mut parts = UrlParts::default();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(UrlError::Malformed { reason: BAD });
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\'') => break,
+                    Some('\\') => {
+                        value.push(chars.next().ok_or(UrlError::Malformed { reason: BAD })?)
+                    }
+                    Some(c) => value.push(c),
+                    None => return Err(UrlError::Malformed { reason: BAD }),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                match c {
+                    '\\' => value.push(chars.next().ok_or(UrlError::Malformed { reason: BAD })?),
+                    c => value.push(c),
+                }
+            }
+        }
+        if let Some(name) = KNOWN_PARAMS.iter().copied().find(|known| *known == key) {
+            set_param(&mut parts, name, non_empty(value));
+        }
+    }
+    Ok(parts)
+}
+
 fn split_url(url: &str) -> Result<UrlParts, UrlError> {
+    if is_keyword_dsn(url) {
+        return split_keyword_dsn(url);
+    }
     let rest = strip_scheme(url.trim())?;
     let (before_query, query) = match rest.split_once('?') {
         Some((before, query)) => (before, Some(query)),
@@ -479,12 +793,25 @@ fn is_scheme_token(scheme: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
-fn split_host_port(host_port: &str, parts: &mut UrlParts) -> Result<(), UrlError> {
-    if host_port.contains(',') {
-        return Err(UrlError::MultipleHosts {
-            origin: Origin::Url,
-        });
+/// Splits `a:1,b,[::1]:3` into the host list `a,b,::1` and the port list `1,,3`.
+fn split_host_port(host_ports: &str, parts: &mut UrlParts) -> Result<(), UrlError> {
+    let mut hosts = Vec::new();
+    let mut ports = Vec::new();
+    for host_port in host_ports.split(',') {
+        let (host, port) = split_one_host_port(host_port)?;
+        hosts.push(host);
+        ports.push(port);
     }
+    parts.host = non_empty(hosts.join(","));
+    parts.port = if ports.iter().all(String::is_empty) {
+        None
+    } else {
+        Some(ports.join(","))
+    };
+    Ok(())
+}
+
+fn split_one_host_port(host_port: &str) -> Result<(String, String), UrlError> {
     let (host, port) = match host_port.strip_prefix('[') {
         Some(bracketed) => {
             let (host, after) = bracketed
@@ -505,9 +832,7 @@ fn split_host_port(host_port: &str, parts: &mut UrlParts) -> Result<(), UrlError
             None => (host_port, None),
         },
     };
-    parts.host = non_empty(decode(host, "host")?);
-    parts.port = port.and_then(|port| non_empty(port.to_owned()));
-    Ok(())
+    Ok((decode(host, "host")?, port.unwrap_or_default().to_owned()))
 }
 
 /// Later parameters override the authority and earlier ones, as in libpq.
@@ -527,6 +852,13 @@ fn apply_query(query: &str, parts: &mut UrlParts) -> Result<(), UrlError> {
         };
         let raw_value = raw_value.ok_or(UrlError::Malformed { reason: NO_VALUE })?;
         let value = non_empty(decode(raw_value, name)?);
+        set_param(parts, name, value);
+    }
+    Ok(())
+}
+
+fn set_param(parts: &mut UrlParts, name: &'static str, value: Option<String>) {
+    {
         match name {
             "host" => parts.host = value,
             "port" => parts.port = value,
@@ -537,20 +869,43 @@ fn apply_query(query: &str, parts: &mut UrlParts) -> Result<(), UrlError> {
             "application_name" => parts.application_name = value,
             "options" => parts.options = value,
             "sslmode" | "ssl" => parts.ssl = value.map(|value| (name, value)),
+            "sslrootcert" => parts.sslrootcert = value,
+            "sslcert" => parts.sslcert = value,
+            "sslkey" => parts.sslkey = value,
+            "sslcrl" => parts.sslcrl = value,
+            "target_session_attrs" => parts.target_session_attrs = value,
+            "keepalives" => parts.keepalives = value,
+            "keepalives_idle" => parts.keepalives_idle = value,
+            "keepalives_interval" => parts.keepalives_interval = value,
+            "keepalives_count" => parts.keepalives_count = value,
+            "channel_binding" => parts.channel_binding = value,
             _ => parts.passfile = value,
         }
     }
-    Ok(())
 }
 
-fn host_from(host: String, origin: Origin) -> Result<Host, UrlError> {
-    if host.contains(',') {
-        Err(UrlError::MultipleHosts { origin })
-    } else if host.starts_with('/') {
-        Ok(Host::Socket(PathBuf::from(host)))
-    } else {
-        Ok(Host::Tcp(host))
-    }
+fn hosts_from(list: &str) -> Vec<Host> {
+    list.split(',')
+        .map(|host| {
+            if host.starts_with('/') {
+                Host::Socket(PathBuf::from(host))
+            } else if host.is_empty() {
+                Host::Tcp("localhost".to_owned())
+            } else {
+                Host::Tcp(host.to_owned())
+            }
+        })
+        .collect()
+}
+
+/// One port, or a comma-separated list in which an empty entry means 5432.
+fn parse_ports(list: &str, origin: Origin) -> Result<Vec<u16>, UrlError> {
+    list.split(',')
+        .map(|port| match port.trim() {
+            "" => Ok(DEFAULT_PORT),
+            port => parse_port(port, origin),
+        })
+        .collect()
 }
 
 fn default_socket_dir(is_dir: &dyn Fn(&Path) -> bool) -> PathBuf {
@@ -589,18 +944,16 @@ fn parse_timeout(value: &str, origin: Origin) -> Result<Option<Duration>, UrlErr
     })
 }
 
-fn check_ssl(name: &'static str, value: &str, origin: Origin) -> Result<(), UrlError> {
-    let mode = match value.trim().to_ascii_lowercase().as_str() {
-        "disable" | "allow" | "prefer" => return Ok(()),
-        "require" => "require",
-        "verify-ca" => "verify-ca",
-        "verify-full" => "verify-full",
-        // asyncpg's `ssl` also takes booleans.
-        "false" | "0" | "off" | "no" if name == "ssl" => return Ok(()),
-        "true" | "1" | "on" | "yes" if name == "ssl" => "require",
-        _ => return Err(UrlError::InvalidParameter { name, origin }),
-    };
-    Err(UrlError::TlsUnsupported { mode, origin })
+fn check_ssl(name: &'static str, value: &str, origin: Origin) -> Result<SslMode, UrlError> {
+    if let Some(mode) = SslMode::parse(value) {
+        return Ok(mode);
+    }
+    match value.trim().to_ascii_lowercase().as_str() {
+        // asyncpg's `ssl` also takes booleans; `true` asks for TLS the way `require` does.
+        "false" | "0" | "off" | "no" if name == "ssl" => Ok(SslMode::Disable),
+        "true" | "1" | "on" | "yes" if name == "ssl" => Ok(SslMode::Require),
+        _ => Err(UrlError::InvalidParameter { name, origin }),
+    }
 }
 
 /// The host name a password-file line must match; libpq files socket
@@ -828,12 +1181,17 @@ mod tests {
             ConnectionSettings {
                 host: tcp("db.example"),
                 port: 6543,
+                alternates: Vec::new(),
                 user: "alice".into(),
                 password: Some(Password::new("pw")),
                 dbname: "identity_service".into(),
                 connect_timeout: None,
                 application_name: None,
                 options: None,
+                tls: TlsSettings::default(),
+                read_write_only: false,
+                keepalives: Keepalives::default(),
+                channel_binding: None,
             }
         );
     }
@@ -935,12 +1293,20 @@ mod tests {
             ConnectionSettings {
                 host: tcp("pg.internal"),
                 port: 6000,
+                alternates: Vec::new(),
                 user: "svc".into(),
                 password: Some(Password::new("envpw")),
                 dbname: "idp".into(),
                 connect_timeout: Some(Duration::from_secs(7)),
                 application_name: Some("migrator".into()),
                 options: Some("-c search_path=identity".into()),
+                tls: TlsSettings {
+                    mode: SslMode::Disable,
+                    ..TlsSettings::default()
+                },
+                read_write_only: false,
+                keepalives: Keepalives::default(),
+                channel_binding: None,
             }
         );
     }
@@ -953,12 +1319,20 @@ mod tests {
             ConnectionSettings {
                 host: tcp("db"),
                 port: 5433,
+                alternates: Vec::new(),
                 user: "alice".into(),
                 password: Some(Password::new("urlpw")),
                 dbname: "app".into(),
                 connect_timeout: Some(Duration::from_secs(3)),
                 application_name: Some("url-app".into()),
                 options: Some("-c x=y".into()),
+                tls: TlsSettings {
+                    mode: SslMode::Disable,
+                    ..TlsSettings::default()
+                },
+                read_write_only: false,
+                keepalives: Keepalives::default(),
+                channel_binding: None,
             }
         );
     }
@@ -1025,30 +1399,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pgsslmode_without_tls_is_accepted() {
-        for mode in ["disable", "allow", "prefer"] {
-            assert!(
-                parse_env("postgresql://h/db", &[("PGSSLMODE", mode)]).is_ok(),
-                "{mode}"
-            );
-        }
+    fn mode_of(url: &str, env: &[(&str, &str)]) -> SslMode {
+        parse_env(url, env).expect("parses").tls.mode
     }
 
     #[test]
-    fn pgsslmode_demanding_tls_is_refused() {
-        for mode in ["require", "verify-ca", "verify-full"] {
-            let error = err("postgresql://h/db", &[("PGSSLMODE", mode)]);
+    fn sslmode_defaults_to_prefer_and_pgsslmode_fills_in() {
+        assert_eq!(mode_of("postgresql://h/db", &[]), SslMode::Prefer);
+        for mode in ["disable", "allow", "prefer", "require"] {
             assert_eq!(
-                error,
-                UrlError::TlsUnsupported {
-                    mode,
-                    origin: Origin::Env("PGSSLMODE")
-                }
+                mode_of("postgresql://h/db", &[("PGSSLMODE", mode)]).as_str(),
+                mode
             );
-            assert!(error
-                .to_string()
-                .contains("TLS is not supported by this build"));
         }
         assert_eq!(
             err("postgresql://h/db", &[("PGSSLMODE", "bogus")]),
@@ -1060,18 +1422,24 @@ mod tests {
     }
 
     #[test]
-    fn url_sslmode_is_checked_and_beats_pgsslmode() {
-        for mode in ["require", "verify-ca", "verify-full"] {
-            assert_eq!(
-                err(&format!("postgresql://h/db?sslmode={mode}"), &[]),
-                UrlError::TlsUnsupported {
-                    mode,
-                    origin: Origin::Url
-                }
+    fn verify_modes_without_a_root_certificate_are_bad_input() {
+        for mode in ["verify-ca", "verify-full"] {
+            let error = err(&format!("postgresql://h/db?sslmode={mode}"), &[]);
+            assert!(
+                matches!(&error, UrlError::Tls(e) if e.setting == "sslrootcert"),
+                "{error}"
             );
+            assert!(error.to_string().contains("set sslrootcert"), "{error}");
         }
+    }
+
+    #[test]
+    fn url_sslmode_beats_pgsslmode() {
         let env = [("PGSSLMODE", "require")];
-        assert!(parse_env("postgresql://h/db?sslmode=disable", &env).is_ok());
+        assert_eq!(
+            mode_of("postgresql://h/db?sslmode=disable", &env),
+            SslMode::Disable
+        );
         assert_eq!(
             err("postgresql://h/db?sslmode=nope", &[]),
             UrlError::InvalidParameter {
@@ -1083,19 +1451,19 @@ mod tests {
 
     #[test]
     fn asyncpg_ssl_parameter_maps_like_sslmode() {
-        for value in ["disable", "prefer", "allow", "false", "0"] {
-            assert!(
-                parse_env(&format!("postgresql+asyncpg://h/db?ssl={value}"), &[]).is_ok(),
-                "{value}"
-            );
-        }
-        for value in ["require", "true", "1"] {
+        for (value, mode) in [
+            ("disable", SslMode::Disable),
+            ("prefer", SslMode::Prefer),
+            ("allow", SslMode::Allow),
+            ("false", SslMode::Disable),
+            ("0", SslMode::Disable),
+            ("require", SslMode::Require),
+            ("true", SslMode::Require),
+            ("1", SslMode::Require),
+        ] {
             assert_eq!(
-                err(&format!("postgresql+asyncpg://h/db?ssl={value}"), &[]),
-                UrlError::TlsUnsupported {
-                    mode: "require",
-                    origin: Origin::Url
-                },
+                mode_of(&format!("postgresql+asyncpg://h/db?ssl={value}"), &[]),
+                mode,
                 "{value}"
             );
         }
@@ -1103,6 +1471,42 @@ mod tests {
             err("postgresql+asyncpg://h/db?ssl=maybe", &[]),
             UrlError::InvalidParameter {
                 name: "ssl",
+                origin: Origin::Url
+            }
+        );
+    }
+
+    #[test]
+    fn system_root_certificate_forces_verify_full() {
+        assert_eq!(
+            mode_of("postgresql://h/db?sslrootcert=system", &[]),
+            SslMode::VerifyFull
+        );
+        assert_eq!(
+            err("postgresql://h/db?sslrootcert=system&sslmode=require", &[]),
+            UrlError::InvalidParameter {
+                name: "sslrootcert",
+                origin: Origin::Url
+            }
+        );
+    }
+
+    #[test]
+    fn target_session_attrs_is_read_from_url_and_env() {
+        assert!(!ok("postgresql://h/db").read_write_only);
+        assert!(ok("postgresql://h/db?target_session_attrs=read-write").read_write_only);
+        assert!(
+            parse_env(
+                "postgresql://h/db",
+                &[("PGTARGETSESSIONATTRS", "read-write")]
+            )
+            .expect("parses")
+            .read_write_only
+        );
+        assert_eq!(
+            err("postgresql://h/db?target_session_attrs=primary-ish", &[]),
+            UrlError::InvalidParameter {
+                name: "target_session_attrs",
                 origin: Origin::Url
             }
         );
@@ -1220,22 +1624,67 @@ mod tests {
     }
 
     #[test]
-    fn rejects_multiple_hosts() {
-        for url in [
-            "postgresql://h1,h2/db",
-            "postgresql://h1:1,h2:2/db",
-            "postgresql:///db?host=a,b",
-        ] {
-            assert_eq!(
-                err(url, &[]),
-                UrlError::MultipleHosts {
-                    origin: Origin::Url
-                },
-                "{url}"
-            );
-        }
+    fn host_lists_become_alternates_in_order() {
+        let s = ok("postgresql://h1,h2:6000/db");
+        assert_eq!((s.host.clone(), s.port), (tcp("h1"), 5432));
+        assert_eq!(s.alternates, vec![(tcp("h2"), 6000)]);
+        assert_eq!(s.redacted(), "postgresql://postgres@h1:5432,h2:6000/db");
+        let s = ok("postgresql:///db?host=a,b,c&port=1,2,3");
+        assert_eq!(s.port, 1);
+        assert_eq!(s.alternates, vec![(tcp("b"), 2), (tcp("c"), 3)]);
+        let s = parse_env(
+            "postgresql:///db",
+            &[("PGHOST", "a,/run/pg"), ("PGPORT", "7")],
+        )
+        .expect("parses");
         assert_eq!(
-            err("postgresql:///db", &[("PGHOST", "a,b")]),
+            s.alternates,
+            vec![(Host::Socket(PathBuf::from("/run/pg")), 7)]
+        );
+        let s = ok("host=a,b port=1,2 dbname=db user=u target_session_attrs=read-write");
+        assert!(s.read_write_only);
+        assert_eq!(
+            (s.host, s.port, s.alternates),
+            (tcp("a"), 1, vec![(tcp("b"), 2)])
+        );
+    }
+
+    #[test]
+    fn keepalives_reach_the_driver() {
+        let s = ok("postgresql://h/db?keepalives_idle=30&keepalives_interval=5&keepalives_count=4");
+        let config = s.to_postgres_config();
+        assert!(config.get_keepalives());
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(
+            config.get_keepalives_interval(),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(config.get_keepalives_retries(), Some(4));
+        assert!(!ok("host=h keepalives=0")
+            .to_postgres_config()
+            .get_keepalives());
+        assert_eq!(
+            err("postgresql://h/db?keepalives_idle=soon", &[]),
+            UrlError::InvalidParameter {
+                name: "keepalives_idle",
+                origin: Origin::Url
+            }
+        );
+    }
+
+    #[test]
+    fn host_and_port_lists_must_match() {
+        assert_eq!(
+            err("postgresql:///db?host=a,b,c&port=1,2", &[]),
+            UrlError::MultipleHosts {
+                origin: Origin::Url
+            }
+        );
+        assert_eq!(
+            err(
+                "postgresql:///db",
+                &[("PGHOST", "a,b"), ("PGPORT", "1,2,3")]
+            ),
             UrlError::MultipleHosts {
                 origin: Origin::Env("PGHOST")
             }
@@ -1322,7 +1771,7 @@ mod tests {
         assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(5)));
         assert_eq!(config.get_application_name(), Some("mig"));
         assert_eq!(config.get_options(), Some("-c x=1"));
-        assert_eq!(config.get_ssl_mode(), SslMode::Disable);
+        assert_eq!(config.get_ssl_mode(), SslMode::Prefer);
     }
 
     #[cfg(unix)]
@@ -1388,7 +1837,7 @@ mod tests {
                 vec![("PGCONNECT_TIMEOUT", "x")],
             ),
             (
-                format!("postgresql://u:{SECRET}@h/db?sslmode=require"),
+                format!("postgresql://u:{SECRET}@h/db?sslmode=require&sslcert=/nonexistent/c.pem&sslkey=/nonexistent/k.pem"),
                 vec![],
             ),
             (
@@ -1401,8 +1850,8 @@ mod tests {
                 vec![],
             ),
             (format!("postgresql://u%zz:{SECRET}@h/db"), vec![]),
-            (format!("postgresql://u:{SECRET}@h1,h2/db"), vec![]),
-            ("postgresql:///db".to_owned(), vec![("PGHOST", "a,b")]),
+            (format!("postgresql://u:{SECRET}@h1,h2/db?port=1,2,3"), vec![]),
+            ("postgresql:///db".to_owned(), vec![("PGHOST", "a,b"), ("PGPORT", "1,2,3")]),
         ];
         let mut variants = HashSet::new();
         for (url, extra) in cases {

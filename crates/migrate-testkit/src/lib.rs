@@ -13,8 +13,11 @@
 //!   tests of authentication failures.
 //! - [`describe_schema`] is an introspection oracle, written against `pg_catalog` and
 //!   independent of the product's code, that renders tables as normalized text.
+//! - [`private_cluster`] starts a test's own server: TLS-only with certificates made at test
+//!   time, a streaming standby, a PgBouncer in front; each stopped and removed on drop.
 
 mod describe;
+pub mod private_cluster;
 mod server;
 mod testdb;
 

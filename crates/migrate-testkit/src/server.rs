@@ -306,7 +306,7 @@ fn start_private_cluster(name: &str, port: u16, auth: &[&str]) {
 }
 
 /// A command for a PostgreSQL program, run as the `postgres` OS user when we are root.
-fn pg_command(root: bool, program: &str) -> Command {
+pub(crate) fn pg_command(root: bool, program: &str) -> Command {
     let program = pg_bin(program);
     if root {
         let mut c = Command::new("runuser");
@@ -318,7 +318,7 @@ fn pg_command(root: bool, program: &str) -> Command {
 }
 
 /// The program in the newest `/usr/lib/postgresql/<version>/bin`, else the bare name (PATH).
-fn pg_bin(program: &str) -> PathBuf {
+pub(crate) fn pg_bin(program: &str) -> PathBuf {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -335,7 +335,7 @@ fn pg_bin(program: &str) -> PathBuf {
         .map_or_else(|| PathBuf::from(program), |(_, p)| p)
 }
 
-fn run(command: &mut Command, what: &str) {
+pub(crate) fn run(command: &mut Command, what: &str) {
     let output = command
         .stdin(Stdio::null())
         .output()
@@ -350,7 +350,7 @@ fn run(command: &mut Command, what: &str) {
     }
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
@@ -378,7 +378,7 @@ fn answers(port: u16) -> bool {
         .is_ok()
 }
 
-fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
         if ok() {
