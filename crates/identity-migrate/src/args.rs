@@ -35,9 +35,15 @@ pub struct GlobalArgs {
     /// Seconds to wait for another migrator to finish [default: 60].
     #[arg(long, global = true, value_name = "SECS")]
     pub lock_wait: Option<u64>,
-    /// Milliseconds one statement may wait for a table lock before it is retried [default: 5000].
+    /// Milliseconds one statement may wait for a table lock before it is retried
+    /// [default: 500; SQLite: 5000, how long to wait for another writer].
     #[arg(long, global = true, value_name = "MS")]
     pub lock_timeout: Option<u64>,
+    /// The lock budget: seconds one unit of work keeps retrying after losing races for table
+    /// locks, before the run stops naming the blocker [env: IDENTITY_MIGRATE_LOCK_BUDGET]
+    /// [default: 60].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub lock_budget: Option<u64>,
     /// Milliseconds one statement may run; 0 for no limit [default: 0].
     #[arg(long, global = true, value_name = "MS")]
     pub statement_timeout: Option<u64>,

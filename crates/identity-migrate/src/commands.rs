@@ -139,6 +139,7 @@ pub(crate) fn engine<'g>(
 ) -> Engine<'g> {
     let mut options = Options::new(identity());
     options.lock_wait = cfg.lock_wait;
+    options.retry_budget = cfg.lock_budget;
     if let Some(run) = run {
         options.single_transaction = run.single_transaction;
         options.accept_changed = run.accept_changed;
@@ -455,6 +456,28 @@ fn migrate(
                 bar.finish_and_clear();
             }
             spinner = crate::progress::spinner(false, &format!("{doing} {}", step.revision));
+        }
+        // A backfill's progress in the step's spinner (the log has it too, every few seconds).
+        if let Event::BatchProgress {
+            step,
+            table,
+            rows_done,
+            estimate,
+        } = event
+        {
+            if let Some(bar) = &spinner {
+                let of = match estimate {
+                    Some(total) if *total > 0 => format!(
+                        " of about {total} ({:.0}%)",
+                        (*rows_done as f64 * 100.0 / *total as f64).min(100.0)
+                    ),
+                    _ => String::new(),
+                };
+                bar.set_message(format!(
+                    "applying {}: backfill of {table}: {rows_done} row(s){of}",
+                    step.revision
+                ));
+            }
         }
         if let Event::StepFinished(_) = event {
             if let Some(bar) = spinner.take() {

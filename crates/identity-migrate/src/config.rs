@@ -52,6 +52,8 @@ pub struct Environment {
     pub lock_wait: Option<u64>,
     /// Milliseconds a statement may wait for a table lock.
     pub lock_timeout: Option<u64>,
+    /// Seconds one unit of work keeps retrying lost races for table locks (the lock budget).
+    pub lock_budget: Option<u64>,
     /// Milliseconds a statement may run (0: no limit).
     pub statement_timeout: Option<u64>,
     /// Directory for backups.
@@ -71,6 +73,10 @@ pub struct Resolved {
     pub lock_wait: Duration,
     /// Per-statement lock timeout.
     pub lock_timeout: Duration,
+    /// SQLite's wait for another writer: the lock timeout when one was given, else 5 s.
+    pub busy_timeout: Duration,
+    /// The lock budget (see `migrate_engine::Options::retry_budget`).
+    pub lock_budget: Duration,
     /// Per-statement run time limit.
     pub statement_timeout: Option<Duration>,
     /// Directory for backups with a default name.
@@ -159,10 +165,24 @@ pub fn resolve(
     let pick =
         |flag: Option<u64>, file: Option<u64>, default: u64| flag.or(file).unwrap_or(default);
     let lock_wait = pick(global.lock_wait, environment.and_then(|e| e.lock_wait), 60);
-    let lock_timeout = pick(
-        global.lock_timeout,
-        environment.and_then(|e| e.lock_timeout),
-        5000,
+    let lock_timeout_given = global
+        .lock_timeout
+        .or_else(|| environment.and_then(|e| e.lock_timeout));
+    // Short by default: while a statement waits for its lock, the service's queries queue
+    // behind it, for at most this long (pgroll's default; see README, "Lock-safe execution").
+    let lock_timeout = lock_timeout_given.unwrap_or(500);
+    let budget_env = match env("IDENTITY_MIGRATE_LOCK_BUDGET").filter(|v| !v.is_empty()) {
+        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+            CliError::Config(format!(
+                "IDENTITY_MIGRATE_LOCK_BUDGET must be a whole number of seconds, not {v:?}"
+            ))
+        })?),
+        None => None,
+    };
+    let lock_budget = pick(
+        global.lock_budget.or(budget_env),
+        environment.and_then(|e| e.lock_budget),
+        60,
     );
     let statement_timeout = pick(
         global.statement_timeout,
@@ -179,6 +199,8 @@ pub fn resolve(
             .unwrap_or_else(|| "public".to_owned()),
         lock_wait: Duration::from_secs(lock_wait),
         lock_timeout: Duration::from_millis(lock_timeout),
+        busy_timeout: Duration::from_millis(lock_timeout_given.unwrap_or(5000)),
+        lock_budget: Duration::from_secs(lock_budget),
         statement_timeout: (statement_timeout > 0)
             .then(|| Duration::from_millis(statement_timeout)),
         backup_dir: global
@@ -322,6 +344,43 @@ schema = "identity"
         assert_eq!(r.lock_wait, Duration::from_secs(7));
         let r = resolve(&g, &|_| None).expect("resolve");
         assert_eq!(r.database_url.as_deref(), Some("postgresql:///dev"));
+    }
+
+    #[test]
+    fn the_lock_budget_comes_from_the_flag_then_the_variable_then_the_file_then_60_s() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = write_config(
+            dir.path(),
+            "[environments.dev]\ndatabase_url = \"postgresql:///dev\"\nlock_budget = 9\n",
+        );
+        let cfg = cfg.to_str().expect("utf8");
+        let var = |k: &str| (k == "IDENTITY_MIGRATE_LOCK_BUDGET").then(|| "12".to_owned());
+        let with_flag = global(&["--config", cfg, "--env", "dev", "--lock-budget", "3"]);
+        assert_eq!(
+            resolve(&with_flag, &var).expect("resolve").lock_budget,
+            Duration::from_secs(3)
+        );
+        let no_flag = global(&["--config", cfg, "--env", "dev"]);
+        let r = resolve(&no_flag, &var).expect("resolve");
+        assert_eq!(r.lock_budget, Duration::from_secs(12));
+        let r = resolve(&no_flag, &|_| None).expect("resolve");
+        assert_eq!(r.lock_budget, Duration::from_secs(9));
+        // The short lock timeout by default; SQLite's wait for a writer stays 5 s.
+        assert_eq!(r.lock_timeout, Duration::from_millis(500));
+        assert_eq!(r.busy_timeout, Duration::from_secs(5));
+        let none = global(&[]);
+        assert_eq!(
+            resolve(&none, &|_| None).expect("resolve").lock_budget,
+            Duration::from_secs(60)
+        );
+        let e = resolve(&none, &|k| {
+            (k == "IDENTITY_MIGRATE_LOCK_BUDGET").then(|| "soon".to_owned())
+        })
+        .expect_err("not a number");
+        assert!(
+            e.to_string().contains("IDENTITY_MIGRATE_LOCK_BUDGET"),
+            "{e}"
+        );
     }
 
     #[test]

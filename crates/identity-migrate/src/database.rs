@@ -138,7 +138,7 @@ impl Database {
                     }
                 }
                 let options = SqliteOptions {
-                    busy_timeout: cfg.lock_timeout,
+                    busy_timeout: cfg.busy_timeout,
                     ..SqliteOptions::default()
                 };
                 Ok(Connected::Sqlite(SqliteDriver::connect(target, options)?))

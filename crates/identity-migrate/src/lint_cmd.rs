@@ -191,8 +191,12 @@ pub fn live_sizes(
         let nsp: String = row.get(0);
         let name: String = row.get(1);
         let reltuples: f64 = row.get(2);
-        let total: i64 = row.get(3);
-        let heap: i64 = row.get(4);
+        // A table dropped between the catalog scan and the size functions reads as NULL.
+        let (Some(total), Some(heap)) =
+            (row.get::<_, Option<i64>>(3), row.get::<_, Option<i64>>(4))
+        else {
+            continue;
+        };
         let rows = if reltuples > 0.0 {
             reltuples as u64
         } else if heap <= 64 * 1024 * 1024 {
@@ -595,6 +599,8 @@ mod tests {
             schema: "public".to_owned(),
             lock_wait: std::time::Duration::from_secs(10),
             lock_timeout: std::time::Duration::from_secs(5),
+            busy_timeout: std::time::Duration::from_secs(5),
+            lock_budget: std::time::Duration::from_secs(60),
             statement_timeout: None,
             backup_dir: std::path::PathBuf::from("."),
             lint_rules: BTreeMap::new(),
@@ -723,6 +729,8 @@ mod tests {
             schema: "public".to_owned(),
             lock_wait: std::time::Duration::from_secs(1),
             lock_timeout: std::time::Duration::from_secs(1),
+            busy_timeout: std::time::Duration::from_secs(1),
+            lock_budget: std::time::Duration::from_secs(60),
             statement_timeout: None,
             backup_dir: std::path::PathBuf::from("."),
             lint_rules: BTreeMap::new(),

@@ -152,6 +152,7 @@ mod tests {
             statements: vec![format!("CREATE TABLE t_{rev} (id integer)")],
             bookkeeping: vec!["UPDATE alembic_version SET version_num = 'x'".to_owned()],
             cleanup: Vec::new(),
+            phases: Vec::new(),
         }
     }
 

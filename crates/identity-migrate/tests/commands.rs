@@ -155,7 +155,11 @@ fn migrate_to_a_prefix_then_rollback_to_base() {
     assert_eq!(version(&db), Some(Vec::new()));
     assert_eq!(
         tables(&db),
-        ["alembic_version", "identity_migrate_history"],
+        [
+            "alembic_version",
+            "identity_migrate_history",
+            "identity_migrate_progress"
+        ],
         "only the tool's own tables stay"
     );
     assert_eq!(

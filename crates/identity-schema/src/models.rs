@@ -525,11 +525,13 @@ fn user_activity_logs() -> Table {
         .column(object("event_metadata"))
         .column(optional("ip_address", varchar(45)))
         .column(optional("user_agent", Text))
-        .column(optional("session_id", Uuid))
         // Renamed from timestamp.
         .column(now("created_at"))
         .column(flag("success", true))
         .column(optional("error_message", Text))
+        // Last: fbcbc6afff27 changes its type online, through a new column that takes its
+        // place (SQLAlchemy names every column, so the position matters to nobody).
+        .column(optional("session_id", Uuid))
         .primary_key("user_activity_logs_pkey", &["id"]);
     ip_address(
         to_users(table, "user_activity_logs_user_id_fkey", "user_id", Cascade),

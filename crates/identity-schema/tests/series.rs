@@ -138,14 +138,21 @@ fn column_digests(client: &mut Client, model: &Schema, names: Names) -> BTreeMap
     out
 }
 
-/// One md5 per table over every row's whole text, in id order.
+/// One md5 per table over every row's whole text, in id order, its columns in the model's
+/// order (an online type change moves a column to the end of its table).
 fn row_digests(client: &mut Client, model: &Schema) -> BTreeMap<String, String> {
     model
         .tables
-        .keys()
-        .map(|t| {
+        .iter()
+        .map(|(t, table)| {
+            let columns: Vec<String> = table
+                .columns
+                .iter()
+                .map(|c| format!("t.{}", migrate_core::render::quote_ident(&c.name)))
+                .collect();
             let sql = format!(
-                "SELECT md5(string_agg(t::text, '' ORDER BY id)) FROM {} t",
+                "SELECT md5(string_agg(ROW({})::text, '' ORDER BY id)) FROM {} t",
+                columns.join(", "),
                 t.name
             );
             let sum: Option<String> = client.query_one(&sql, &[]).unwrap().get(0);
@@ -326,7 +333,10 @@ fn upgrade_to_head_keeps_every_row_and_the_downgrade_gives_them_back() {
     let mut client = db.client();
     assert_eq!(versions(&mut client), [ENHANCED]);
     // The old names, types and keys are back, and every row byte for byte.
-    assert_eq!(describe_schema(&mut client, &["public"]), schema_before);
+    assert_eq!(
+        describe_schema(&mut client, &["public"]),
+        session_id_last(&schema_before)
+    );
     assert_same(
         &counts(&mut client, &model, Names::Enhanced),
         &counts_before,
@@ -369,9 +379,47 @@ fn each_revision_steps_up_and_back_down_to_the_same_schema() {
     }
     for (i, id) in series.iter().enumerate().rev() {
         down(&db, &graph, "-1").unwrap_or_else(|e| panic!("down from {id}: {e}"));
-        assert_eq!(describe(&mut client), seen[i], "schema after undoing {id}");
+        let expected = if series[i..].iter().any(|r| r == "fbcbc6afff27") {
+            session_id_last(&seen[i])
+        } else {
+            seen[i].clone()
+        };
+        assert_eq!(describe(&mut client), expected, "schema after undoing {id}");
     }
     assert_eq!(versions(&mut client), [ENHANCED]);
+}
+
+/// `describe_schema` text with `user_activity_logs.session_id` moved after the table's last
+/// column: where the column stays once `fbcbc6afff27` changed its type online and back (a new
+/// column takes its place each way, and PostgreSQL adds columns last). Nothing else may move.
+fn session_id_last(described: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut held: Option<&str> = None;
+    let mut in_table = false;
+    for line in described.lines() {
+        if line.starts_with("table ") {
+            in_table = line == "table user_activity_logs";
+        }
+        if in_table && line.starts_with("  column session_id ") {
+            held = Some(line);
+            continue;
+        }
+        if let Some(h) = held {
+            if !line.starts_with("  column ") {
+                out.push(h);
+                held = None;
+            }
+        }
+        out.push(line);
+    }
+    if let Some(h) = held {
+        out.push(h);
+    }
+    let mut text = out.join("\n");
+    if described.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
 
 /// Asserts that upgrading to head is refused with a message containing each of `expected`, by

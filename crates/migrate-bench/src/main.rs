@@ -34,12 +34,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod backup;
+mod online;
 mod service;
 mod tls;
 
 type Res<T> = Result<T, String>;
 
-const USAGE: &str = "usage: migrate-bench PATH/TO/identity-migrate [--quick]\n       migrate-bench PATH/TO/identity-migrate --tls [--quick]\n       migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]\n       migrate-bench --service [--quick] [--users N]";
+const USAGE: &str = "usage: migrate-bench PATH/TO/identity-migrate [--quick]\n       migrate-bench PATH/TO/identity-migrate --tls [--quick]\n       migrate-bench PATH/TO/identity-migrate --backup [--quick] [--users N] [--runs N] [--no-diagnose]\n       migrate-bench --service [--quick] [--users N]\n       migrate-bench --online [--quick] [--users N]";
 
 /// How many synthetic revisions section 3 applies.
 const SYNTHETIC: usize = 1000;
@@ -87,6 +88,7 @@ fn real_main() -> Res<()> {
     let mut quick = false;
     let mut backup_mode = false;
     let mut service_mode = false;
+    let mut online_mode = false;
     let mut tls_mode = false;
     let mut diagnose = true;
     let mut users: Option<u64> = None;
@@ -103,6 +105,8 @@ fn real_main() -> Res<()> {
             backup_mode = true;
         } else if a == "--service" {
             service_mode = true;
+        } else if a == "--online" {
+            online_mode = true;
         } else if a == "--tls" {
             tls_mode = true;
         } else if a == "--no-diagnose" {
@@ -117,6 +121,11 @@ fn real_main() -> Res<()> {
         } else {
             tool = Some(PathBuf::from(a));
         }
+    }
+    if online_mode {
+        let report = online::run(&online::OnlinePlan::new(quick, users))?;
+        print!("{report}");
+        return Ok(());
     }
     if service_mode {
         let report = service::run(&service::ServicePlan::new(quick, users))?;

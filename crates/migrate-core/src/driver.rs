@@ -241,4 +241,77 @@ pub trait Driver {
     /// spelling of expressions, defaults and types), changing nothing: what `introspect` of a
     /// database holding exactly `expected` returns.
     fn canonicalize(&mut self, expected: &Schema) -> Result<Schema, DriverError>;
+    /// The phased half of the driver, for a database whose revisions the engine runs in
+    /// phases (see [`crate::phase`]); `None` (the default): every revision runs whole.
+    fn phased(&mut self) -> Option<&mut dyn PhasedDriver> {
+        None
+    }
+}
+
+/// One row of the progress table: how far a phase of a revision that is not atomic got (see
+/// [`crate::phase`]). Rows exist only while such a revision is under way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseProgress {
+    /// The op's position in the revision's op list.
+    pub op: usize,
+    /// The phase's position in the op's phase list.
+    pub phase: usize,
+    /// Whether the phase is complete.
+    pub done: bool,
+    /// For a batched phase: the key of the last row of the last committed batch, as text.
+    pub last_key: Option<String>,
+    /// For a batched phase: rows updated so far.
+    pub rows_done: i64,
+}
+
+/// What one committed batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// The key of the last row it took, as text; `None` when no row was left.
+    pub last_key: Option<String>,
+    /// How many rows it updated.
+    pub rows: i64,
+}
+
+/// The SQL of the progress table, for drivers of databases that run revisions in phases.
+pub trait ProgressSql {
+    /// Creates the progress table where missing (idempotent).
+    fn progress_bootstrap(&self) -> String;
+    /// Records (inserts or replaces) one phase's progress for `revision` going `direction`.
+    fn progress_statement(
+        &self,
+        revision: &str,
+        direction: Direction,
+        progress: &PhaseProgress,
+    ) -> String;
+    /// Removes every progress row of `revision` going `direction` (run with its bookkeeping).
+    fn progress_clear(&self, revision: &str, direction: Direction) -> String;
+}
+
+/// What a database that runs revisions in phases (PostgreSQL) offers beyond [`Driver`]:
+/// reading progress and running one batch of a batched update in a transaction of its own.
+pub trait PhasedDriver {
+    /// The progress table's SQL.
+    fn progress_sql(&self) -> &'static dyn ProgressSql;
+    /// The progress rows of `revision` going `direction` (empty when the table is missing).
+    fn read_progress(
+        &mut self,
+        revision: &str,
+        direction: Direction,
+    ) -> Result<Vec<PhaseProgress>, DriverError>;
+    /// Runs one batch in a transaction of its own, bounded by `time_limit`: `batch` binds `$1`
+    /// (the last key done, as text, or NULL) and `$2` (the most rows to take) and returns the
+    /// last key it took and how many rows; `record(outcome)` is SQL run in the same
+    /// transaction, so that progress is committed exactly with the batch's rows.
+    fn execute_batch(
+        &mut self,
+        batch: &str,
+        after: Option<&str>,
+        limit: i64,
+        time_limit: Duration,
+        record: &dyn Fn(&BatchOutcome) -> String,
+    ) -> Result<BatchOutcome, ExecError>;
+    /// The planner's estimate of a table's rows (`pg_class.reltuples`), for progress; `None`
+    /// when unknown.
+    fn estimate_rows(&mut self, table: &str) -> Result<Option<i64>, DriverError>;
 }

@@ -33,9 +33,10 @@
 //!   `last_key`, and re-runs an unfinished `Autocommit` after its cleanup. The version and
 //!   history rows are written with the last phase, so `status` shows the revision as applied
 //!   only when all of it is; until then it shows it in progress (the progress rows say where).
-//! - Each batch binds one parameter, `$1`: the last key done, as text, `NULL` for the first
-//!   batch. It returns one row whose single column is the key of the last row it took, as
-//!   text, or `NULL` when no row was left: then the phase is done. The bound is a keyset over
+//! - Each batch binds two parameters: `$1`, the last key done, as text, `NULL` for the first
+//!   batch, and `$2`, the most rows to take (at most [`BatchJob::rows`]; the executor lowers it
+//!   when a batch runs too long). It returns one row: the key of the last row it took, as
+//!   text, or `NULL` when no row was left (then the phase is done), and how many rows it took. The bound is a keyset over
 //!   the primary key (`key > $1 ORDER BY key LIMIT n`), so a batch costs one index range scan
 //!   wherever the job is, and rows inserted behind the cursor by the application are left to the
 //!   triggers or defaults that the op put in place before the backfill began.
@@ -99,8 +100,9 @@ pub struct BatchJob {
     pub rows: u32,
     /// Rows per second at most, if limited.
     pub rows_per_second: Option<u32>,
-    /// One batch: takes `$1` (the last key done, as text, or `NULL`), returns the last key it
-    /// took, as text, or `NULL` when nothing was left.
+    /// One batch: takes `$1` (the last key done, as text, or `NULL`) and `$2` (the most rows to
+    /// take), returns the last key it took, as text, or `NULL` when nothing was left, and the
+    /// number of rows it took.
     pub batch: Statement,
     /// The whole job as one statement, for an executor without batches.
     pub whole: Statement,

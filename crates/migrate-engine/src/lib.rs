@@ -16,6 +16,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+mod lock_order;
+mod phased;
+mod retry;
+
+pub use phased::{PhaseUnit, BATCH_TARGET, BATCH_TIME_LIMIT};
+
 /// Who runs the tool, as the history table records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunIdentity {
@@ -32,10 +38,16 @@ pub struct RunIdentity {
 pub struct Options {
     /// How long to wait for another migrator to finish before giving up.
     pub lock_wait: Duration,
-    /// How long to keep retrying a step whose statement lost a race for a table lock.
+    /// The lock budget: how long one unit of work (a revision's transaction, a phase, a batch)
+    /// keeps retrying after its statement lost a race for a table lock (`lock_timeout`), with
+    /// backoff and jitter, before the run stops and names the blocker.
     pub retry_budget: Duration,
     /// Run every step in one transaction instead of one transaction per revision.
     pub single_transaction: bool,
+    /// Run a revision whose ops have phases (a validation, a backfill, a concurrent index
+    /// build) phase by phase where the driver can (PostgreSQL); `false`: every revision as one
+    /// transaction, as Alembic would (the naive side of the online benchmark).
+    pub phased: bool,
     /// Go on even if applied revisions changed since they were applied.
     pub accept_changed: bool,
     /// Recorded in the history table.
@@ -49,6 +61,7 @@ impl Options {
             lock_wait: Duration::from_secs(60),
             retry_budget: Duration::from_secs(60),
             single_transaction: false,
+            phased: true,
             accept_changed: false,
             identity,
         }
@@ -114,6 +127,10 @@ pub struct PreparedStep {
     /// Statements that remove what a failed non-transactional run leaves half-done (an
     /// INVALID index), so that nothing unusable stays in place.
     pub cleanup: Vec<String>,
+    /// The step as phases, when some of them must commit on their own (a validation, a
+    /// backfill, a concurrent index build): then it runs phase by phase and resumes after an
+    /// interruption (see [`PhaseUnit`]). Empty: it runs as `statements` say.
+    pub phases: Vec<PhaseUnit>,
 }
 
 /// What a run would execute, in order.
@@ -154,6 +171,17 @@ pub enum Event {
     StepFinished(StepReport),
     /// Applied revisions whose new checksum an operator accepted (`--accept-changed`); recorded.
     Accepted(Vec<String>),
+    /// A batched update of a step committed more rows (reported every few seconds).
+    BatchProgress {
+        /// The step.
+        step: Step,
+        /// The table.
+        table: String,
+        /// Rows updated so far, earlier runs included.
+        rows_done: i64,
+        /// The planner's estimate of the table's rows, when known.
+        estimate: Option<i64>,
+    },
     /// A step lost a race for a table lock and will be tried again.
     Retrying {
         /// The step.
@@ -195,6 +223,9 @@ pub struct StepFailure {
     /// Where the database stays: the failed step's start, or the run's start when the whole
     /// run was one transaction.
     pub stays_at: Heads,
+    /// Phases of the failed step that are committed (a step run in phases): the next run
+    /// resumes after them.
+    pub committed_phases: usize,
 }
 
 impl fmt::Display for EngineError {
@@ -219,6 +250,7 @@ impl fmt::Display for EngineError {
                     error,
                     completed,
                     stays_at,
+                    committed_phases,
                 } = failure.as_ref();
                 let at = if stays_at.is_empty() {
                     "base".to_owned()
@@ -238,7 +270,15 @@ impl fmt::Display for EngineError {
                     f,
                     ": {error}; the database stays at {at}, with {} step(s) of this run completed before it",
                     completed.len()
-                )
+                )?;
+                if *committed_phases > 0 {
+                    write!(
+                        f,
+                        " ({committed_phases} phase(s) of {} are committed: run migrate again to resume it)",
+                        step.revision
+                    )?;
+                }
+                Ok(())
             }
         }
     }
@@ -362,7 +402,17 @@ impl<'g> Engine<'g> {
                 .map(|r| r.id.clone())
                 .collect(),
             changed,
-            differences: migrate_core::diff::differences(&expected, &actual),
+            // Column order is not drift here: PostgreSQL cannot reorder columns, an online type
+            // change and its rollback each move the column to the end of its table, and the
+            // service names every column it reads or writes.
+            differences: migrate_core::diff::differences(&expected, &actual)
+                .into_iter()
+                .filter(|d| {
+                    !(d.object == migrate_core::diff::ObjectKind::Table
+                        && d.change == migrate_core::diff::Change::Changed
+                        && d.detail.starts_with("column order "))
+                })
+                .collect(),
             current,
         })
     }
@@ -465,9 +515,9 @@ impl<'g> Engine<'g> {
                     on_event(&Event::StepFinished(report.clone()));
                     done.push(report);
                 }
-                Err(e) => {
+                Err(failed) => {
                     let stays_at = p.step.heads_before.clone();
-                    return Err(self.fail(graph, &p, e, started.elapsed(), done, stays_at));
+                    return Err(self.fail(graph, &p, failed, started.elapsed(), done, stays_at));
                 }
             }
         }
@@ -496,10 +546,11 @@ impl<'g> Engine<'g> {
             // Nothing of the run was kept: blame the step that failed, with its own statement index.
             let i = e.statement.map_or(0, |s| owner[s]);
             let first_of_step = owner.iter().position(|&o| o == i).unwrap_or(0);
-            let local = ExecError {
-                statement: e.statement.map(|s| s - first_of_step),
-                error: e.error,
-            };
+            let local = Failed::of(
+                &prepared[i],
+                e.statement.map(|s| s - first_of_step),
+                e.error,
+            );
             let stays_at = prepared[0].step.heads_before.clone();
             return Err(self.fail(
                 graph,
@@ -551,60 +602,60 @@ impl<'g> Engine<'g> {
     }
 
     /// Runs one step; a step that lost a race for a table lock is tried again within the budget.
+    /// Fails with the failing statement (its position and text, when known), the error, and
+    /// the phases of the step that stay committed.
     fn execute_step(
         &mut self,
         p: &PreparedStep,
         on_event: &mut dyn FnMut(&Event),
-    ) -> Result<(), ExecError> {
-        let started = Instant::now();
-        let mut attempt = 1;
-        loop {
-            let result = if p.transactional {
-                let all: Vec<String> = p.statements.iter().chain(&p.bookkeeping).cloned().collect();
-                self.driver.execute_in_transaction(&all)
-            } else {
-                // Statements that cannot run in a transaction go one by one; the version and
-                // history rows follow only when all of them succeeded.
-                self.driver.execute_each(&p.statements).and_then(|()| {
-                    self.driver
-                        .execute_in_transaction(&p.bookkeeping)
-                        .map_err(|e| ExecError {
-                            statement: e.statement.map(|s| s + p.statements.len()),
-                            error: e.error,
-                        })
-                })
-            };
-            match result {
-                Err(e)
-                    if e.error.is_retryable()
-                        && p.transactional
-                        && started.elapsed() < self.options.retry_budget =>
-                {
-                    attempt += 1;
-                    log::warn!(
-                        "{}: {}; retrying (attempt {attempt})",
-                        p.step.revision,
-                        e.error
-                    );
-                    on_event(&Event::Retrying {
-                        step: p.step.clone(),
-                        attempt,
-                    });
-                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(10))));
+    ) -> Result<(), Failed> {
+        if !p.phases.is_empty() && self.driver.phased().is_some() {
+            return self.execute_phased(p, on_event).map_err(|e| {
+                // Named by its place among the step's statements when it is one of them (a
+                // batch is not: the fallback holds the whole UPDATE instead).
+                let statement = e.statement.and_then(|sql| {
+                    p.statements
+                        .iter()
+                        .position(|s| *s == sql)
+                        .map(|i| (i, sql))
+                });
+                Failed {
+                    statement,
+                    error: e.error,
+                    committed: e.committed,
                 }
-                Err(e) if !p.transactional => {
-                    if let Err(cleanup) = self.driver.execute_each(&p.cleanup) {
-                        log::warn!(
-                            "{}: could not remove what the failed step left: {}",
-                            p.step.revision,
-                            cleanup.error
-                        );
-                    }
-                    return Err(e);
-                }
-                other => return other,
-            }
+            });
         }
+        let located = |e: ExecError| Failed::of(p, e.statement, e.error);
+        if p.transactional {
+            let all: Vec<String> = p.statements.iter().chain(&p.bookkeeping).cloned().collect();
+            return self
+                .with_retries(&p.step, on_event, |driver| {
+                    driver.execute_in_transaction(&all)
+                })
+                .map_err(located);
+        }
+        // Statements that cannot run in a transaction go one by one; the version and history
+        // rows follow only when all of them succeeded.
+        let result = self.driver.execute_each(&p.statements).and_then(|()| {
+            self.driver
+                .execute_in_transaction(&p.bookkeeping)
+                .map_err(|e| ExecError {
+                    statement: e.statement.map(|s| s + p.statements.len()),
+                    error: e.error,
+                })
+        });
+        if let Err(e) = result {
+            if let Err(cleanup) = self.driver.execute_each(&p.cleanup) {
+                log::warn!(
+                    "{}: could not remove what the failed step left: {}",
+                    p.step.revision,
+                    cleanup.error
+                );
+            }
+            return Err(located(e));
+        }
+        Ok(())
     }
 
     /// Records the failure in the history table (best effort, in its own transaction) and builds
@@ -613,15 +664,12 @@ impl<'g> Engine<'g> {
         &mut self,
         graph: &RevisionGraph,
         p: &PreparedStep,
-        e: ExecError,
+        e: Failed,
         ran: Duration,
         completed: Vec<StepReport>,
         stays_at: Heads,
     ) -> EngineError {
-        let statement = e.statement.map(|i| {
-            let all: Vec<&String> = p.statements.iter().chain(&p.bookkeeping).collect();
-            (i, all.get(i).map_or_else(String::new, |s| (*s).clone()))
-        });
+        let statement = e.statement;
         let checksum = self.checksum_of(graph, &p.step.revision);
         let entry = HistoryEntry {
             revision: p.step.revision.clone(),
@@ -648,6 +696,7 @@ impl<'g> Engine<'g> {
             error: e.error,
             completed,
             stays_at,
+            committed_phases: e.committed,
         }))
     }
 
@@ -730,12 +779,34 @@ pub fn prepare(
         let revision = graph
             .get(&step.revision)
             .ok_or_else(|| RenderError::UnknownRevision(step.revision.clone()))?;
+        let schema_before = schema.clone();
+        let before = (options.phased && !options.single_transaction).then(|| schema.clone());
         let rendered = render_step(graph, &step, &mut schema, dialect)?;
+        let phases = match before {
+            Some(before) => phased::phase_units(
+                &revision.id,
+                step.direction,
+                revision.ops(step.direction),
+                &before,
+                dialect,
+            )?,
+            None => Vec::new(),
+        };
         // Asked of the dialect's statements, not of the ops: a concurrent index build that
         // PostgreSQL must run outside a transaction is a plain one on SQLite, whose revision then
         // stays all or nothing.
         let transactional = rendered.iter().all(|s| s.transactional);
-        let statements: Vec<String> = rendered.into_iter().map(|s| s.sql).collect();
+        let mut statements: Vec<String> = rendered.into_iter().map(|s| s.sql).collect();
+        if transactional {
+            statements = lock_order::with_lock_order(
+                &revision.id,
+                step.direction,
+                revision.ops(step.direction),
+                &schema_before,
+                statements,
+                dialect,
+            )?;
+        }
         let mut bookkeeping = sql.version_statements(&step.heads_before, &step.heads_after);
         bookkeeping.push(sql.history_statement(&HistoryEntry {
             revision: step.revision.clone(),
@@ -754,6 +825,7 @@ pub fn prepare(
             .collect();
         prepared.push(PreparedStep {
             cleanup,
+            phases,
             transactional,
             message: revision.message.clone(),
             step,
@@ -762,6 +834,28 @@ pub fn prepare(
         });
     }
     Ok(prepared)
+}
+
+/// A failed step's statement (position and text, when known), error, and committed phases.
+struct Failed {
+    statement: Option<(usize, String)>,
+    error: DriverError,
+    committed: usize,
+}
+
+impl Failed {
+    /// A failure at the `statement`-th of the step's statements and bookkeeping.
+    fn of(p: &PreparedStep, statement: Option<usize>, error: DriverError) -> Self {
+        let statement = statement.map(|i| {
+            let all: Vec<&String> = p.statements.iter().chain(&p.bookkeeping).collect();
+            (i, all.get(i).map_or_else(String::new, |s| (*s).clone()))
+        });
+        Failed {
+            statement,
+            error,
+            committed: 0,
+        }
+    }
 }
 
 fn join(ids: &Heads) -> String {

@@ -7,7 +7,7 @@
 //! server imposes (casts in CHECK expressions, `'x'::character varying` defaults, `lower(email::text)`
 //! index keys) appears on both sides.
 
-use crate::{classify, HISTORY_TABLE, VERSION_TABLE};
+use crate::{classify, phased::PROGRESS_TABLE, HISTORY_TABLE, VERSION_TABLE};
 use migrate_core::render::{quote_ident, render};
 use migrate_core::{
     Column, ColumnType, Constraint, ConstraintKind, DefaultExpr, Dialect, ForeignKey, Function,
@@ -282,7 +282,8 @@ fn read_schema(tx: &mut Transaction<'_>, scope: &Scope) -> Result<Schema, Driver
     for row in &tables {
         let (oid, nsp, name): (u32, String, String) = (row.get(0), row.get(1), row.get(2));
         // The tool's own state tables are not part of the schema it manages.
-        if Some(nsp.as_str()) == default_schema && (name == VERSION_TABLE || name == HISTORY_TABLE)
+        if Some(nsp.as_str()) == default_schema
+            && (name == VERSION_TABLE || name == HISTORY_TABLE || name == PROGRESS_TABLE)
         {
             continue;
         }

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod interrupt;
 mod introspect;
+pub mod phased;
 pub mod tls;
 pub mod trace;
 pub mod url;
@@ -106,6 +107,12 @@ pub struct PostgresDriver {
     locked: bool,
     settings: ConnectionSettings,
     session: SessionSettings,
+    /// The work session's backend pid, read on first need (see [`phased`]).
+    backend_pid: Option<i32>,
+    /// A second session that names the sessions blocking the work one (see [`phased`]). It is
+    /// opened only by the lock holder, and only after a statement gave up waiting for a table
+    /// lock: a migrator that meets no blocker, or waits for the migration lock, keeps one.
+    watcher: Option<Client>,
 }
 
 impl PostgresDriver {
@@ -120,6 +127,8 @@ impl PostgresDriver {
             locked: false,
             settings: settings.clone(),
             session,
+            backend_pid: None,
+            watcher: None,
         })
     }
 
@@ -453,6 +462,9 @@ impl StateSql for PostgresStateSql {
             format!(
                 "CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (\n    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    revision varchar(32) NOT NULL,\n    direction varchar(4) NOT NULL CHECK (direction IN ('up', 'down')),\n    checksum varchar(64) NOT NULL,\n    outcome varchar(8) NOT NULL CHECK (outcome IN ('applied', 'failed', 'accepted')),\n    error text,\n    started_at timestamptz NOT NULL,\n    finished_at timestamptz NOT NULL,\n    db_user text NOT NULL DEFAULT current_user,\n    os_user text NOT NULL,\n    host text NOT NULL,\n    tool_version text NOT NULL\n)"
             ),
+            // The progress of revisions run in phases (see `phased`): created with the others,
+            // so that a script from `generate-sql` leaves the same tables as `migrate`.
+            migrate_core::driver::ProgressSql::progress_bootstrap(&PostgresStateSql),
         ]
     }
 
@@ -522,6 +534,7 @@ impl Driver for PostgresDriver {
     }
 
     fn unlock(&mut self) -> Result<(), DriverError> {
+        self.watcher = None;
         if std::mem::take(&mut self.locked) {
             let key = self.lock_key();
             self.client
@@ -594,7 +607,7 @@ impl Driver for PostgresDriver {
     }
 
     fn execute_in_transaction(&mut self, statements: &[String]) -> Result<(), ExecError> {
-        match self.run_transaction(statements) {
+        match self.watched(|client| transaction(client, statements)) {
             Err(e) if is_history_id_collision(&e.error) => {
                 // Crash recovery can take the history's identity sequence back below ids
                 // already used (PostgreSQL 15 after `CREATE DATABASE ... TEMPLATE`): the row
@@ -612,7 +625,7 @@ impl Driver for PostgresDriver {
                         statement: None,
                         error: classify(e),
                     })?;
-                self.run_transaction(statements)
+                self.watched(|client| transaction(client, statements))
             }
             other => other,
         }
@@ -630,48 +643,52 @@ impl Driver for PostgresDriver {
     }
 
     fn execute_each(&mut self, statements: &[String]) -> Result<(), ExecError> {
-        for (i, sql) in statements.iter().enumerate() {
-            self.client.batch_execute(sql).map_err(|e| ExecError {
+        self.watched(|client| {
+            for (i, sql) in statements.iter().enumerate() {
+                client.batch_execute(sql).map_err(|e| ExecError {
+                    statement: Some(i),
+                    error: classify(e),
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    fn phased(&mut self) -> Option<&mut dyn migrate_core::driver::PhasedDriver> {
+        Some(self)
+    }
+}
+
+/// Runs `statements` in one transaction on `client`: all of them, or none.
+fn transaction(client: &mut Client, statements: &[String]) -> Result<(), ExecError> {
+    // BEGIN travels with the first statement and COMMIT with the last: three round trips
+    // for a typical revision instead of five, and a failure still names its statement.
+    let last = statements.len().saturating_sub(1);
+    for (i, sql) in statements.iter().enumerate() {
+        let mut message = String::with_capacity(sql.len() + 16);
+        if i == 0 {
+            message.push_str("BEGIN;\n");
+        }
+        message.push_str(sql);
+        if i == last {
+            message.push_str(";\nCOMMIT");
+        }
+        if let Err(e) = client.batch_execute(&message) {
+            // The transaction is aborted (or, if COMMIT itself failed, already over);
+            // either way nothing of it stays. ROLLBACK ends the aborted block.
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(ExecError {
                 statement: Some(i),
                 error: classify(e),
-            })?;
+            });
         }
-        Ok(())
     }
+    Ok(())
 }
 
 fn is_history_id_collision(e: &DriverError) -> bool {
     matches!(e, DriverError::Statement { code: Some(code), message }
         if code == "23505" && message.contains(&format!("\"{HISTORY_TABLE}_pkey\"")))
-}
-
-impl PostgresDriver {
-    /// One transaction: BEGIN, the statements, COMMIT; ROLLBACK when one fails.
-    fn run_transaction(&mut self, statements: &[String]) -> Result<(), ExecError> {
-        // BEGIN travels with the first statement and COMMIT with the last: three round trips
-        // for a typical revision instead of five, and a failure still names its statement.
-        let last = statements.len().saturating_sub(1);
-        for (i, sql) in statements.iter().enumerate() {
-            let mut message = String::with_capacity(sql.len() + 16);
-            if i == 0 {
-                message.push_str("BEGIN;\n");
-            }
-            message.push_str(sql);
-            if i == last {
-                message.push_str(";\nCOMMIT");
-            }
-            if let Err(e) = self.client.batch_execute(&message) {
-                // The transaction is aborted (or, if COMMIT itself failed, already over);
-                // either way nothing of it stays. ROLLBACK ends the aborted block.
-                let _ = self.client.batch_execute("ROLLBACK");
-                return Err(ExecError {
-                    statement: Some(i),
-                    error: classify(e),
-                });
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Spreads pollers apart so that a crowd of waiting migrators does not poll in lockstep.

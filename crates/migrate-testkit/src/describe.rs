@@ -4,10 +4,14 @@
 use postgres::Client;
 
 /// Tables the migration tool owns, left out of every description.
-const TOOL_TABLES: [&str; 2] = ["alembic_version", "identity_migrate_history"];
+const TOOL_TABLES: [&str; 3] = [
+    "alembic_version",
+    "identity_migrate_history",
+    "identity_migrate_progress",
+];
 
 /// Describes every ordinary or partitioned table in `schemas` (except the tool's own
-/// `alembic_version` and `identity_migrate_history`), in the shape of the spec's per-table
+/// `alembic_version`, `identity_migrate_history` and `identity_migrate_progress`), in the shape of the spec's per-table
 /// sections. Panics if a catalog query fails.
 ///
 /// Tables are sorted by (schema, name) in byte order and separated by one empty line; every

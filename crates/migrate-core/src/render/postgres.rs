@@ -249,10 +249,9 @@ fn batch_job(backfill: &Backfill, before: &Schema) -> Option<BatchJob> {
     // the update. The data-modifying CTE runs whether or not it is read.
     let batch = format!(
         "WITH batch AS (\n    SELECT {k} FROM {t}\n    WHERE {filter}\n    ORDER BY {k}\n    \
-         LIMIT {rows}\n    FOR NO KEY UPDATE\n), updated AS (\n    UPDATE {t} SET {set}\n    \
+         LIMIT $2::bigint\n    FOR NO KEY UPDATE\n), updated AS (\n    UPDATE {t} SET {set}\n    \
          WHERE {k} IN (SELECT {k} FROM batch)\n)\nSELECT (SELECT {k} FROM batch ORDER BY {k} DESC \
-         LIMIT 1)::text",
-        rows = backfill.batching.rows.max(1),
+         LIMIT 1)::text, (SELECT count(*) FROM batch)",
         set = assignments(&backfill.set),
     );
     Some(BatchJob {
@@ -410,6 +409,12 @@ fn type_change_online(
         swap.push(Statement::new(format!(
             "ALTER TABLE {t} ALTER COLUMN {new} SET DEFAULT {}",
             default_sql(d)
+        )));
+    }
+    if not_null {
+        // From the swap on, the service's inserts no longer fill the old column.
+        swap.push(Statement::new(format!(
+            "ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL"
         )));
     }
     swap.push(Statement::new(format!(

@@ -109,7 +109,12 @@ pub fn assert_schema_at(db: &TestDb, graph: &RevisionGraph, at: Option<&str>) {
     let mut driver = driver(db);
     let canonical = driver.canonicalize(&expected).unwrap();
     let live = driver.introspect().unwrap();
-    let differences = migrate_core::diff::differences(&canonical, &live);
+    // Column order is not drift, as `check` has it: undoing fbcbc6afff27's online type change
+    // leaves user_activity_logs.session_id last.
+    let differences: Vec<_> = migrate_core::diff::differences(&canonical, &live)
+        .into_iter()
+        .filter(|d| !d.detail.starts_with("column order "))
+        .collect();
     assert!(
         differences.is_empty(),
         "at {}: the live schema differs from schema_at: {}",

@@ -123,7 +123,12 @@ pub fn assert_live_matches(file: &TestFile, graph: &RevisionGraph, at: &str) {
     let expected = expected_at(graph, &heads);
     let canonical = driver.canonicalize(&expected).unwrap();
     let live = driver.introspect().unwrap();
-    let differences = migrate_core::diff::differences(&canonical, &live);
+    // Undoing fbcbc6afff27 leaves user_activity_logs.session_id last: its online type change
+    // adds the column back at the end, both ways (README, Changelog 0.2.0).
+    let differences: Vec<_> = migrate_core::diff::differences(&canonical, &live)
+        .into_iter()
+        .filter(|d| !(d.name == "user_activity_logs" && d.detail.starts_with("column order")))
+        .collect();
     assert!(
         differences.is_empty(),
         "at {at}: the live schema differs from schema_at: {}",
@@ -133,6 +138,20 @@ pub fn assert_live_matches(file: &TestFile, graph: &RevisionGraph, at: &str) {
             .collect::<Vec<_>>()
             .join("; ")
     );
+    let mut live = live;
+    if let (Some(table), Some(want)) = (
+        live.tables
+            .get_mut(&migrate_core::TableName::new("user_activity_logs")),
+        canonical.table(&migrate_core::TableName::new("user_activity_logs")),
+    ) {
+        // The same column order exemption as above.
+        table.columns.sort_by_key(|c| {
+            want.columns
+                .iter()
+                .position(|w| w.name == c.name)
+                .unwrap_or(usize::MAX)
+        });
+    }
     assert_eq!(live, canonical, "at {at}");
 }
 
