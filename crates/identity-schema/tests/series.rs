@@ -389,37 +389,10 @@ fn each_revision_steps_up_and_back_down_to_the_same_schema() {
     assert_eq!(versions(&mut client), [ENHANCED]);
 }
 
-/// `describe_schema` text with `user_activity_logs.session_id` moved after the table's last
-/// column: where the column stays once `fbcbc6afff27` changed its type online and back (a new
-/// column takes its place each way, and PostgreSQL adds columns last). Nothing else may move.
+/// `describe` text with `user_activity_logs.session_id` moved last: where it stays once
+/// `fbcbc6afff27` changed its type online and back. Nothing else may move.
 fn session_id_last(described: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    let mut held: Option<&str> = None;
-    let mut in_table = false;
-    for line in described.lines() {
-        if line.starts_with("table ") {
-            in_table = line == "table user_activity_logs";
-        }
-        if in_table && line.starts_with("  column session_id ") {
-            held = Some(line);
-            continue;
-        }
-        if let Some(h) = held {
-            if !line.starts_with("  column ") {
-                out.push(h);
-                held = None;
-            }
-        }
-        out.push(line);
-    }
-    if let Some(h) = held {
-        out.push(h);
-    }
-    let mut text = out.join("\n");
-    if described.ends_with('\n') {
-        text.push('\n');
-    }
-    text
+    migrate_testkit::with_column_last(described, "user_activity_logs", "session_id")
 }
 
 /// Asserts that upgrading to head is refused with a message containing each of `expected`, by

@@ -149,3 +149,36 @@ fn short(ty: &str) -> String {
     }
     ty.to_string()
 }
+
+/// `described` (the text of [`describe_schema`]) with `column` of `table` moved after that
+/// table's last column: where PostgreSQL leaves a column whose type was changed online and back
+/// (a new column takes its place each way, and columns are added last). Nothing else moves.
+pub fn with_column_last(described: &str, table: &str, column: &str) -> String {
+    let table_line = format!("table {table}");
+    let column_prefix = format!("  column {column} ");
+    let mut out: Vec<&str> = Vec::new();
+    let mut held: Option<&str> = None;
+    let mut in_table = false;
+    for line in described.lines() {
+        if line.starts_with("table ") {
+            in_table = line == table_line;
+        }
+        if in_table && line.starts_with(&column_prefix) {
+            held = Some(line);
+            continue;
+        }
+        if let Some(h) = held {
+            if !line.starts_with("  column ") {
+                out.push(h);
+                held = None;
+            }
+        }
+        out.push(line);
+    }
+    out.extend(held);
+    let mut text = out.join("\n");
+    if described.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}

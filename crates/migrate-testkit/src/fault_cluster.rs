@@ -150,7 +150,7 @@ impl Drop for FaultCluster {
 
 /// A PostgreSQL program (the newest installed), as the `postgres` user when we are root.
 fn pg(args: &[&str]) -> Command {
-    let program = bin(args[0]);
+    let program = crate::server::pg_bin(args[0]);
     let mut c = if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(program);
@@ -160,23 +160,6 @@ fn pg(args: &[&str]) -> Command {
     };
     c.args(&args[1..]).stdin(Stdio::null());
     c
-}
-
-fn bin(program: &str) -> PathBuf {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse().ok()?;
-            let path = e.path().join("bin").join(program);
-            path.exists().then_some((version, path))
-        })
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .map_or_else(|| PathBuf::from(program), |(_, p)| p)
 }
 
 fn run(command: &mut Command) {

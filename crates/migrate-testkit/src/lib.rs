@@ -24,7 +24,7 @@ pub mod private_cluster;
 mod server;
 mod testdb;
 
-pub use describe::describe_schema;
+pub use describe::{describe_schema, with_column_last};
 pub use fault_cluster::FaultCluster;
 pub use server::{auth_server, ensure_server, AuthServer, Server};
 pub use testdb::TestDb;

@@ -1,0 +1,107 @@
+//! Each benchmark's quick mode keeps running, so that a benchmark that stops working fails the
+//! suite. Their numbers are in BENCHMARKS.md; none is asserted here, only that each run did the
+//! work its numbers stand for.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Runs `migrate-bench` with `args` and returns its report; a failed run fails the test with
+/// both of its outputs.
+fn run_quick(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_migrate-bench"))
+        .args(args)
+        .output()
+        .expect("run migrate-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn assert_rows(stdout: &str, rows: &[&str]) {
+    for row in rows {
+        assert!(stdout.contains(row), "{row} not in:\n{stdout}");
+    }
+}
+
+/// Both databases are built, every lookup finds its user through an index, every insert commits.
+#[test]
+fn the_service_benchmark_runs_in_quick_mode() {
+    let stdout = run_quick(&["--service", "--quick"]);
+    assert_rows(
+        &stdout,
+        &[
+            "login lookup `users.email = $1::VARCHAR`, at 68d314520251",
+            "login lookup `users.email = $1::VARCHAR`, at head",
+            "user insert (the ORM's 28-column INSERT, own transaction), at 68d314520251",
+            "user insert (the ORM's 28-column INSERT, own transaction), at head",
+            "`migrate` 68d314520251 → head at 2000 users",
+        ],
+    );
+    // The lookup is an index scan on both sides: at head on the plain unique key the model
+    // declares (a lower(email) index would not serve it).
+    let plans: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| S | login lookup"))
+        .collect();
+    assert_eq!(plans.len(), 2, "{stdout}");
+    for line in plans {
+        assert!(line.contains("plan: Index Scan using"), "{line}");
+    }
+}
+
+/// Both sides are seeded alike, migrated to head under the login workload, and `check` is clean
+/// on both afterwards (the benchmark fails otherwise).
+#[test]
+fn the_online_benchmark_runs_in_quick_mode() {
+    let stdout = run_quick(&["--online", "--quick"]);
+    assert_rows(
+        &stdout,
+        &[
+            "| naive | before |",
+            "| naive | during |",
+            "| online | before |",
+            "| online | during |",
+        ],
+    );
+    // Every window saw logins: the workload ran throughout.
+    for line in stdout
+        .lines()
+        .filter(|l| l.starts_with("| naive |") || l.starts_with("| online |"))
+    {
+        let logins: usize = line
+            .split('|')
+            .nth(3)
+            .unwrap_or("")
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        assert!(logins > 0, "{line}");
+    }
+}
+
+/// `status` over verify-full, require and no TLS, and psql beside it.
+#[test]
+fn the_tls_benchmark_runs_in_quick_mode() {
+    // The workspace's test build puts identity-migrate beside this binary.
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_migrate-bench"));
+    let tool = bench.with_file_name("identity-migrate");
+    assert!(
+        tool.exists(),
+        "{} is missing: run `cargo build -p identity-migrate` (cargo test --workspace builds it)",
+        tool.display()
+    );
+    let tool = tool.to_string_lossy().into_owned();
+    let stdout = run_quick(&[&tool, "--tls", "--quick"]);
+    assert_rows(
+        &stdout,
+        &[
+            "`identity-migrate status`, sslmode=verify-full",
+            "`identity-migrate status`, sslmode=disable (no TLS)",
+            "`psql -X -c 'select 1'`, sslmode=verify-full",
+        ],
+    );
+}
