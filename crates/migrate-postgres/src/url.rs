@@ -520,32 +520,23 @@ fn parse_with(
             None => None,
         },
     };
-    let read_write_only = match parts
-        .target_session_attrs
-        .clone()
-        .map(|v| (v, Origin::Url))
-        .or_else(|| var("PGTARGETSESSIONATTRS").map(|v| (v, Origin::Env("PGTARGETSESSIONATTRS"))))
-    {
-        None => false,
-        Some((value, origin)) => match value.trim() {
-            "any" => false,
-            "read-write" => true,
-            _ => {
-                return Err(UrlError::InvalidParameter {
-                    name: "target_session_attrs",
-                    origin,
-                })
-            }
-        },
-    };
+    let read_write_only =
+        match url_or_env(&parts.target_session_attrs, "PGTARGETSESSIONATTRS", &var) {
+            None => false,
+            Some((value, origin)) => match value.trim() {
+                "any" => false,
+                "read-write" => true,
+                _ => {
+                    return Err(UrlError::InvalidParameter {
+                        name: "target_session_attrs",
+                        origin,
+                    })
+                }
+            },
+        };
     let tls = tls_settings(&parts, explicit_mode, &var)?;
     let keepalives = keepalives_from(&parts)?;
-    let channel_binding = match parts
-        .channel_binding
-        .clone()
-        .map(|v| (v, Origin::Url))
-        .or_else(|| var("PGCHANNELBINDING").map(|v| (v, Origin::Env("PGCHANNELBINDING"))))
-    {
+    let channel_binding = match url_or_env(&parts.channel_binding, "PGCHANNELBINDING", &var) {
         None => None,
         Some((value, origin)) => match value.trim() {
             "prefer" => None,
@@ -658,6 +649,19 @@ fn keepalives_from(parts: &UrlParts) -> Result<Keepalives, UrlError> {
 }
 
 /// The TLS settings as libpq resolves them: URL, then `PGSSL*`, then `~/.postgresql/`.
+/// A setting from the URL, else from its libpq environment variable, with where it came from
+/// (an error names the place to fix).
+fn url_or_env(
+    given: &Option<String>,
+    env: &'static str,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Option<(String, Origin)> {
+    match given {
+        Some(value) => Some((value.clone(), Origin::Url)),
+        None => var(env).map(|value| (value, Origin::Env(env))),
+    }
+}
+
 fn tls_settings(
     parts: &UrlParts,
     explicit_mode: Option<SslMode>,
