@@ -4,35 +4,10 @@
 
 mod common;
 
-use common::{assert_one_error, command, head, output, tempdir, Json, Out, R1, R2};
+use common::{assert_one_error, command, head, output, tempdir, Db, Json, Out, R1, R2};
 use migrate_testkit::TestDb;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// One environment's database.
-enum Db {
-    Sqlite(PathBuf),
-    Postgres(TestDb),
-}
-
-impl Db {
-    fn url(&self) -> String {
-        match self {
-            Db::Sqlite(path) => format!("sqlite:///{}", path.display()),
-            Db::Postgres(db) => db.url(),
-        }
-    }
-
-    fn execute(&self, sql: &str) {
-        match self {
-            Db::Sqlite(path) => rusqlite::Connection::open(path)
-                .expect("open")
-                .execute_batch(sql)
-                .expect("execute"),
-            Db::Postgres(db) => common::execute(db, sql),
-        }
-    }
-}
 
 /// A staging and a production database of one kind, named in `dir/identity-migrate.toml`,
 /// each with its own backup directory.

@@ -5,37 +5,11 @@
 
 mod common;
 
-use common::{assert_one_error, command, head, output, run, tempdir, Json, Out, R1, R2};
+use common::{assert_one_error, command, head, output, run, tempdir, Db, Json, Out, R1, R2};
 use migrate_testkit::TestDb;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// A database of either kind, by URL.
-enum Db {
-    Sqlite(PathBuf),
-    Postgres(TestDb),
-}
-
-impl Db {
-    fn url(&self) -> String {
-        match self {
-            Db::Sqlite(path) => format!("sqlite:///{}", path.display()),
-            Db::Postgres(db) => db.url(),
-        }
-    }
-
-    fn set_version(&self, id: &str) {
-        let sql = format!("UPDATE alembic_version SET version_num = '{id}'");
-        match self {
-            Db::Sqlite(path) => rusqlite::Connection::open(path)
-                .expect("open")
-                .execute_batch(&sql)
-                .expect("update"),
-            Db::Postgres(db) => common::execute(db, &sql),
-        }
-    }
-}
 
 /// Runs the body on a fresh SQLite file and on a fresh PostgreSQL database.
 fn both(body: impl Fn(&Path, &Db)) {
@@ -169,7 +143,7 @@ fn ready_after_another_process_migrates_while_it_waits_without_holding_the_lock(
 fn a_revision_from_a_newer_release_is_ready() {
     both(|dir, db| {
         im(dir, db, &["migrate"]).ok();
-        db.set_version("fedcba987654");
+        db.execute("UPDATE alembic_version SET version_num = 'fedcba987654'");
         let out = im(dir, db, &["wait", "--timeout", "5", "--json"]).ok();
         let v = json_of(&out);
         assert_eq!(v.get("state").str(), "unknown", "{out}");

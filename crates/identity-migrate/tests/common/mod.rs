@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use migrate_testkit::TestDb;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The first revision.
@@ -456,6 +456,34 @@ impl Parser<'_> {
                 c if c < 0x20 => return Err("control character in string".to_owned()),
                 c => out.push(c),
             }
+        }
+    }
+}
+
+/// A database of either kind, for the scenarios that run on both: a SQLite file or a PostgreSQL
+/// test database.
+pub enum Db {
+    Sqlite(PathBuf),
+    Postgres(TestDb),
+}
+
+impl Db {
+    /// The URL the binary is given.
+    pub fn url(&self) -> String {
+        match self {
+            Db::Sqlite(path) => format!("sqlite:///{}", path.display()),
+            Db::Postgres(db) => db.url(),
+        }
+    }
+
+    /// Runs `sql` on the database, behind the tool's back.
+    pub fn execute(&self, sql: &str) {
+        match self {
+            Db::Sqlite(path) => rusqlite::Connection::open(path)
+                .expect("open")
+                .execute_batch(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Db::Postgres(db) => execute(db, sql),
         }
     }
 }
