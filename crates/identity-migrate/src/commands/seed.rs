@@ -1,0 +1,61 @@
+//! `seed`: test data through the identity seeder.
+
+use super::io_error;
+use crate::config::Resolved;
+use crate::database::Database;
+use crate::error::CliError;
+use crate::output;
+use std::io::Write;
+
+pub(super) fn seed_data(
+    out: &mut dyn Write,
+    cfg: &Resolved,
+    users: u64,
+    seed: u64,
+) -> Result<(), CliError> {
+    let settings = match Database::resolve(cfg)? {
+        Database::Postgres(settings) => settings,
+        Database::Sqlite(target) => {
+            return Err(CliError::Config(format!(
+                "seed loads PostgreSQL with COPY, and {target} is SQLite: point DATABASE_URL at a PostgreSQL database"
+            )))
+        }
+    };
+    let mut client = migrate_postgres::connect_client(&settings, "identity-migrate seed")?;
+    migrate_postgres::interrupt::cancel_on_interrupt(&client);
+    let scale = identity_seed::Scale::users(users);
+    let spinner = crate::progress::spinner(false, "seeding");
+    let report = identity_seed::seed_with_progress(&mut client, &scale, seed, &mut |p| match p {
+        identity_seed::Progress::Loaded {
+            table,
+            rows,
+            elapsed,
+        } => {
+            if let Some(bar) = &spinner {
+                bar.set_message(format!("seeding: loaded {table}"));
+            }
+            log::info!(
+                "loaded {rows} row(s) into {table} ({:.1} s)",
+                elapsed.as_secs_f64()
+            );
+        }
+        identity_seed::Progress::Rebuilt { objects, elapsed } => {
+            log::info!(
+                "rebuilt {objects} index(es) and key(s) ({:.1} s)",
+                elapsed.as_secs_f64()
+            );
+        }
+    })
+    .map_err(|e| CliError::Config(format!("cannot seed {}: {e}", settings.redacted())));
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    let rows: Vec<Vec<String>> = report
+        .rows
+        .iter()
+        .map(|(table, n)| vec![table.clone(), n.to_string()])
+        .collect();
+    output::table(out, &["TABLE", "ROWS"], &rows).map_err(io_error)?;
+    writeln!(out, "seeded {} row(s)", report.total()).map_err(io_error)
+}
