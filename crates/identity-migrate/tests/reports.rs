@@ -40,7 +40,10 @@ impl Subject {
     /// Runs the binary on the database.
     fn run(&self, args: &[&str]) -> Out {
         let url = self.db.url();
-        run(self.dir(), &[&["--database-url", url.as_str()], args].concat())
+        run(
+            self.dir(),
+            &[&["--database-url", url.as_str()], args].concat(),
+        )
     }
 
     /// `$ identity-migrate ARGS`, its stdout, its error line and its exit code when not 0.
@@ -68,8 +71,8 @@ impl Subject {
     fn json(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(out.code == 0 || out.code == 3, "{out}");
-        let mut value: serde_json::Value = serde_json::from_str(&out.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"));
+        let mut value: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"));
         self.clean_value(&mut value);
         format!(
             "$ identity-migrate {}\n[exit {}]\n{}\n",
@@ -159,10 +162,13 @@ fn stamps(text: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         let fits = chars.len() - i >= 15
-            && chars[i..i + 15]
-                .iter()
-                .enumerate()
-                .all(|(k, c)| if k == 8 { *c == '_' } else { c.is_ascii_digit() });
+            && chars[i..i + 15].iter().enumerate().all(|(k, c)| {
+                if k == 8 {
+                    *c == '_'
+                } else {
+                    c.is_ascii_digit()
+                }
+            });
         if fits {
             out.push_str("<STAMP>");
             i += 15;
@@ -275,8 +281,24 @@ fn generate_sql(postgres: bool) {
     s.run(&["migrate-to", R2]).ok();
     let text = s.transcript(&[
         &["generate-sql", "--to", "+1"],
-        &["generate-sql", "--from", R1, "--to", R2, "--dialect", "postgres"],
-        &["generate-sql", "--from", R2, "--to", R1, "--dialect", "sqlite"],
+        &[
+            "generate-sql",
+            "--from",
+            R1,
+            "--to",
+            R2,
+            "--dialect",
+            "postgres",
+        ],
+        &[
+            "generate-sql",
+            "--from",
+            R2,
+            "--to",
+            R1,
+            "--dialect",
+            "sqlite",
+        ],
     ]);
     insta::assert_snapshot!(name(postgres, "generate_sql"), text);
 }
@@ -385,5 +407,8 @@ fn scrubbing_keeps_what_is_not_volatile() {
         timestamps("at 2026-12-04T15:33:14Z and 2026-12-04T15:33:14.123456Z."),
         "at <TIME> and <TIME>."
     );
-    assert_eq!(stamps("db__before_20261204_153512\""), "db__before_<STAMP>\"");
+    assert_eq!(
+        stamps("db__before_20261204_153512\""),
+        "db__before_<STAMP>\""
+    );
 }
