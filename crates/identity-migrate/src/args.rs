@@ -106,6 +106,9 @@ pub enum Command {
         /// Where the revision files live [default: crates/identity-schema/src/revisions].
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Machine-readable report.
+        #[arg(long)]
+        json: bool,
     },
     /// Back up the database with pg_dump: written privately, verified, with a manifest.
     Backup(BackupArgs),
@@ -331,6 +334,9 @@ pub struct MigrateArgs {
     /// Run although lint finds an error that the revision does not allow (each is logged).
     #[arg(long)]
     pub allow_lint_errors: bool,
+    /// Machine-readable report (a dry run's plan, or the steps run), one JSON document.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub rules: RuleArgs,
 }

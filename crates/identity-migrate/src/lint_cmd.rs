@@ -615,6 +615,7 @@ mod tests {
             create_database: false,
             backup: false,
             allow_lint_errors: false,
+            json: false,
             rules: RuleArgs::default(),
         }
     }

@@ -13,6 +13,7 @@ mod logger;
 mod output;
 mod progress;
 mod promote;
+mod report;
 mod scaffold;
 mod shell;
 mod signals;

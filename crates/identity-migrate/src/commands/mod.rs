@@ -20,6 +20,7 @@ use crate::args::{BackupCommand, Cli, Command, MigrateArgs};
 use crate::config::{self, Resolved};
 use crate::database::{Connected, Database};
 use crate::error::CliError;
+use crate::report::Format;
 use migrate_core::RevisionGraph;
 use migrate_engine::{Engine, Intent, Options, RunIdentity};
 use migrate_postgres::url::{self, ConnectionSettings};
@@ -34,7 +35,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::promote::status_all(&mut out, &cli.global, &graph, &a)
         }
         Command::Status(a) => {
-            let at_head = status(&mut out, &cfg, &graph, a.json)?;
+            let at_head = status(&mut out, &cfg, &graph, Format::json(a.json))?;
             match at_head {
                 Some(pending) if a.exit_code => Err(CliError::Pending(format!(
                     "{pending} revision(s) pending (--exit-code)"
@@ -42,7 +43,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 _ => Ok(()),
             }
         }
-        Command::List(a) => list(&mut out, &cfg, &graph, a.json),
+        Command::List(a) => list(&mut out, &cfg, &graph, Format::json(a.json)),
         Command::Migrate(run) => {
             migrate(&mut out, &cfg, &graph, Intent::Upgrade("head".into()), &run)
         }
@@ -95,13 +96,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
         },
         Command::Seed { users, seed } => seed_data(&mut out, &cfg, users, seed),
-        Command::Check(a) => check(&mut out, &cfg, &graph, a.json),
-        Command::Verify(a) => verify(&mut out, &cfg, &graph, a.json),
+        Command::Check(a) => check(&mut out, &cfg, &graph, Format::json(a.json)),
+        Command::Verify(a) => verify(&mut out, &cfg, &graph, Format::json(a.json)),
         Command::Revision {
             message,
             autogenerate,
             dir,
-        } => crate::scaffold::revision(&mut out, &graph, &message, autogenerate, dir.as_deref()),
+            json,
+        } => crate::scaffold::revision(
+            &mut out,
+            &graph,
+            &message,
+            autogenerate,
+            dir.as_deref(),
+            Format::json(json),
+        ),
         Command::Lint(a) => crate::lint_cmd::run(&mut out, &cfg, &graph, &a),
         Command::Trace(a) => crate::trace::run(&mut out, &cfg, &graph, &a),
         Command::Wait(a) => crate::wait::wait(
