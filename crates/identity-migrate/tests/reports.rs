@@ -377,6 +377,138 @@ fn backup_and_restore(postgres: bool) {
     insta::assert_snapshot!(name(postgres, "backup"), text);
 }
 
+/// The field names of a JSON document, one path a line (an array's first element stands for
+/// all of them): the shape every database must give.
+fn shape(value: &serde_json::Value, at: &str, lines: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(members) => {
+            for (key, v) in members {
+                let path = format!("{at}.{key}");
+                lines.push(path.clone());
+                shape(v, &path, lines);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            if let Some(first) = items.iter().find(|v| v.is_object()) {
+                shape(first, &format!("{at}[]"), lines);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Runs a `--json` command: exactly one line on stdout, a JSON document; its shape is
+/// snapshotted under one name for both databases, so their field names cannot drift apart.
+fn json_run(s: &Subject, args: &[&str], snapshot: &str) -> serde_json::Value {
+    let out = s.run(args).ok();
+    assert_eq!(out.stdout.lines().count(), 1, "one line of JSON:\n{out}");
+    let value: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"));
+    let mut lines = Vec::new();
+    shape(&value, "", &mut lines);
+    insta::assert_snapshot!(snapshot, lines.join("\n"));
+    value
+}
+
+fn strings_of(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {value}"))
+        .iter()
+        .map(|v| v.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+/// `--json` of `migrate`, `migrate-to`, `rollback` and their dry runs: the plan or the steps
+/// run, and where the database ended, as one document (no progress lines).
+fn json_of_runs(postgres: bool) {
+    let s = Subject::new(postgres);
+    let plan = json_run(
+        &s,
+        &["migrate-to", R2, "--dry-run", "--json"],
+        "json_dry_run",
+    );
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(strings_of(&plan["from"]), Vec::<String>::new());
+    assert_eq!(strings_of(&plan["to"]), [R2]);
+    assert_eq!(plan["database_missing"], !postgres);
+    let steps = plan["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "{plan}");
+    assert_eq!(steps[0]["revision"], R1);
+    assert_eq!(steps[1]["direction"], "up");
+    assert!(!steps[1]["statements"]
+        .as_array()
+        .expect("statements")
+        .is_empty());
+    assert!(!plan["bootstrap"].as_array().expect("bootstrap").is_empty());
+    assert_eq!(s.run(&["status", "--json"]).ok().stdout.contains(R1), false);
+
+    let run = json_run(&s, &["migrate-to", R2, "--json"], "json_migration");
+    assert_eq!(run["direction"], "up");
+    assert_eq!(run["steps"].as_array().expect("steps").len(), 2);
+    assert_eq!(run["steps"][1]["revision"], R2);
+    assert_eq!(strings_of(&run["current"]), [R2]);
+    assert_eq!(run["at_head"], false);
+    assert_eq!(run["backup"], serde_json::Value::Null);
+
+    let run = json_run(&s, &["migrate", "--json"], "json_migration");
+    assert_eq!(strings_of(&run["current"]), [head()]);
+    assert_eq!(run["at_head"], true);
+    let nothing = json_run(&s, &["migrate", "--json"], "json_migration_nothing");
+    assert_eq!(nothing["direction"], serde_json::Value::Null);
+    assert_eq!(nothing["steps"].as_array().expect("steps").len(), 0);
+
+    let back = json_run(&s, &["rollback", R2, "--dry-run", "--json"], "json_dry_run");
+    assert_eq!(strings_of(&back["to"]), [R2]);
+    assert!(back["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .all(|step| step["direction"] == "down"));
+    let back = json_run(&s, &["rollback", R2, "--json"], "json_migration");
+    assert_eq!(back["direction"], "down");
+    assert_eq!(strings_of(&back["current"]), [R2]);
+}
+
+/// `revision --json` says what it wrote.
+#[test]
+fn revision_json() {
+    let dir = tempdir();
+    let revisions = dir.path().join("revisions");
+    std::fs::create_dir(&revisions).expect("mkdir");
+    std::fs::write(
+        revisions.join("mod.rs"),
+        "// identity-migrate revision: new modules go above this line\nfn all() {\n    vec![\n        // identity-migrate revision: new revisions go above this line\n    ]\n}\n",
+    )
+    .expect("write mod.rs");
+    let dir_arg = revisions.display().to_string();
+    let out = run(
+        dir.path(),
+        &[
+            "revision",
+            "-m",
+            "Add a nickname",
+            "--dir",
+            &dir_arg,
+            "--json",
+        ],
+    )
+    .ok();
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let id = value["revision"].as_str().expect("an id");
+    assert_eq!(id.len(), 12);
+    assert_eq!(strings_of(&value["down_revisions"]), [head()]);
+    assert_eq!(value["autogenerated"], false);
+    let path = value["path"].as_str().expect("a path");
+    assert!(std::fs::read_to_string(path)
+        .expect("the file written")
+        .contains(id));
+    assert_eq!(
+        value["registered_in"],
+        revisions.join("mod.rs").display().to_string()
+    );
+}
+
 macro_rules! both {
     ($scenario:ident) => {
         mod $scenario {
@@ -396,6 +528,7 @@ both!(fresh);
 both!(through_the_chain);
 both!(generate_sql);
 both!(backup_and_restore);
+both!(json_of_runs);
 
 #[test]
 fn scrubbing_keeps_what_is_not_volatile() {
