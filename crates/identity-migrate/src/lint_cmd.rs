@@ -250,9 +250,7 @@ fn read_database(
     let mut connected = match database.connect(cfg, false) {
         Ok(c) => c,
         // `migrate --create-database` creates it later: it is empty now.
-        Err(CliError::Engine(EngineError::Driver(DriverError::NoSuchDatabase(_)))) => {
-            return Ok(Heads::new())
-        }
+        Err(CliError::Driver(DriverError::NoSuchDatabase(_))) => return Ok(Heads::new()),
         Err(e) => return Err(e),
     };
     let heads = connected.driver().read_heads()?;

@@ -149,7 +149,7 @@ pub(super) fn current_or_base(
         // A connection that fails is a failure, as for every other reading command: a script
         // "from base" for a database that is not at base would be dangerous. `--from base`
         // asks for that script explicitly.
-        Err(CliError::Engine(EngineError::Driver(e))) => Err(CliError::Io(format!(
+        Err(CliError::Driver(e)) => Err(CliError::Io(format!(
             "{e} (to generate the script without a connection, pass --from REV, or --from base for the whole chain)"
         ))),
         Err(e) => Err(e),

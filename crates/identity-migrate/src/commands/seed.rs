@@ -46,7 +46,10 @@ pub(super) fn seed_data(
             );
         }
     })
-    .map_err(|e| CliError::Config(format!("cannot seed {}: {e}", settings.redacted())));
+    .map_err(|source| CliError::Seed {
+        database: settings.redacted(),
+        source,
+    });
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }
