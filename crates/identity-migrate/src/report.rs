@@ -565,6 +565,207 @@ impl Report for NewRevision {
     }
 }
 
+/// `generate-sql`: a script for review. Its text is the script itself.
+#[derive(Debug, Serialize)]
+pub struct GeneratedSql {
+    /// `postgresql` or `sqlite`.
+    pub dialect: String,
+    /// The revisions the script starts from.
+    pub from: Vec<String>,
+    /// The revisions it ends at.
+    pub to: Vec<String>,
+    /// How to apply it.
+    pub apply_with: String,
+    /// Whether some statements cannot run in a transaction.
+    pub outside_transaction: bool,
+    /// The steps, in order.
+    pub steps: Vec<PlannedStep>,
+    /// The script.
+    #[serde(skip)]
+    pub script: Script,
+    /// How the text frames it.
+    #[serde(skip)]
+    pub framing: Framing,
+}
+
+impl Report for GeneratedSql {
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let dialect = if self.dialect == "sqlite" {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        };
+        let mut header = vec![
+            "identity-migrate generate-sql".to_owned(),
+            format!(
+                "Range: {} -> {} ({} step(s)), {dialect}",
+                heads(&self.from),
+                heads(&self.to),
+                self.steps.len()
+            ),
+            self.apply_with.clone(),
+        ];
+        if self.outside_transaction {
+            header.push(
+                "WARNING: some statements cannot run in a transaction: apply without -1".to_owned(),
+            );
+        }
+        output::script(out, &header, &self.script, self.framing)
+    }
+}
+
+/// `backup`: the archive written and verified.
+#[derive(Debug, Serialize)]
+pub struct Backup {
+    /// The archive (file or directory).
+    pub backup: String,
+    /// Its manifest.
+    pub manifest: String,
+    /// The archive's format: `directory`, `custom`, `plain` (PostgreSQL) or `sqlite`.
+    pub format: String,
+    /// The zlib level of a compressed format; `null` for the others.
+    pub compression: Option<u32>,
+    /// The revisions the database was at.
+    pub revisions: Vec<String>,
+    /// How many tables it holds.
+    pub tables: usize,
+    /// How many rows, all tables together.
+    pub rows: u64,
+    /// The archive's size in bytes.
+    pub bytes: u64,
+    /// How it was verified as it was written.
+    pub verified: String,
+}
+
+impl Report for Backup {
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let format = match self.compression {
+            Some(level) => format!("{}, zlib level {level}", self.format),
+            None => self.format.clone(),
+        };
+        output::key_values(
+            out,
+            &[
+                ("backup", self.backup.clone()),
+                ("manifest", self.manifest.clone()),
+                ("format", format),
+                ("revision", heads(&self.revisions)),
+                ("tables", self.tables.to_string()),
+                ("rows", self.rows.to_string()),
+                ("size", format!("{:.1} MB", self.bytes as f64 / 1e6)),
+                ("verified", self.verified.clone()),
+            ],
+        )
+    }
+}
+
+/// How deeply `backup verify` read an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Depth {
+    /// Checksums and the table of contents; the full decode was done when it was written.
+    TableOfContents,
+    /// Checksums and a full decode: every table's rows and data digest.
+    FullDecode,
+    /// Checksums and every row read back (a SQLite copy, small enough to read whole).
+    RowsReadBack,
+}
+
+/// `backup verify`: the archive is intact (a damaged one is an error, not a report).
+#[derive(Debug, Serialize)]
+pub struct BackupVerified {
+    /// The archive.
+    pub backup: String,
+    /// Always true: a damaged archive fails the command.
+    pub intact: bool,
+    /// How many files matched their SHA-256.
+    pub files: usize,
+    /// How many tables the manifest lists.
+    pub tables: usize,
+    /// How many rows, all tables together.
+    pub rows: u64,
+    /// How deeply it was read.
+    pub depth: Depth,
+}
+
+impl Report for BackupVerified {
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let (path, files, tables, rows) = (&self.backup, self.files, self.tables, self.rows);
+        match self.depth {
+            Depth::FullDecode => writeln!(
+                out,
+                "{path}: intact ({files} file(s) match their SHA-256; {rows} row(s) in {tables} table(s) read back, every table's data digest matching)"
+            ),
+            Depth::TableOfContents => writeln!(
+                out,
+                "{path}: intact ({files} file(s) match their SHA-256, decoded in full when written; table of contents readable, with the {tables} table(s) of the manifest; --full decodes it again)"
+            ),
+            Depth::RowsReadBack => writeln!(
+                out,
+                "{path}: intact ({files} file(s) match their SHA-256, {rows} row(s) in {tables} table(s) read back)"
+            ),
+        }
+    }
+}
+
+/// `restore`: what was restored, how, and what was kept of the previous content.
+#[derive(Debug, Serialize)]
+pub struct Restore {
+    /// The archive restored.
+    pub backup: String,
+    /// The database restored into, its password hidden.
+    pub database: String,
+    /// `swap` (a scratch database swapped in), `in_place` (one transaction), or `file` (SQLite).
+    pub method: String,
+    /// Why it was restored in place, when it was.
+    pub in_place_reason: Option<String>,
+    /// Parallel sessions of a swap.
+    pub jobs: Option<u32>,
+    /// The previous database, kept under this name (a swap with `--yes`).
+    pub previous_database: Option<String>,
+    /// The safety backup of the previous content, when one was taken.
+    pub safety_backup: Option<String>,
+    /// How many tables were restored.
+    pub tables: usize,
+    /// How many rows, all tables together.
+    pub rows: u64,
+    /// The revisions the database is at now.
+    pub revisions: Vec<String>,
+}
+
+impl Report for Restore {
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        match (self.method.as_str(), &self.in_place_reason, self.jobs) {
+            ("swap", _, Some(jobs)) => writeln!(
+                out,
+                "restored with {jobs} parallel session(s) into a scratch database, checked, and swapped in atomically"
+            )?,
+            ("in_place", Some(why), _) => {
+                writeln!(out, "restored in place in one transaction ({why})")?
+            }
+            _ => {}
+        }
+        if let Some(previous) = &self.previous_database {
+            writeln!(
+                out,
+                "previous database kept as {previous} (DROP DATABASE \"{previous}\" once it is no longer needed)"
+            )?;
+        }
+        if let Some(safety) = &self.safety_backup {
+            writeln!(out, "safety backup of the previous content: {safety}")?;
+        }
+        writeln!(
+            out,
+            "restored {} into {}: {} row(s) in {} table(s), matching the manifest; the database is at {}",
+            self.backup,
+            self.database,
+            self.rows,
+            self.tables,
+            heads(&self.revisions)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

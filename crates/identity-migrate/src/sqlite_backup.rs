@@ -6,7 +6,7 @@ use crate::commands::io_error;
 use crate::config::Resolved;
 use crate::database::{Connected, Database};
 use crate::error::CliError;
-use crate::output;
+use crate::report::{self, Format};
 use migrate_backup::sqlite::{self as lite, SqliteBackupRequest};
 use migrate_backup::Backup;
 use migrate_sqlite::{SqliteDriver, SqliteTarget};
@@ -82,46 +82,26 @@ pub fn backup(
         ));
     }
     let taken = take(cfg, target, args.output.as_deref())?;
-    let m = &taken.manifest;
-    let rows = [
-        ("backup", taken.path.display().to_string()),
-        (
-            "manifest",
-            migrate_backup::manifest_path(&taken.path)
-                .display()
-                .to_string(),
-        ),
-        ("format", m.format.clone()),
-        ("revision", revisions_text(&m.revisions)),
-        ("tables", m.tables.len().to_string()),
-        ("rows", m.tables.values().sum::<u64>().to_string()),
-        (
-            "size",
-            format!(
-                "{:.1} MB",
-                m.files.iter().map(|f| f.bytes).sum::<u64>() as f64 / 1e6
-            ),
-        ),
-        (
-            "verified",
-            "quick_check, SHA-256, and every row read back from the copy".to_owned(),
-        ),
-    ];
-    output::key_values(out, &rows).map_err(io_error)
+    let report = crate::commands::backup_report(
+        &taken,
+        None,
+        "quick_check, SHA-256, and every row read back from the copy",
+    );
+    report::emit(out, &report, Format::json(args.json)).map_err(io_error)
 }
 
 /// `backup verify` of a SQLite backup.
-pub fn verify(out: &mut dyn Write, path: &Path) -> Result<(), CliError> {
+pub fn verify(out: &mut dyn Write, path: &Path, format: Format) -> Result<(), CliError> {
     let manifest = lite::verify(path)?;
-    writeln!(
-        out,
-        "{}: intact ({} file(s) match their SHA-256, {} row(s) in {} table(s) read back)",
-        path.display(),
-        manifest.files.len(),
-        manifest.tables.values().sum::<u64>(),
-        manifest.tables.len()
-    )
-    .map_err(io_error)
+    let report = report::BackupVerified {
+        backup: path.display().to_string(),
+        intact: true,
+        files: manifest.files.len(),
+        tables: manifest.tables.len(),
+        rows: manifest.tables.values().sum::<u64>(),
+        depth: report::Depth::RowsReadBack,
+    };
+    report::emit(out, &report, format).map_err(io_error)
 }
 
 /// `restore` into a SQLite database (a missing file is created).
@@ -131,6 +111,7 @@ pub fn restore(
     target: &SqliteTarget,
     path: &Path,
     yes: bool,
+    format: Format,
 ) -> Result<(), CliError> {
     if let Ok(manifest) = migrate_backup::read_manifest(path) {
         if manifest.format != lite::FORMAT {
@@ -145,29 +126,20 @@ pub fn restore(
     lite::verify(path).map_err(migrate_backup::nothing_restored)?;
     let mut driver = open(cfg, target, true)?;
     let restored = lite::restore(&mut driver, path, yes, &request(cfg, None))?;
-    if let Some(safety) = &restored.safety_backup {
-        writeln!(
-            out,
-            "safety backup of the previous content: {}",
-            safety.path.display()
-        )
-        .map_err(io_error)?;
-    }
-    writeln!(
-        out,
-        "restored {} into {target}: {} row(s) in {} table(s), matching the manifest; the database is at {}",
-        path.display(),
-        restored.manifest.tables.values().sum::<u64>(),
-        restored.manifest.tables.len(),
-        revisions_text(&restored.revisions)
-    )
-    .map_err(io_error)
-}
-
-fn revisions_text(revisions: &[String]) -> String {
-    if revisions.is_empty() {
-        "base".to_owned()
-    } else {
-        revisions.join(", ")
-    }
+    let report = report::Restore {
+        backup: path.display().to_string(),
+        database: target.to_string(),
+        method: "file".to_owned(),
+        in_place_reason: None,
+        jobs: None,
+        previous_database: None,
+        safety_backup: restored
+            .safety_backup
+            .as_ref()
+            .map(|b| b.path.display().to_string()),
+        tables: restored.manifest.tables.len(),
+        rows: restored.manifest.tables.values().sum::<u64>(),
+        revisions: restored.revisions.clone(),
+    };
+    report::emit(out, &report, format).map_err(io_error)
 }

@@ -470,6 +470,57 @@ fn json_of_runs(postgres: bool) {
     assert_eq!(strings_of(&back["current"]), [R2]);
 }
 
+/// `--json` of `backup`, `backup verify` and `restore`: the same field names on both databases.
+fn json_of_backups(postgres: bool) {
+    let s = Subject::new(postgres);
+    s.run(&["migrate"]).ok();
+    let archive = s.dir().join("backup").display().to_string();
+    let taken = json_run(
+        &s,
+        &["backup", "--output", &archive, "--json"],
+        "json_backup",
+    );
+    assert_eq!(taken["backup"], archive.as_str());
+    assert_eq!(strings_of(&taken["revisions"]), [head()]);
+    assert!(taken["tables"].as_u64().expect("tables") > 0);
+    assert_eq!(
+        taken["format"],
+        if postgres { "directory" } else { "sqlite" }
+    );
+    let verified = json_run(
+        &s,
+        &["backup", "verify", &archive, "--json"],
+        "json_backup_verify",
+    );
+    assert_eq!(verified["intact"], true);
+    assert_eq!(verified["tables"], taken["tables"]);
+    assert_eq!(
+        verified["depth"],
+        if postgres {
+            "table_of_contents"
+        } else {
+            "rows_read_back"
+        }
+    );
+    let restored = json_run(
+        &s,
+        &["restore", &archive, "--yes", "--json"],
+        "json_restore",
+    );
+    assert_eq!(strings_of(&restored["revisions"]), [head()]);
+    assert_eq!(restored["tables"], taken["tables"]);
+    assert_eq!(restored["method"], if postgres { "swap" } else { "file" });
+    if let Db::Postgres(pg) = &s.db {
+        let kept = restored["previous_database"].as_str().expect("kept");
+        assert!(kept.starts_with(pg.name()), "{restored}");
+        pg.client()
+            .batch_execute(&format!("DROP DATABASE \"{kept}\" WITH (FORCE)"))
+            .expect("drop the kept database");
+    } else {
+        assert!(restored["safety_backup"].is_string(), "{restored}");
+    }
+}
+
 /// `revision --json` says what it wrote.
 #[test]
 fn revision_json() {
@@ -529,6 +580,7 @@ both!(through_the_chain);
 both!(generate_sql);
 both!(backup_and_restore);
 both!(json_of_runs);
+both!(json_of_backups);
 
 #[test]
 fn scrubbing_keeps_what_is_not_volatile() {

@@ -4,7 +4,7 @@ use super::{io_error, settings};
 use crate::args::BackupArgs;
 use crate::config::Resolved;
 use crate::error::CliError;
-use crate::output;
+use crate::report::{self, Format};
 use migrate_postgres::url::ConnectionSettings;
 use std::io::Write;
 
@@ -48,8 +48,9 @@ pub(super) fn backup(
     args: &BackupArgs,
 ) -> Result<(), CliError> {
     let settings = settings(cfg)?;
-    let format = args.format.as_deref().unwrap_or("directory");
-    let mut request = backup_request(cfg, args.output.as_deref(), format, args.jobs)?;
+    let format = Format::json(args.json);
+    let archive_format = args.format.as_deref().unwrap_or("directory");
+    let mut request = backup_request(cfg, args.output.as_deref(), archive_format, args.jobs)?;
     if args.compress.is_some() && request.format == migrate_backup::Format::Plain {
         return Err(CliError::Config(
             "--compress applies to the custom and directory formats, not to plain".to_owned(),
@@ -57,56 +58,38 @@ pub(super) fn backup(
     }
     request.compress = args.compress;
     let taken = take_backup(&settings, &request)?;
+    let report = backup_report(
+        &taken,
+        (request.format != migrate_backup::Format::Plain).then(|| {
+            request
+                .compress
+                .unwrap_or_else(|| migrate_backup::default_compression(request.format))
+        }),
+        "a full read of the archive as it was written: every table's rows and data digest",
+    );
+    report::emit(out, &report, format).map_err(io_error)
+}
+
+/// The report of a backup taken, whatever the database.
+pub(crate) fn backup_report(
+    taken: &migrate_backup::Backup,
+    compression: Option<u32>,
+    verified: &str,
+) -> report::Backup {
     let m = &taken.manifest;
-    let rows = [
-        ("backup", taken.path.display().to_string()),
-        (
-            "manifest",
-            migrate_backup::manifest_path(&taken.path)
-                .display()
-                .to_string(),
-        ),
-        (
-            "format",
-            format!(
-                "{}{}",
-                m.format,
-                if request.format == migrate_backup::Format::Plain {
-                    String::new()
-                } else {
-                    format!(
-                        ", zlib level {}",
-                        request
-                            .compress
-                            .unwrap_or_else(|| migrate_backup::default_compression(request.format))
-                    )
-                }
-            ),
-        ),
-        (
-            "revision",
-            if m.revisions.is_empty() {
-                "base".to_owned()
-            } else {
-                m.revisions.join(", ")
-            },
-        ),
-        ("tables", m.tables.len().to_string()),
-        ("rows", m.tables.values().sum::<u64>().to_string()),
-        (
-            "size",
-            format!(
-                "{:.1} MB",
-                m.files.iter().map(|f| f.bytes).sum::<u64>() as f64 / 1e6
-            ),
-        ),
-        (
-            "verified",
-            "a full read of the archive as it was written: every table's rows and data digest"
-                .to_owned(),
-        ),
-    ];
-    output::key_values(out, &rows).map_err(io_error)
+    report::Backup {
+        backup: taken.path.display().to_string(),
+        manifest: migrate_backup::manifest_path(&taken.path)
+            .display()
+            .to_string(),
+        format: m.format.clone(),
+        compression,
+        revisions: m.revisions.clone(),
+        tables: m.tables.len(),
+        rows: m.tables.values().sum::<u64>(),
+        bytes: m.files.iter().map(|f| f.bytes).sum::<u64>(),
+        verified: verified.to_owned(),
+    }
 }
 
 pub(super) fn backup_verify(
@@ -114,6 +97,7 @@ pub(super) fn backup_verify(
     cfg: &Resolved,
     path: &std::path::Path,
     full: bool,
+    format: Format,
 ) -> Result<(), CliError> {
     // The archive is read with the client tools of the server it came from, found by the manifest.
     let manifest = migrate_backup::read_manifest(path)?;
@@ -142,23 +126,19 @@ pub(super) fn backup_verify(
         bar.finish_and_clear();
     }
     let manifest = manifest?;
-    let files = manifest.files.len();
-    let rows = manifest.tables.values().sum::<u64>();
-    let tables = manifest.tables.len();
-    if full || manifest.format == "plain" {
-        writeln!(
-            out,
-            "{}: intact ({files} file(s) match their SHA-256; {rows} row(s) in {tables} table(s) read back, every table's data digest matching)",
-            path.display()
-        )
-    } else {
-        writeln!(
-            out,
-            "{}: intact ({files} file(s) match their SHA-256, decoded in full when written; table of contents readable, with the {tables} table(s) of the manifest; --full decodes it again)",
-            path.display()
-        )
-    }
-    .map_err(io_error)
+    let report = report::BackupVerified {
+        backup: path.display().to_string(),
+        intact: true,
+        files: manifest.files.len(),
+        tables: manifest.tables.len(),
+        rows: manifest.tables.values().sum::<u64>(),
+        depth: if full || manifest.format == "plain" {
+            report::Depth::FullDecode
+        } else {
+            report::Depth::TableOfContents
+        },
+    };
+    report::emit(out, &report, format).map_err(io_error)
 }
 
 pub(super) fn restore(
@@ -166,6 +146,7 @@ pub(super) fn restore(
     cfg: &Resolved,
     path: &std::path::Path,
     options: &migrate_backup::RestoreOptions,
+    format: Format,
 ) -> Result<(), CliError> {
     let settings = settings(cfg)?;
     let safety = backup_request(cfg, None, "custom", 1)?;
@@ -173,41 +154,24 @@ pub(super) fn restore(
     let restored =
         migrate_backup::restore(&settings, path, options, &safety, &mut |p| line.update(p))?;
     drop(line);
-    match &restored.method {
-        migrate_backup::Method::Swap => writeln!(
-            out,
-            "restored with {} parallel session(s) into a scratch database, checked, and swapped in atomically",
-            options.jobs
-        ),
-        migrate_backup::Method::InPlace(why) => writeln!(
-            out,
-            "restored in place in one transaction ({why})"
-        ),
-    }
-    .map_err(io_error)?;
-    if let Some(previous) = &restored.previous {
-        writeln!(
-            out,
-            "previous database kept as {previous} (DROP DATABASE \"{previous}\" once it is no longer needed)"
-        )
-        .map_err(io_error)?;
-    }
-    if let Some(safety) = &restored.safety_backup {
-        writeln!(
-            out,
-            "safety backup of the previous content: {}",
-            safety.path.display()
-        )
-        .map_err(io_error)?;
-    }
-    writeln!(
-        out,
-        "restored {} into {}: {} row(s) in {} table(s), matching the manifest; the database is at {}",
-        path.display(),
-        settings.redacted(),
-        restored.manifest.tables.values().sum::<u64>(),
-        restored.manifest.tables.len(),
-        if restored.revisions.is_empty() { "base".to_owned() } else { restored.revisions.join(", ") }
-    )
-    .map_err(io_error)
+    let (method, in_place_reason) = match &restored.method {
+        migrate_backup::Method::Swap => ("swap", None),
+        migrate_backup::Method::InPlace(why) => ("in_place", Some(why.to_string())),
+    };
+    let report = report::Restore {
+        backup: path.display().to_string(),
+        database: settings.redacted(),
+        method: method.to_owned(),
+        in_place_reason,
+        jobs: (method == "swap").then_some(options.jobs),
+        previous_database: restored.previous.clone(),
+        safety_backup: restored
+            .safety_backup
+            .as_ref()
+            .map(|b| b.path.display().to_string()),
+        tables: restored.manifest.tables.len(),
+        rows: restored.manifest.tables.values().sum::<u64>(),
+        revisions: restored.revisions.clone(),
+    };
+    report::emit(out, &report, format).map_err(io_error)
 }

@@ -9,7 +9,7 @@ mod seed;
 mod status;
 
 use backup::{backup, backup_verify, restore};
-pub(crate) use backup::{backup_request, take_backup};
+pub(crate) use backup::{backup_report, backup_request, take_backup};
 use check::{check, verify};
 use generate_sql::generate_sql;
 use migrate::migrate;
@@ -55,14 +55,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::GenerateSql(a) => generate_sql(&mut out, &cfg, &graph, &a),
         Command::Backup(a) => match &a.verify {
-            Some(BackupCommand::Verify { path, .. })
+            Some(BackupCommand::Verify { path, json, .. })
                 if crate::sqlite_backup::is_sqlite_backup(path) =>
             {
                 // A SQLite backup is small enough to be read whole every time: no --full needed.
-                crate::sqlite_backup::verify(&mut out, path)
+                crate::sqlite_backup::verify(&mut out, path, Format::json(*json))
             }
-            Some(BackupCommand::Verify { path, full }) => {
-                backup_verify(&mut out, &cfg, path, *full)
+            Some(BackupCommand::Verify { path, full, json }) => {
+                backup_verify(&mut out, &cfg, path, *full, Format::json(*json))
             }
             None => match Database::resolve(&cfg)? {
                 Database::Sqlite(target) => {
@@ -76,10 +76,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             yes,
             jobs,
             in_place,
+            json,
         } => match Database::resolve(&cfg)? {
-            Database::Sqlite(target) => {
-                crate::sqlite_backup::restore(&mut out, &cfg, &target, &path, yes)
-            }
+            Database::Sqlite(target) => crate::sqlite_backup::restore(
+                &mut out,
+                &cfg,
+                &target,
+                &path,
+                yes,
+                Format::json(json),
+            ),
             Database::Postgres(_) => {
                 crate::sqlite_backup::refuse_sqlite_backup(&path)?;
                 restore(
@@ -92,6 +98,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                         in_place,
                         session_wait: cfg.lock_wait,
                     },
+                    Format::json(json),
                 )
             }
         },
