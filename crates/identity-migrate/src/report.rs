@@ -766,6 +766,36 @@ impl Report for Restore {
     }
 }
 
+/// `seed`: the rows loaded, table by table.
+#[derive(Debug, Serialize)]
+pub struct Seeded {
+    /// Each table and its rows, in load order.
+    pub tables: Vec<SeededTable>,
+    /// All rows together.
+    pub rows: u64,
+}
+
+/// One table of `seed`.
+#[derive(Debug, Serialize)]
+pub struct SeededTable {
+    /// The table.
+    pub table: String,
+    /// Rows loaded.
+    pub rows: u64,
+}
+
+impl Report for Seeded {
+    fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let rows: Vec<Vec<String>> = self
+            .tables
+            .iter()
+            .map(|t| vec![t.table.clone(), t.rows.to_string()])
+            .collect();
+        output::table(out, &["TABLE", "ROWS"], &rows)?;
+        writeln!(out, "seeded {} row(s)", self.rows)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

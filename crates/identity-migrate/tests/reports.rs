@@ -521,6 +521,15 @@ fn json_of_backups(postgres: bool) {
     }
 }
 
+/// `seed` (PostgreSQL only): its table of rows; the same seed gives the same rows.
+#[test]
+fn seed_reports_its_rows() {
+    let s = Subject::new(true);
+    s.run(&["migrate"]).ok();
+    let text = s.transcript(&[&["seed", "--users", "10"]]);
+    insta::assert_snapshot!("postgres_seed", text);
+}
+
 /// `revision --json` says what it wrote.
 #[test]
 fn revision_json() {
