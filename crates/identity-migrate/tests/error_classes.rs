@@ -100,3 +100,16 @@ fn reading_commands_fail_on_a_refused_login() {
         assert!(line.contains("refused the login"), "{args:?}: {out}");
     }
 }
+
+/// `lint --pending` on a database that does not exist fails (1) naming it: it does not lint the
+/// whole chain as if the database were empty.
+#[test]
+fn lint_pending_fails_on_a_missing_database() {
+    let dir = tempdir();
+    let db = TestDb::new();
+    let missing = format!("{}_missing", db.name());
+    let url = db.url().replace(db.name(), &missing);
+    let out = run(dir.path(), &["--database-url", &url, "lint", "--pending"]);
+    let line = assert_one_error(&out, FAILURE);
+    assert!(line.contains(&missing), "{out}");
+}

@@ -441,7 +441,10 @@ fn json_of_runs(postgres: bool) {
         .expect("statements")
         .is_empty());
     assert!(!plan["bootstrap"].as_array().expect("bootstrap").is_empty());
-    assert!(!s.run(&["status", "--json"]).ok().stdout.contains(R1), "a dry run applies nothing");
+    assert!(
+        !s.run(&["status", "--json"]).ok().stdout.contains(R1),
+        "a dry run applies nothing"
+    );
 
     let run = json_run(&s, &["migrate-to", R2, "--json"], "json_migration");
     assert_eq!(run["direction"], "up");

@@ -120,7 +120,10 @@ pub(super) fn backup_verify(
     } else {
         migrate_backup::Check::Fast
     };
-    let spinner = crate::progress::spinner(false, &format!("verifying {}", path.display()));
+    let spinner = crate::progress::spinner(
+        format == Format::Json,
+        &format!("verifying {}", path.display()),
+    );
     let manifest = migrate_backup::verify(path, &tools, check);
     if let Some(bar) = spinner {
         bar.finish_and_clear();

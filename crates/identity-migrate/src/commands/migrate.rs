@@ -126,7 +126,7 @@ pub(super) fn migrate(
             if let Some(bar) = spinner.take() {
                 bar.finish_and_clear();
             }
-            spinner = crate::progress::spinner(false, &format!("{doing} {}", step.revision));
+            spinner = crate::progress::spinner(!text, &format!("{doing} {}", step.revision));
         }
         // A backfill's progress in the step's spinner (the log has it too, every few seconds).
         if let Event::BatchProgress {
