@@ -4,10 +4,11 @@
 //! the restore's swap: what it carries over, connected sessions, roles without CREATEDB.
 
 use migrate_backup::{
-    backup, manifest_path, read_manifest, restore, tools_for, verify, Backup, BackupError,
-    BackupRequest, Check, Format, Manifest, Method, RestoreOptions,
+    manifest_path, read_manifest, verify_and_restore, Backup, BackupError, BackupRequest, Check,
+    Manifest, Method, RestoreOptions, RestoreRequest, Restored, SnapshotRequest,
 };
-use migrate_postgres::backup::ClientTools;
+use migrate_postgres::backup::{find_tools, ClientTools, Format};
+use migrate_postgres::backup_session::PostgresBackup;
 use migrate_postgres::url::{self, ConnectionSettings};
 use migrate_testkit::{describe_schema, TestDb};
 use sha2::{Digest, Sha256};
@@ -22,16 +23,25 @@ fn settings(db: &TestDb) -> ConnectionSettings {
 }
 
 fn tools(db: &TestDb) -> ClientTools {
-    tools_for(&settings(db)).expect("the client tools of the test server")
+    let num: i32 = db
+        .client()
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .expect("the server's version")
+        .get(0);
+    find_tools(u32::try_from(num / 10000).expect("a major version"))
+        .expect("the client tools of the test server")
 }
 
 fn request(dir: &Path, output: Option<PathBuf>, format: Format) -> BackupRequest {
     BackupRequest {
         dir: dir.to_owned(),
         output,
-        format,
-        jobs: 2,
-        compress: None,
+        snapshot: SnapshotRequest {
+            format: Some(format.as_str().to_owned()),
+            one_file: false,
+            jobs: 2,
+            compress: None,
+        },
         tool_version: "test".to_owned(),
     }
 }
@@ -39,10 +49,42 @@ fn request(dir: &Path, output: Option<PathBuf>, format: Format) -> BackupRequest
 fn options(replace: bool) -> RestoreOptions {
     RestoreOptions {
         replace,
-        jobs: 2,
-        in_place: false,
-        session_wait: Duration::from_secs(10),
+        request: RestoreRequest {
+            in_place: false,
+            jobs: 2,
+            session_wait: Duration::from_secs(10),
+        },
     }
+}
+
+/// The policy's backup through the PostgreSQL driver.
+fn backup(
+    settings: &ConnectionSettings,
+    request: &BackupRequest,
+    progress: &mut dyn FnMut(migrate_backup::Progress),
+) -> Result<Backup, BackupError> {
+    migrate_backup::backup(
+        &mut PostgresBackup::new(settings.clone()),
+        request,
+        progress,
+    )
+}
+
+/// The policy's verify with the server's tools.
+fn verify(path: &Path, tools: &ClientTools, check: Check) -> Result<Manifest, BackupError> {
+    migrate_backup::verify(path, tools, check).map(|v| v.manifest)
+}
+
+/// The policy's restore through the PostgreSQL driver, after the fast check.
+fn restore(
+    settings: &ConnectionSettings,
+    path: &Path,
+    options: &RestoreOptions,
+    safety: &BackupRequest,
+    progress: &mut dyn FnMut(migrate_backup::Progress),
+) -> Result<Restored, BackupError> {
+    let mut driver = PostgresBackup::new(settings.clone());
+    verify_and_restore(&mut driver, path, options, safety, progress)
 }
 
 /// A session on the server's `postgres` database, as the test server's superuser.
@@ -912,7 +954,7 @@ fn connected_sessions_are_refused_or_waited_for() {
         })
     };
     let mut short = options(false);
-    short.session_wait = Duration::from_secs(1);
+    short.request.session_wait = Duration::from_secs(1);
     let stays = intruder(Duration::from_secs(8));
     let err = restore(&settings(&target), &path, &short, &safety, &mut |_| {})
         .expect_err("a session that stays");
