@@ -13,8 +13,8 @@
 use crate::args::{DialectArg, LintArgs, MigrateArgs, RuleArgs};
 use crate::commands::io_error;
 use crate::config::Resolved;
-use crate::database::{Connected, Database};
 use crate::error::CliError;
+use crate::open::Database;
 use migrate_core::driver::DriverError;
 use migrate_core::lint::{self, Finding, LintContext, Severity, TableSize};
 use migrate_core::render::schema_at;
@@ -256,8 +256,7 @@ fn read_database(
         Err(e) => return Err(e),
     };
     let heads = connected.driver().read_heads()?;
-    if let Connected::Postgres(driver) = &mut connected {
-        let client = driver.client();
+    if let Some(client) = connected.server_session() {
         if let Some(major) = pg_major(client) {
             ctx.pg_major = major;
         }
