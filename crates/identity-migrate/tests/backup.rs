@@ -540,7 +540,10 @@ fn tampered(good: &Path, other: &Path, work: &Path) -> Vec<(String, PathBuf)> {
             } else if cut == -1.0 {
                 n - 1
             } else {
-                (n as f64 * cut) as u64
+                // A fraction of a file's length: between 0 and the length.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let at = (n as f64 * cut) as u64;
+                at
             };
             truncate(&f, len);
         });
