@@ -10,8 +10,11 @@ use migrate_backup::{
 use migrate_postgres::backup::{find_tools, ClientTools, Format};
 use migrate_postgres::backup_session::PostgresBackup;
 use migrate_postgres::url::{self, ConnectionSettings};
+use migrate_testkit::archive::{
+    biggest_data_file, connect_to, content_of, copy_backup, databases_beside, find, listing,
+    overwrite_keeping_lines, rewrite_hashes, size, truncate, DropDatabases,
+};
 use migrate_testkit::{describe_schema, TestDb};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -89,36 +92,7 @@ fn restore(
 
 /// A session on the server's `postgres` database, as the test server's superuser.
 fn admin(db: &TestDb) -> postgres::Client {
-    let url = db.url();
-    let at = url.rfind('/').expect("a database in the URL");
-    postgres::Client::connect(&format!("{}/postgres", &url[..at]), postgres::NoTls)
-        .expect("connect to postgres")
-}
-
-/// Databases named after `db` with a suffix: scratch or previous databases of a restore.
-fn databases_beside(db: &TestDb) -> Vec<String> {
-    admin(db)
-        .query(
-            "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1",
-            &[&format!("{}__", db.name())],
-        )
-        .expect("list databases")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-/// Drops the named databases when the test ends, however it ends.
-struct DropDatabases<'a>(&'a TestDb, Vec<String>);
-
-impl Drop for DropDatabases<'_> {
-    fn drop(&mut self) {
-        let mut admin = admin(self.0);
-        for name in &self.1 {
-            let _ =
-                admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
-        }
-    }
+    connect_to(db, "postgres")
 }
 
 fn take(db: &TestDb, path: &Path, format: Format) -> Backup {
@@ -181,40 +155,7 @@ fn seeded() -> TestDb {
 /// position, and the schema of both schemas.
 fn state(db: &TestDb) -> String {
     let mut client = db.client();
-    let mut out = BTreeMap::new();
-    let tables: Vec<String> = client
-        .query(
-            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables \
-             WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
-            &[],
-        )
-        .expect("list tables")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for t in tables {
-        let sum: String = client
-            .query_one(
-                &format!(
-                    "SELECT count(*)::text || ' ' || \
-                     md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {t} t"
-                ),
-                &[],
-            )
-            .expect("checksum")
-            .get(0);
-        out.insert(format!("table {t}"), sum);
-    }
-    for row in client
-        .query(
-            "SELECT schemaname || '.' || sequencename, coalesce(last_value::text, 'unset') \
-             FROM pg_sequences ORDER BY 1",
-            &[],
-        )
-        .expect("sequences")
-    {
-        out.insert(format!("sequence {}", row.get::<_, String>(0)), row.get(1));
-    }
+    let out = content_of(&mut client);
     let relations: Vec<String> = client
         .query(
             "SELECT n.nspname || '.' || c.relname || ' ' || c.relkind::text FROM pg_class c \
@@ -243,94 +184,8 @@ fn relation_count(db: &TestDb) -> i64 {
         .get(0)
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("list")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-fn size(p: &Path) -> u64 {
-    std::fs::metadata(p).expect("metadata").len()
-}
-
-fn copy_backup(archive: &Path, into: &Path) -> PathBuf {
-    std::fs::create_dir_all(into).expect("create");
-    let copy = into.join(archive.file_name().expect("name"));
-    if archive.is_dir() {
-        std::fs::create_dir(&copy).expect("create");
-        for f in listing(archive) {
-            std::fs::copy(archive.join(&f), copy.join(&f)).expect("copy");
-        }
-    } else {
-        std::fs::copy(archive, &copy).expect("copy");
-    }
-    std::fs::copy(manifest_path(archive), manifest_path(&copy)).expect("copy manifest");
-    copy
-}
-
-fn truncate(file: &Path, len: u64) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(file)
-        .expect("open")
-        .set_len(len)
-        .expect("truncate");
-}
-
-/// Overwrites up to `n` bytes at `offset` with 'Z', leaving newlines alone.
-fn overwrite(file: &Path, offset: u64, n: usize) {
-    let mut bytes = std::fs::read(file).expect("read");
-    let start = usize::try_from(offset).expect("offset");
-    for b in bytes.iter_mut().skip(start).take(n) {
-        if *b != b'\n' {
-            *b = b'Z';
-        }
-    }
-    std::fs::write(file, bytes).expect("write");
-}
-
-fn biggest_data_file(archive: &Path) -> PathBuf {
-    listing(archive)
-        .into_iter()
-        .filter(|f| f != "toc.dat" && (f.ends_with(".dat.gz") || f.ends_with(".dat")))
-        .map(|f| archive.join(f))
-        .max_by_key(|p| size(p))
-        .expect("a data file")
-}
-
 fn write_manifest(archive: &Path, m: &Manifest) {
     std::fs::write(manifest_path(archive), m.to_json()).expect("write manifest");
-}
-
-/// Makes the manifest's sizes and SHA-256s match the (corrupted) files.
-fn rewrite_hashes(archive: &Path) {
-    let mut m = read_manifest(archive).expect("manifest");
-    for entry in &mut m.files {
-        let file = if archive.is_dir() {
-            archive.join(&entry.path)
-        } else {
-            archive.to_owned()
-        };
-        let bytes = std::fs::read(&file).expect("read");
-        entry.bytes = bytes.len() as u64;
-        entry.sha256 = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-    }
-    write_manifest(archive, &m);
-}
-
-fn find(file: &Path, needle: &str, from: usize) -> usize {
-    let bytes = std::fs::read(file).expect("read");
-    bytes[from..]
-        .windows(needle.len())
-        .position(|w| w == needle.as_bytes())
-        .map(|p| p + from)
-        .unwrap_or_else(|| panic!("{needle:?} not in {}", file.display()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,7 +313,7 @@ fn tampered_archives_are_refused_in_every_format() {
             ),
             (
                 "overwritten",
-                Box::new(|a| overwrite(&data(a), size(&data(a)) / 2, 64)),
+                Box::new(|a| overwrite_keeping_lines(&data(a), size(&data(a)) / 2, 64)),
             ),
             (
                 "row count edited",
@@ -616,10 +471,10 @@ fn corrupt_custom_and_directory_archives_with_a_matching_manifest_are_refused() 
             ("truncated to half", &|a| truncate(a, size(a) / 2)),
             ("truncated by one byte", &|a| truncate(a, size(a) - 1)),
             ("overwritten at 3/4 (data)", &|a| {
-                overwrite(a, size(a) * 3 / 4, 64)
+                overwrite_keeping_lines(a, size(a) * 3 / 4, 64)
             }),
             ("overwritten in the middle", &|a| {
-                overwrite(a, size(a) / 2, 64)
+                overwrite_keeping_lines(a, size(a) / 2, 64)
             }),
         ],
     );
@@ -632,7 +487,7 @@ fn corrupt_custom_and_directory_archives_with_a_matching_manifest_are_refused() 
             }),
             ("users' data overwritten in the middle", &|a| {
                 let f = biggest_data_file(a);
-                overwrite(&f, size(&f) / 2, 64)
+                overwrite_keeping_lines(&f, size(&f) / 2, 64)
             }),
         ],
     ));
@@ -665,7 +520,7 @@ fn corrupt_plain_archive_with_a_matching_manifest_is_refused() {
             ("overwritten inside the users' data", &|a| {
                 let start = find(a, "COPY public.users ", 0);
                 let end = find(a, "\n\\.\n", start);
-                overwrite(a, ((start + end) / 2) as u64, 64)
+                overwrite_keeping_lines(a, ((start + end) / 2) as u64, 64)
             }),
         ],
     );
