@@ -28,11 +28,6 @@ pub enum CliError {
     /// The database URL is wrong.
     #[error(transparent)]
     Url(#[from] UrlError),
-    /// No database was configured.
-    #[error(
-        "no database configured: set DATABASE_URL, pass --database-url, or name an environment of identity-migrate.toml with --env"
-    )]
-    NoDatabase,
     /// The engine refused or failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -82,7 +77,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         use identity_seed::SeedError;
         match self {
-            CliError::Config(_) | CliError::Url(_) | CliError::NoDatabase => EXIT_BAD_INPUT,
+            CliError::Config(_) | CliError::Url(_) => EXIT_BAD_INPUT,
             CliError::Engine(EngineError::Resolve(_)) => EXIT_BAD_INPUT,
             CliError::Engine(_) | CliError::Driver(_) | CliError::Io(_) => EXIT_FAILURE,
             CliError::OutputClosed => 0,

@@ -667,8 +667,6 @@ pub enum Depth {
     TableOfContents,
     /// Checksums and a full decode: every table's rows and data digest.
     FullDecode,
-    /// Checksums and every row read back (a SQLite copy, small enough to read whole).
-    RowsReadBack,
 }
 
 /// `backup verify`: the archive is intact (a damaged one is an error, not a report).
@@ -700,10 +698,6 @@ impl Report for BackupVerified {
                 out,
                 "{path}: intact ({files} file(s) match their SHA-256, decoded in full when written; table of contents readable, with the {tables} table(s) of the manifest; --full decodes it again)"
             ),
-            Depth::RowsReadBack => writeln!(
-                out,
-                "{path}: intact ({files} file(s) match their SHA-256, {rows} row(s) in {tables} table(s) read back)"
-            ),
         }
     }
 }
@@ -715,7 +709,7 @@ pub struct Restore {
     pub backup: String,
     /// The database restored into, its password hidden.
     pub database: String,
-    /// `swap` (a scratch database swapped in), `in_place` (one transaction), or `file` (SQLite).
+    /// `swap` (restored aside, checked, swapped in) or `in_place` (one transaction).
     pub method: String,
     /// Why it was restored in place, when it was.
     pub in_place_reason: Option<String>,
@@ -740,9 +734,7 @@ impl Report for Restore {
                 out,
                 "restored with {jobs} parallel session(s) into a scratch database, checked, and swapped in atomically"
             )?,
-            ("in_place", Some(why), _) => {
-                writeln!(out, "restored in place in one transaction ({why})")?
-            }
+            (_, Some(why), _) => writeln!(out, "restored in place in one transaction ({why})")?,
             _ => {}
         }
         if let Some(previous) = &self.previous_database {

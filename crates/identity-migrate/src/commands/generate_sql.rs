@@ -4,8 +4,8 @@ use super::migrate::exact_revision;
 use super::{identity, io_error};
 use crate::args::{DialectArg, GenerateSqlArgs};
 use crate::config::Resolved;
-use crate::database::Database;
 use crate::error::CliError;
+use crate::open::Database;
 use crate::output::{heads_text, Framing};
 use crate::report::{self, Format};
 use migrate_core::{Dialect, Heads, RevisionGraph, Target};
@@ -56,7 +56,7 @@ pub(super) fn generate_sql(
     } else {
         Intent::Upgrade(to_arg)
     };
-    let state_sql = crate::database::state_sql(dialect);
+    let state_sql = crate::open::state_sql(dialect);
     let steps =
         migrate_engine::prepare(graph, state_sql, &Options::new(identity()), &intent, &from)?;
     // A range with a revision that builds indexes concurrently cannot be one transaction: the
