@@ -46,7 +46,7 @@ pub fn install() {
                 );
                 std::process::exit(exit_code(signal));
             }
-            migrate_postgres::interrupt::interrupt();
+            crate::open::interrupt_sessions();
             std::thread::spawn(move || {
                 std::thread::sleep(GRACE);
                 eprintln!(
