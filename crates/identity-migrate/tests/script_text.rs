@@ -11,7 +11,13 @@ use std::path::Path;
 /// Runs the binary as user `tester`, and hides what differs between machines and releases in
 /// its output: the host name and the tool's version that history rows record.
 fn stable_stdout(dir: &Path, args: &[&str]) -> String {
-    let out = output(command(dir).env("USER", "tester").env_remove("LOGNAME").args(args)).ok();
+    let out = output(
+        command(dir)
+            .env("USER", "tester")
+            .env_remove("LOGNAME")
+            .args(args),
+    )
+    .ok();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .or_else(|_| std::env::var("HOSTNAME"))
@@ -31,20 +37,37 @@ fn generate(args: &[&str]) -> String {
 #[test]
 fn generate_sql_postgres_base_to_head() {
     insta::assert_snapshot!(generate(&[
-        "--dialect", "postgres", "--from", "base", "--to", "head"
+        "--dialect",
+        "postgres",
+        "--from",
+        "base",
+        "--to",
+        "head"
     ]));
 }
 
 #[test]
 fn generate_sql_sqlite_base_to_head() {
     insta::assert_snapshot!(generate(&[
-        "--dialect", "sqlite", "--from", "base", "--to", "head"
+        "--dialect",
+        "sqlite",
+        "--from",
+        "base",
+        "--to",
+        "head"
     ]));
 }
 
 #[test]
 fn generate_sql_postgres_from_a_revision() {
-    insta::assert_snapshot!(generate(&["--dialect", "postgres", "--from", R2, "--to", "head"]));
+    insta::assert_snapshot!(generate(&[
+        "--dialect",
+        "postgres",
+        "--from",
+        R2,
+        "--to",
+        "head"
+    ]));
 }
 
 #[test]
@@ -98,7 +121,12 @@ fn dry_run_sqlite_base_to_head() {
     let dir = tempdir();
     let text = stable_stdout(
         dir.path(),
-        &["--database-url", "sqlite:///./fresh.db", "migrate", "--dry-run"],
+        &[
+            "--database-url",
+            "sqlite:///./fresh.db",
+            "migrate",
+            "--dry-run",
+        ],
     );
     insta::assert_snapshot!(text);
 }

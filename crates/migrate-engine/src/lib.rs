@@ -450,7 +450,13 @@ impl<'g> Engine<'g> {
         intent: &Intent,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Vec<StepReport>, EngineError> {
-        self.driver.lock(self.options.lock_wait)?;
+        migrate_core::wait::wait_for_lock(
+            self.driver.as_mut(),
+            self.options.lock_wait,
+            &mut |pause| {
+                log::debug!("migration lock busy; polling again in {pause:?}");
+            },
+        )?;
         let result = self.run_locked(intent, on_event);
         let unlocked = self.driver.unlock();
         let reports = result?;

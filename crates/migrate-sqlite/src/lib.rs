@@ -65,7 +65,7 @@ use migrate_core::{Dialect, Direction, Heads, Schema};
 use rusqlite::{Connection, OpenFlags};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The version table, named and shaped exactly as Alembic keeps it, so its databases are adopted.
 pub const VERSION_TABLE: &str = "alembic_version";
@@ -430,40 +430,34 @@ impl Driver for SqliteDriver {
         Ok(format!("SQLite {version}"))
     }
 
-    fn lock(&mut self, budget: Duration) -> Result<(), DriverError> {
+    fn try_lock(&mut self) -> Result<bool, DriverError> {
         if self.locked {
-            return Ok(());
+            return Ok(true);
         }
         let Some(path) = self.lock_path() else {
             // An in-memory database is private to this connection: nobody else can migrate it.
             self.locked = true;
-            return Ok(());
+            return Ok(true);
         };
-        let file = open_lock_file(&path)?;
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(10);
-        loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    self.lock_file = Some(file);
-                    self.locked = true;
-                    return Ok(());
-                }
-                Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(e)) => {
-                    return Err(DriverError::Io(format!(
-                        "cannot lock {}: {e}",
-                        path.display()
-                    )))
-                }
+        let file = match self.lock_file.take() {
+            Some(file) => file,
+            None => open_lock_file(&path)?,
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                self.lock_file = Some(file);
+                self.locked = true;
+                Ok(true)
             }
-            let waited = started.elapsed();
-            if waited >= budget {
-                return Err(DriverError::LockBusy(waited));
+            Err(TryLockError::WouldBlock) => {
+                // Kept open for the next poll.
+                self.lock_file = Some(file);
+                Ok(false)
             }
-            log::debug!("migration lock busy; polling again in {pause:?}");
-            std::thread::sleep(jitter(pause).min(budget.saturating_sub(waited)));
-            pause = (pause * 2).min(Duration::from_millis(200));
+            Err(TryLockError::Error(e)) => Err(DriverError::Io(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -628,13 +622,4 @@ fn open_lock_file(path: &Path) -> Result<File, DriverError> {
                 path.display()
             ))
         })
-}
-
-/// Spreads pollers apart so that a crowd of waiting migrators does not poll in lockstep.
-fn jitter(pause: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let spread = (std::process::id() ^ nanos) % 1000;
-    pause + pause * spread / 1000
 }

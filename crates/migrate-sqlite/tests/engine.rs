@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use migrate_core::driver::{Driver, DriverError, StateSql};
+use migrate_core::wait::wait_for_lock;
 use migrate_core::{Heads, RevisionGraph};
 use migrate_engine::{EngineError, Intent};
 use migrate_sqlite::{SqliteDriver, SqliteOptions, SqliteStateSql, SqliteTarget};
@@ -312,10 +313,11 @@ fn the_lock_is_exclusive_bounded_and_released_on_unlock_and_drop() {
     let file = TestFile::new();
     let mut first = file.driver();
     let mut second = file.driver();
-    first.lock(Duration::from_secs(1)).unwrap();
+    assert!(first.try_lock().unwrap());
     assert!(first.lock_path().unwrap().exists());
+    assert!(!second.try_lock().unwrap());
     let started = Instant::now();
-    let error = second.lock(Duration::from_millis(300)).unwrap_err();
+    let error = wait_for_lock(&mut second, Duration::from_millis(300), &mut |_| {}).unwrap_err();
     assert!(matches!(error, DriverError::LockBusy(_)), "{error:?}");
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -323,11 +325,11 @@ fn the_lock_is_exclusive_bounded_and_released_on_unlock_and_drop() {
         .to_string()
         .contains("another migration holds the lock"));
     // Locking again is harmless; unlocking frees it for the other.
-    first.lock(Duration::ZERO).unwrap();
+    assert!(first.try_lock().unwrap());
     first.unlock().unwrap();
-    second.lock(Duration::from_millis(300)).unwrap();
+    assert!(second.try_lock().unwrap());
     drop(second);
-    first.lock(Duration::from_millis(300)).unwrap();
+    assert!(first.try_lock().unwrap());
     first.unlock().unwrap();
     first.unlock().unwrap();
 }
@@ -336,12 +338,12 @@ fn the_lock_is_exclusive_bounded_and_released_on_unlock_and_drop() {
 fn a_waiting_migrator_gets_the_lock_when_it_is_released() {
     let file = TestFile::new();
     let mut holder = file.driver();
-    holder.lock(Duration::from_secs(1)).unwrap();
+    assert!(holder.try_lock().unwrap());
     let path = file.path.clone();
     let waiter = std::thread::spawn(move || {
         let mut driver =
             SqliteDriver::connect(&SqliteTarget::File(path), SqliteOptions::default()).unwrap();
-        driver.lock(Duration::from_secs(10))
+        wait_for_lock(&mut driver, Duration::from_secs(10), &mut |_| {})
     });
     std::thread::sleep(Duration::from_millis(200));
     drop(holder);
@@ -353,7 +355,7 @@ fn the_engine_fails_fast_when_another_migrator_holds_the_lock() {
     let file = TestFile::new();
     let graph = small_graph();
     let mut holder = file.driver();
-    holder.lock(Duration::from_secs(1)).unwrap();
+    assert!(holder.try_lock().unwrap());
     let mut options = options();
     options.lock_wait = Duration::from_millis(200);
     let mut engine = migrate_engine::Engine::new(Box::new(file.driver()), &graph, options);

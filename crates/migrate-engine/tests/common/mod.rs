@@ -334,8 +334,8 @@ impl Driver for Recording {
     fn server_version(&mut self) -> Result<String, DriverError> {
         self.inner.server_version()
     }
-    fn lock(&mut self, budget: Duration) -> Result<(), DriverError> {
-        self.inner.lock(budget)
+    fn try_lock(&mut self) -> Result<bool, DriverError> {
+        self.inner.try_lock()
     }
     fn unlock(&mut self) -> Result<(), DriverError> {
         self.inner.unlock()
