@@ -130,3 +130,89 @@ fn dry_run_sqlite_base_to_head() {
     );
     insta::assert_snapshot!(text);
 }
+
+/// The SQLite dry run frames each transaction as the driver runs it (foreign keys off,
+/// `BEGIN IMMEDIATE`, the foreign-key check before `COMMIT`: the same texts the driver
+/// executes, from `migrate_core::render::transaction_framing`), and the printed script, run by
+/// the `sqlite3` shell on one file, leaves what `migrate` leaves on another.
+#[test]
+fn sqlite_dry_run_prints_what_the_driver_runs() {
+    use migrate_core::render::{transaction_framing, FOREIGN_KEY_CHECK};
+    let framing = transaction_framing(migrate_core::Dialect::Sqlite);
+    assert_eq!(framing.begin, "BEGIN IMMEDIATE");
+    assert_eq!(framing.checks, [FOREIGN_KEY_CHECK]);
+
+    let dir = tempdir();
+    let url = |file: &str| format!("sqlite:///{}", dir.path().join(file).display());
+    // Run as printed: the history rows keep this machine's host and this version.
+    let text = output(command(dir.path()).args([
+        "--database-url",
+        &url("by_hand.db"),
+        "migrate",
+        "--dry-run",
+    ]))
+    .ok()
+    .stdout;
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"PRAGMA foreign_keys = OFF;"), "{text}");
+    assert!(
+        !lines.contains(&"BEGIN;"),
+        "a plain BEGIN is not what runs:\n{text}"
+    );
+    let begins = lines.iter().filter(|l| **l == "BEGIN IMMEDIATE;").count();
+    let checks = lines
+        .iter()
+        .filter(|l| **l == format!("{FOREIGN_KEY_CHECK};"))
+        .count();
+    let commits = lines.iter().filter(|l| **l == "COMMIT;").count();
+    // The tool's tables, then one transaction per revision.
+    assert_eq!(begins, 1 + chain().len(), "{text}");
+    assert_eq!((checks, commits), (begins, begins), "{text}");
+    // Each check comes right before its COMMIT.
+    for (i, line) in lines.iter().enumerate() {
+        if *line == "COMMIT;" {
+            assert_eq!(lines[i - 1], format!("{FOREIGN_KEY_CHECK};"), "{text}");
+        }
+    }
+
+    let script = dir.path().join("dry-run.sql");
+    std::fs::write(&script, &text).expect("write the script");
+    let shell = std::process::Command::new("sqlite3")
+        .arg("-bail")
+        .arg(dir.path().join("by_hand.db"))
+        .stdin(std::fs::File::open(&script).expect("open the script"))
+        .output()
+        .expect("run sqlite3 (Debian: apt-get install sqlite3)");
+    assert!(
+        shell.status.success() && shell.stdout.is_empty(),
+        "sqlite3: {}{}",
+        String::from_utf8_lossy(&shell.stdout),
+        String::from_utf8_lossy(&shell.stderr)
+    );
+    output(command(dir.path()).args(["--database-url", &url("migrated.db"), "migrate"])).ok();
+
+    let dump = |file: &str| {
+        let conn = rusqlite::Connection::open(dir.path().join(file)).expect("open");
+        let mut rows: Vec<String> = Vec::new();
+        for sql in [
+            "SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master ORDER BY type, name",
+            "SELECT version_num FROM alembic_version",
+            "SELECT revision || ' ' || direction || ' ' || checksum || ' ' || outcome || ' ' || os_user || ' ' || host || ' ' || tool_version FROM identity_migrate_history ORDER BY id",
+        ] {
+            let mut stmt = conn.prepare(sql).expect(sql);
+            let found = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .expect(sql)
+                .collect::<Result<Vec<_>, _>>()
+                .expect(sql);
+            rows.extend(found);
+        }
+        rows
+    };
+    let by_hand = dump("by_hand.db");
+    assert!(
+        by_hand.iter().any(|r| r.starts_with("table users: ")),
+        "{by_hand:?}"
+    );
+    assert_eq!(by_hand, dump("migrated.db"));
+}

@@ -12,7 +12,7 @@ pub mod url;
 use migrate_core::driver::{
     Driver, DriverError, ExecError, HistoryEntry, HistoryRecord, Outcome, StateSql, StateTables,
 };
-use migrate_core::render::{quote_ident, quote_literal};
+use migrate_core::render::{quote_ident, quote_literal, transaction_framing};
 use migrate_core::{Dialect, Direction, Heads};
 use postgres::{Client, NoTls};
 use std::time::Duration;
@@ -656,16 +656,21 @@ impl Driver for PostgresDriver {
 /// Runs `statements` in one transaction on `client`: all of them, or none.
 fn transaction(client: &mut Client, statements: &[String]) -> Result<(), ExecError> {
     // BEGIN travels with the first statement and COMMIT with the last: three round trips
-    // for a typical revision instead of five, and a failure still names its statement.
+    // for a typical revision instead of five, and a failure still names its statement. The
+    // framing is the dialect's, which a dry run prints (PostgreSQL's has no checks).
+    let framing = transaction_framing(Dialect::Postgres);
+    debug_assert!(framing.before.is_empty() && framing.checks.is_empty());
     let last = statements.len().saturating_sub(1);
     for (i, sql) in statements.iter().enumerate() {
         let mut message = String::with_capacity(sql.len() + 16);
         if i == 0 {
-            message.push_str("BEGIN;\n");
+            message.push_str(framing.begin);
+            message.push_str(";\n");
         }
         message.push_str(sql);
         if i == last {
-            message.push_str(";\nCOMMIT");
+            message.push_str(";\n");
+            message.push_str(framing.commit);
         }
         if let Err(e) = client.batch_execute(&message) {
             // The transaction is aborted (or, if COMMIT itself failed, already over);

@@ -60,7 +60,7 @@ pub use url::{parse_url, SqliteTarget};
 use migrate_core::driver::{
     Driver, DriverError, ExecError, HistoryEntry, HistoryRecord, Outcome, StateSql, StateTables,
 };
-use migrate_core::render::quote_literal;
+use migrate_core::render::{quote_literal, transaction_framing, FOREIGN_KEY_CHECK};
 use migrate_core::{Dialect, Direction, Heads, Schema};
 use rusqlite::{Connection, OpenFlags};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -196,7 +196,7 @@ impl SqliteDriver {
             .into_iter()
             .filter(|line| line != "ok")
             .collect();
-        if let Some(broken) = self.foreign_key_violations()? {
+        if let Some(broken) = self.violations(FOREIGN_KEY_CHECK)? {
             problems.push(format!("foreign keys broken: {broken}"));
         }
         Ok(problems)
@@ -215,7 +215,7 @@ impl SqliteDriver {
     /// Starts a write transaction and notes its start time for the history row.
     fn begin(&self) -> Result<(), DriverError> {
         self.conn
-            .execute_batch("BEGIN IMMEDIATE")
+            .execute_batch(transaction_framing(Dialect::Sqlite).begin)
             .map_err(classify)?;
         let clock = (|| {
             let now: String = self
@@ -241,12 +241,10 @@ impl SqliteDriver {
         }
     }
 
-    /// The rows that break a foreign key, described (at most a few), or `None`.
-    fn foreign_key_violations(&self) -> Result<Option<String>, DriverError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")
-            .map_err(classify)?;
+    /// The rows that `check` (a query of the foreign-key check's columns: table, rowid,
+    /// referenced table) returns, described (at most a few), or `None`.
+    fn violations(&self, check: &str) -> Result<Option<String>, DriverError> {
+        let mut stmt = self.conn.prepare(check).map_err(classify)?;
         let rows: Vec<(String, Option<i64>, String)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(classify)?
@@ -538,11 +536,15 @@ impl Driver for SqliteDriver {
             statement: None,
             error,
         };
-        // Outside any transaction, the only place where this pragma takes effect (see the
-        // crate's documentation); restored on every path out.
-        self.conn
-            .execute_batch("PRAGMA foreign_keys = OFF")
-            .map_err(|e| at_begin(classify(e)))?;
+        // The dialect's framing, which a dry run prints: foreign keys off outside any
+        // transaction, the only place where the pragma takes effect (see the crate's
+        // documentation), restored on every path out; the checks before COMMIT.
+        let framing = transaction_framing(Dialect::Sqlite);
+        for sql in framing.before {
+            self.conn
+                .execute_batch(sql)
+                .map_err(|e| at_begin(classify(e)))?;
+        }
         let result = (|| {
             self.begin().map_err(at_begin)?;
             for (i, sql) in statements.iter().enumerate() {
@@ -554,24 +556,26 @@ impl Driver for SqliteDriver {
                     });
                 }
             }
-            match self.foreign_key_violations() {
-                Ok(None) => {}
-                Ok(Some(broken)) => {
-                    self.rollback();
-                    return Err(at_begin(DriverError::Statement {
-                        code: None,
-                        message: format!(
-                            "FOREIGN KEY constraint failed: {broken}; nothing was committed \
-                             (PRAGMA foreign_key_check lists them)"
-                        ),
-                    }));
-                }
-                Err(e) => {
-                    self.rollback();
-                    return Err(at_begin(e));
+            for check in framing.checks {
+                match self.violations(check) {
+                    Ok(None) => {}
+                    Ok(Some(broken)) => {
+                        self.rollback();
+                        return Err(at_begin(DriverError::Statement {
+                            code: None,
+                            message: format!(
+                                "FOREIGN KEY constraint failed: {broken}; nothing was committed \
+                                 (PRAGMA foreign_key_check lists them)"
+                            ),
+                        }));
+                    }
+                    Err(e) => {
+                        self.rollback();
+                        return Err(at_begin(e));
+                    }
                 }
             }
-            if let Err(e) = self.conn.execute_batch("COMMIT") {
+            if let Err(e) = self.conn.execute_batch(framing.commit) {
                 self.rollback();
                 return Err(at_begin(classify(e)));
             }

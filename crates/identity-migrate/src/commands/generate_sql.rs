@@ -8,7 +8,7 @@ use crate::database::Database;
 use crate::error::CliError;
 use crate::output::{self, heads_text, Framing};
 use migrate_core::{Dialect, Heads, RevisionGraph, Target};
-use migrate_engine::{EngineError, Intent, Options};
+use migrate_engine::{EngineError, Options, Range};
 use std::io::Write;
 
 pub(super) fn generate_sql(
@@ -38,47 +38,29 @@ pub(super) fn generate_sql(
         None => current_or_base(cfg, graph, &database)?,
     };
     let target = graph.resolve(&args.to, &from).map_err(EngineError::from)?;
-    let applied = graph.applied(&from).map_err(EngineError::from)?;
-    let downward = match &target {
-        Target::Base => !from.is_empty(),
-        Target::Revisions(ids) => ids.iter().all(|id| applied.contains(id)) && ids != &from,
-    };
     let to_text = match &target {
         Target::Base => "base".to_owned(),
         Target::Revisions(ids) => heads_text(ids),
     };
-    // Resolved ids, so a relative `--to` means the same in the plan as in the header; several
-    // ids only come from `heads`.
-    let to_arg = match &target {
-        Target::Base => "base".to_owned(),
-        Target::Revisions(ids) if ids.len() > 1 => "heads".to_owned(),
-        Target::Revisions(ids) => heads_text(ids),
-    };
-    let intent = if downward {
-        Intent::Downgrade(to_arg)
-    } else {
-        Intent::Upgrade(to_arg)
-    };
+    // The resolved points go to the engine's one script function, as the dry run's do.
+    let range = Range::between(graph, from.clone(), target)?;
     let state_sql = crate::database::state_sql(dialect);
-    let steps =
-        migrate_engine::prepare(graph, state_sql, &Options::new(identity()), &intent, &from)?;
+    let mut script = migrate_engine::script(
+        graph,
+        state_sql,
+        &Options::new(identity()),
+        &range,
+        from.is_empty(),
+    )?;
     // A range with a revision that builds indexes concurrently cannot be one transaction: the
     // script then frames each revision as `migrate` runs it.
-    let one_transaction = steps.iter().all(|s| s.transactional);
-    let script = migrate_engine::Script {
-        bootstrap: if from.is_empty() {
-            state_sql.bootstrap_statements()
-        } else {
-            Vec::new()
-        },
-        steps,
-        single_transaction: one_transaction,
-    };
+    let one_transaction = script.steps.iter().all(|s| s.transactional);
+    script.single_transaction = one_transaction;
     let (dialect_name, apply, framing) = if dialect == Dialect::Sqlite {
         (
             "SQLite",
             "Apply with: sqlite3 -bail DATABASE < FILE (the script is one transaction: all or nothing)",
-            Framing::SqliteShell,
+            Framing::Transactions,
         )
     } else if one_transaction {
         (

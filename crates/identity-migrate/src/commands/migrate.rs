@@ -6,7 +6,7 @@ use crate::config::Resolved;
 use crate::database::Database;
 use crate::error::CliError;
 use crate::output::{self, duration_text, heads_text, Framing};
-use migrate_core::{Dialect, Direction, RevisionGraph, Target};
+use migrate_core::{Direction, RevisionGraph, Target};
 use migrate_engine::{Engine, Event, Intent};
 use std::io::Write;
 use std::time::Instant;
@@ -82,12 +82,7 @@ pub(super) fn migrate(
                 cfg.backup_dir.display()
             ));
         }
-        let framing = if database.dialect() == Dialect::Sqlite {
-            Framing::SqliteShell
-        } else {
-            Framing::Transactions
-        };
-        output::script(out, &header, &script, framing).map_err(io_error)?;
+        output::script(out, &header, &script, Framing::Transactions).map_err(io_error)?;
         return Ok(());
     }
     if run.backup {
