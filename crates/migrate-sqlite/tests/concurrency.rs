@@ -1,5 +1,6 @@
-//! Migrators racing on one database file apply each revision exactly once: threads with their
-//! own connections, and separate processes (this test binary run again as a child).
+//! Migrators racing on one database file apply each revision exactly once: separate processes
+//! (this test binary run again as a child). Threads with their own connections race on both
+//! databases in `crates/migrate-engine/tests/scenarios.rs`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -11,7 +12,6 @@ use migrate_engine::Engine;
 use migrate_sqlite::{SqliteDriver, SqliteOptions, SqliteTarget};
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 const REVISIONS: usize = 30;
@@ -70,28 +70,6 @@ fn assert_each_revision_once(file: &TestFile, applied_by_runs: usize) {
         driver.read_heads().unwrap().into_iter().collect::<Vec<_>>(),
         [rev_id(REVISIONS)]
     );
-}
-
-#[test]
-fn eight_threads_migrating_one_file_apply_each_revision_once() {
-    let file = TestFile::new();
-    let graph = counter_graph();
-    let barrier = Arc::new(Barrier::new(8));
-    let applied: usize = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..8)
-            .map(|_| {
-                let barrier = Arc::clone(&barrier);
-                let graph = &graph;
-                let path = file.path.clone();
-                s.spawn(move || {
-                    barrier.wait();
-                    migrate_to_head(&path, graph)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).sum()
-    });
-    assert_each_revision_once(&file, applied);
 }
 
 /// Set in a child process: the database it migrates.

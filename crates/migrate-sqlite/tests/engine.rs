@@ -1,5 +1,6 @@
-//! The driver under the engine on real SQLite files: state tables, dry runs, failures, foreign
-//! keys, the migration lock.
+//! The driver under the engine on real SQLite files: state tables, foreign keys, the lock
+//! file. The scenarios both databases share (dry runs, failures, the lock's wait, drift) are
+//! written once in `crates/migrate-engine/tests/scenarios.rs`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -8,7 +9,6 @@ use common::*;
 use migrate_core::driver::{Driver, DriverError, StateSql};
 use migrate_core::wait::wait_for_lock;
 use migrate_core::{Heads, RevisionGraph};
-use migrate_engine::{EngineError, Intent};
 use migrate_sqlite::{SqliteDriver, SqliteOptions, SqliteStateSql, SqliteTarget};
 use std::time::{Duration, Instant};
 
@@ -77,109 +77,6 @@ fn a_file_that_is_not_a_database_is_refused() {
         matches!(&error, DriverError::Unreachable(m) if m.contains("not a SQLite database")),
         "{error:?}"
     );
-}
-
-#[test]
-fn dry_run_statements_are_the_executed_ones() {
-    let file = TestFile::new();
-    let graph = identity_schema::graph();
-    let mut engine = engine(&file, &graph);
-    let target = Intent::Upgrade("094916cde150".to_owned());
-    let script = engine.script(&target).unwrap();
-    assert_eq!(script.bootstrap, SqliteStateSql.bootstrap_statements());
-    // The dry run changed nothing.
-    assert!(!file.driver().state_tables().unwrap().version);
-    let reports = run(&mut engine, &target).unwrap();
-    assert_eq!(script.steps.len(), reports.len());
-    for (planned, ran) in script.steps.iter().zip(&reports) {
-        let planned: Vec<String> = planned
-            .statements
-            .iter()
-            .chain(&planned.bookkeeping)
-            .cloned()
-            .collect();
-        assert_eq!(planned, ran.executed, "{}", ran.step.revision);
-    }
-    // The way down too, from the real current state.
-    let back = Intent::Downgrade("base".to_owned());
-    let script = engine.script(&back).unwrap();
-    assert!(script.bootstrap.is_empty());
-    let reports = run(&mut engine, &back).unwrap();
-    for (planned, ran) in script.steps.iter().zip(&reports) {
-        let planned: Vec<String> = planned
-            .statements
-            .iter()
-            .chain(&planned.bookkeeping)
-            .cloned()
-            .collect();
-        assert_eq!(planned, ran.executed);
-    }
-}
-
-#[test]
-fn a_failing_revision_keeps_the_last_good_one_and_nothing_of_itself() {
-    let file = TestFile::new();
-    let mut revisions = small_graph().revisions().to_vec();
-    // Its first statement would succeed, its second fails: neither stays.
-    revisions.push(sql_revision(
-        &rev_id(4),
-        &[&rev_id(3)],
-        "CREATE TABLE half (id INTEGER); INSERT INTO items (name) VALUES (NULL)",
-        "DROP TABLE half",
-    ));
-    revisions.push(sql_revision(
-        &rev_id(5),
-        &[&rev_id(4)],
-        "INSERT INTO items (name) VALUES ('never')",
-        "SELECT 1",
-    ));
-    let graph = RevisionGraph::new(revisions).unwrap();
-    let mut engine = engine(&file, &graph);
-    let error = run(&mut engine, &up("head")).unwrap_err();
-    let EngineError::StepFailed(failure) = &error else {
-        panic!("{error:?}")
-    };
-    assert_eq!(failure.step.revision, rev_id(4));
-    assert_eq!(failure.completed.len(), 3);
-    assert_eq!(failure.statement.as_ref().map(|s| s.0), Some(0));
-    assert!(
-        matches!(&failure.error, DriverError::Statement { message, .. } if message.contains("NOT NULL constraint failed: items.name")),
-        "{:?}",
-        failure.error
-    );
-    let expected_at: Heads = [rev_id(3)].into_iter().collect();
-    assert_eq!(failure.stays_at, expected_at);
-    let mut driver = file.driver();
-    assert_eq!(driver.read_heads().unwrap(), expected_at);
-    let conn = file.conn();
-    assert_eq!(count(&conn, "SELECT count(*) FROM items"), 2);
-    assert_eq!(
-        count(
-            &conn,
-            "SELECT count(*) FROM sqlite_master WHERE name = 'half'"
-        ),
-        0
-    );
-    // Every step is recorded, the failure too, with its duration.
-    let history = driver.read_history().unwrap();
-    let outcomes: Vec<(&str, &str)> = history
-        .iter()
-        .map(|h| (h.revision.as_str(), h.outcome.as_str()))
-        .collect();
-    assert_eq!(
-        outcomes,
-        [
-            (rev_id(1).as_str(), "applied"),
-            (rev_id(2).as_str(), "applied"),
-            (rev_id(3).as_str(), "applied"),
-            (rev_id(4).as_str(), "failed"),
-        ]
-    );
-    let failed = history.last().unwrap();
-    assert!(failed.error.as_deref().unwrap().contains("NOT NULL"));
-    assert!(failed.duration_ms >= 0.0);
-    // The foreign keys setting is back after the failure.
-    assert_eq!(count(driver.connection(), "PRAGMA foreign_keys"), 1);
 }
 
 #[test]
@@ -303,9 +200,9 @@ fn a_rebuild_of_a_referenced_table_keeps_the_referring_rows() {
         count(&conn, "SELECT count(*) FROM child WHERE parent_id = 1"),
         1
     );
-    assert_live_matches(&file, &graph, "head");
+    assert_live_matches(&mut file.driver(), &graph, "head");
     run(&mut engine, &down("base")).unwrap();
-    assert_live_matches(&file, &graph, "base");
+    assert_live_matches(&mut file.driver(), &graph, "base");
 }
 
 #[test]
@@ -348,23 +245,6 @@ fn a_waiting_migrator_gets_the_lock_when_it_is_released() {
     std::thread::sleep(Duration::from_millis(200));
     drop(holder);
     waiter.join().unwrap().unwrap();
-}
-
-#[test]
-fn the_engine_fails_fast_when_another_migrator_holds_the_lock() {
-    let file = TestFile::new();
-    let graph = small_graph();
-    let mut holder = file.driver();
-    assert!(holder.try_lock().unwrap());
-    let mut options = options();
-    options.lock_wait = Duration::from_millis(200);
-    let mut engine = migrate_engine::Engine::new(Box::new(file.driver()), &graph, options);
-    let error = run(&mut engine, &up("head")).unwrap_err();
-    assert!(
-        matches!(error, EngineError::Driver(DriverError::LockBusy(_))),
-        "{error:?}"
-    );
-    assert!(file.driver().read_heads().unwrap().is_empty());
 }
 
 #[test]
@@ -437,28 +317,6 @@ fn an_in_memory_database_migrates_privately() {
     let text: Vec<String> = report.differences.iter().map(ToString::to_string).collect();
     assert_eq!(text.len(), 1, "{text:?}");
     assert!(text[0].contains("items"), "{text:?}");
-}
-
-#[test]
-fn check_reports_drift_made_behind_the_tools_back() {
-    let file = TestFile::new();
-    let graph = identity_schema::graph();
-    let mut engine = engine(&file, &graph);
-    run(&mut engine, &up("094916cde150")).unwrap();
-    let report = engine.check().unwrap();
-    assert!(report.differences.is_empty(), "{:?}", report.differences);
-    assert_eq!(report.pending.len(), graph.revisions().len() - 5);
-    file.conn()
-        .execute_batch("CREATE INDEX ix_manual ON users (last_name); DROP INDEX ix_users_status")
-        .unwrap();
-    let report = engine.check().unwrap();
-    let text: Vec<String> = report.differences.iter().map(ToString::to_string).collect();
-    assert_eq!(text.len(), 2, "{text:?}");
-    assert!(text.iter().any(|d| d.contains("ix_manual")), "{text:?}");
-    assert!(
-        text.iter().any(|d| d.contains("ix_users_status")),
-        "{text:?}"
-    );
 }
 
 /// A revision whose SQL differs by dialect.
