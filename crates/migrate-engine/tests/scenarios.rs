@@ -107,12 +107,12 @@ fn the_identity_chain_steps_up_and_down_matching_schema_at(kind: Kind) {
     };
     for id in &ids {
         let reports = run(&mut engine, &up("+1")).unwrap();
-        assert_eq!(report_ids(&reports), [id.clone()]);
+        assert_eq!(report_ids(&reports), std::slice::from_ref(id));
         assert_step(id, Direction::Up, Some(id));
     }
     for (i, id) in ids.iter().enumerate().rev() {
         let reports = run(&mut engine, &down("-1")).unwrap();
-        assert_eq!(report_ids(&reports), [id.clone()]);
+        assert_eq!(report_ids(&reports), std::slice::from_ref(id));
         assert_step(
             id,
             Direction::Down,
