@@ -9,16 +9,6 @@ use migrate_core::{Index, Op, Revision, RevisionGraph, TableName};
 use migrate_engine::{Engine, EngineError, Intent, Options, Script};
 use migrate_testkit::TestDb;
 
-/// Every statement of a script, in the order a run executes them.
-fn flatten(script: &Script) -> Vec<String> {
-    let mut all = script.bootstrap.clone();
-    for step in &script.steps {
-        all.extend(step.statements.iter().cloned());
-        all.extend(step.bookkeeping.iter().cloned());
-    }
-    all
-}
-
 /// Asks for the script, checks it changed nothing, runs the intent through a recording driver,
 /// and checks that the run executed exactly the script.
 fn assert_script_is_what_runs(db: &TestDb, graph: &RevisionGraph, intent: &Intent) -> Script {
@@ -29,27 +19,7 @@ fn assert_script_is_what_runs(db: &TestDb, graph: &RevisionGraph, intent: &Inten
     assert!(!script.single_transaction);
     drop(dry);
 
-    let (recording, log) = Recording::new(Box::new(driver(db)));
-    let mut real = Engine::new(Box::new(recording), graph, options());
-    let reports = run(&mut real, intent).unwrap();
-    let executed = log.lock().unwrap().clone();
-    assert_eq!(
-        executed,
-        flatten(&script),
-        "the run executed something other than the script"
-    );
-    // The reports say the same, step by step.
-    assert_eq!(reports.len(), script.steps.len());
-    for (report, step) in reports.iter().zip(&script.steps) {
-        assert_eq!(report.step, step.step);
-        let planned: Vec<String> = step
-            .statements
-            .iter()
-            .chain(&step.bookkeeping)
-            .cloned()
-            .collect();
-        assert_eq!(report.executed, planned);
-    }
+    assert_run_executes(Box::new(driver(db)), graph, intent, &script);
     script
 }
 
@@ -200,7 +170,7 @@ fn single_transaction_mode_applies_every_step_when_all_succeed() {
         report_ids(&reports),
         ["c1000000000a", "c2000000000b", "c3000000000c"]
     );
-    assert_eq!(*log.lock().unwrap(), flatten(&script));
+    assert_eq!(*log.lock().unwrap(), script_statements(&script));
     assert!(["a", "b", "c"].iter().all(|t| relation_exists(&db, t)));
     assert_eq!(versions(&db), ["c3000000000c"]);
     let history = history(&db);

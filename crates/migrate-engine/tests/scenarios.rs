@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use migrate_core::driver::DriverError;
-use migrate_core::{Direction, RevisionGraph};
-use migrate_engine::{EngineError, Script, StepReport};
+use migrate_core::Direction;
+use migrate_engine::{EngineError, StepReport};
 use migrate_testkit::harness::*;
 use migrate_testkit::{both, Backend, Kind};
 use std::sync::Barrier;
@@ -21,16 +21,6 @@ both!(a_second_migrator_gives_up_with_lock_busy_and_runs_once_the_lock_is_releas
 both!(a_dropped_holder_releases_the_lock);
 both!(concurrent_migrators_apply_each_revision_once);
 both!(check_reports_drift_made_behind_the_tools_back);
-
-/// Every statement of a script, in the order a run executes them.
-fn flatten(script: &Script) -> Vec<String> {
-    let mut all = script.bootstrap.clone();
-    for step in &script.steps {
-        all.extend(step.statements.iter().cloned());
-        all.extend(step.bookkeeping.iter().cloned());
-    }
-    all
-}
 
 fn the_dry_run_is_what_the_run_executes(kind: Kind) {
     let db = Backend::new(kind);
@@ -48,25 +38,7 @@ fn the_dry_run_is_what_the_run_executes(kind: Kind) {
             assert!(script.bootstrap.is_empty());
         }
         assert_eq!(script.steps.len(), graph.revisions().len());
-        let (recording, log) = Recording::new(db.driver());
-        let mut real = migrate_engine::Engine::new(Box::new(recording), &graph, options());
-        let reports = run(&mut real, &intent).unwrap();
-        assert_eq!(
-            *log.lock().unwrap(),
-            flatten(&script),
-            "the run executed something other than the script"
-        );
-        assert_eq!(reports.len(), script.steps.len());
-        for (report, planned) in reports.iter().zip(&script.steps) {
-            assert_eq!(report.step, planned.step);
-            let statements: Vec<String> = planned
-                .statements
-                .iter()
-                .chain(&planned.bookkeeping)
-                .cloned()
-                .collect();
-            assert_eq!(report.executed, statements);
-        }
+        assert_run_executes(db.driver(), &graph, &intent, &script);
         assert_live_matches(db.driver().as_mut(), &graph, &format!("{intent:?}"));
     }
 }
@@ -122,30 +94,6 @@ fn the_identity_chain_steps_up_and_down_matching_schema_at(kind: Kind) {
     assert!(engine.status().unwrap().current.is_empty());
     // Base again: the tool's own tables stay, holding the whole story.
     assert!(db.table_exists(VERSION_TABLE) && db.table_exists(HISTORY_TABLE));
-}
-
-/// Three revisions: a table, a row, another row.
-fn small_chain() -> Vec<migrate_core::Revision> {
-    vec![
-        sql_revision(
-            &rev_id(1),
-            &[],
-            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
-            "DROP TABLE items",
-        ),
-        sql_revision(
-            &rev_id(2),
-            &[&rev_id(1)],
-            "INSERT INTO items (id, name) VALUES (1, 'a')",
-            "DELETE FROM items WHERE id = 1",
-        ),
-        sql_revision(
-            &rev_id(3),
-            &[&rev_id(2)],
-            "INSERT INTO items (id, name) VALUES (2, 'b')",
-            "DELETE FROM items WHERE id = 2",
-        ),
-    ]
 }
 
 fn a_failing_revision_keeps_the_last_good_one_and_nothing_of_itself(kind: Kind) {
@@ -245,34 +193,9 @@ fn a_dropped_holder_releases_the_lock(kind: Kind) {
     assert_eq!(run(&mut engine, &up("head")).unwrap().len(), 3);
 }
 
-/// Thirty revisions: the first creates a counter table, every one (the first included) inserts
-/// its row, so that applying any revision twice would show as a duplicate.
-fn counter_graph() -> RevisionGraph {
-    let revisions = (1..=30)
-        .map(|n| {
-            let id = rev_id(n);
-            let parent = (n > 1).then(|| rev_id(n - 1));
-            let down: Vec<&str> = parent.iter().map(String::as_str).collect();
-            let insert = format!("INSERT INTO counter (revision) VALUES ('{id}')");
-            let up = if n == 1 {
-                format!("CREATE TABLE counter (revision VARCHAR(32) NOT NULL); {insert}")
-            } else {
-                insert
-            };
-            sql_revision(
-                &id,
-                &down,
-                &up,
-                &format!("DELETE FROM counter WHERE revision = '{id}'"),
-            )
-        })
-        .collect();
-    graph(revisions)
-}
-
 fn concurrent_migrators_apply_each_revision_once(kind: Kind) {
     let db = Backend::new(kind);
-    let graph = counter_graph();
+    let graph = counter_graph(30);
     let threads = 8;
     let barrier = Barrier::new(threads);
     let results: Vec<Result<Vec<StepReport>, EngineError>> = std::thread::scope(|scope| {

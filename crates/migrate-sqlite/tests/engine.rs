@@ -12,31 +12,6 @@ use migrate_core::{Heads, RevisionGraph};
 use migrate_sqlite::{SqliteDriver, SqliteOptions, SqliteStateSql, SqliteTarget};
 use std::time::{Duration, Instant};
 
-/// Three revisions: a table, a row, another row.
-fn small_graph() -> RevisionGraph {
-    RevisionGraph::new(vec![
-        sql_revision(
-            &rev_id(1),
-            &[],
-            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
-            "DROP TABLE items",
-        ),
-        sql_revision(
-            &rev_id(2),
-            &[&rev_id(1)],
-            "INSERT INTO items (name) VALUES ('a')",
-            "DELETE FROM items WHERE name = 'a'",
-        ),
-        sql_revision(
-            &rev_id(3),
-            &[&rev_id(2)],
-            "INSERT INTO items (name) VALUES ('b')",
-            "DELETE FROM items WHERE name = 'b'",
-        ),
-    ])
-    .unwrap()
-}
-
 #[test]
 fn a_new_file_is_created_and_reads_as_base() {
     let file = TestFile::new();
@@ -305,7 +280,7 @@ fn the_history_statement_runs_in_a_plain_session_too() {
 
 #[test]
 fn an_in_memory_database_migrates_privately() {
-    let graph = small_graph();
+    let graph = graph(small_chain());
     let driver = SqliteDriver::connect(&SqliteTarget::Memory, SqliteOptions::default()).unwrap();
     let mut engine = migrate_engine::Engine::new(Box::new(driver), &graph, options());
     run(&mut engine, &up("head")).unwrap();

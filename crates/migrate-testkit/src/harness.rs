@@ -153,6 +153,44 @@ pub fn assert_live_matches(driver: &mut dyn Driver, graph: &RevisionGraph, at: &
     assert_eq!(live, canonical, "at {at}");
 }
 
+/// Every statement of a script, in the order a run executes them.
+pub fn script_statements(script: &migrate_engine::Script) -> Vec<String> {
+    let mut all = script.bootstrap.clone();
+    for step in &script.steps {
+        all.extend(step.statements.iter().chain(&step.bookkeeping).cloned());
+    }
+    all
+}
+
+/// Runs `intent` on a [`Recording`] of `driver` and asserts that the run executed exactly
+/// `script` (the dry run's plan), statement by statement, and reported it step by step.
+pub fn assert_run_executes(
+    driver: Box<dyn Driver>,
+    graph: &RevisionGraph,
+    intent: &Intent,
+    script: &migrate_engine::Script,
+) {
+    let (recording, log) = Recording::new(driver);
+    let mut real = Engine::new(Box::new(recording), graph, options());
+    let reports = run(&mut real, intent).expect("the run succeeds");
+    assert_eq!(
+        *log.lock().expect("the log is not poisoned"),
+        script_statements(script),
+        "the run executed something other than the script"
+    );
+    assert_eq!(reports.len(), script.steps.len());
+    for (report, step) in reports.iter().zip(&script.steps) {
+        assert_eq!(report.step, step.step);
+        let statements: Vec<String> = step
+            .statements
+            .iter()
+            .chain(&step.bookkeeping)
+            .cloned()
+            .collect();
+        assert_eq!(report.executed, statements);
+    }
+}
+
 // ---- synthetic revisions ---------------------------------------------------------------
 
 /// `CREATE TABLE <name> (id integer NOT NULL PRIMARY KEY)`.
@@ -209,6 +247,56 @@ pub fn sql_revision(id: &str, down: &[&str], up_sql: &str, down_sql: &str) -> Re
 /// Twelve hex digits for revision number `n`.
 pub fn rev_id(n: usize) -> String {
     format!("{n:012x}")
+}
+
+/// Three revisions in both dialects: a table `items (id, name NOT NULL)`, a row, another row.
+pub fn small_chain() -> Vec<Revision> {
+    vec![
+        sql_revision(
+            &rev_id(1),
+            &[],
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+            "DROP TABLE items",
+        ),
+        sql_revision(
+            &rev_id(2),
+            &[&rev_id(1)],
+            "INSERT INTO items (id, name) VALUES (1, 'a')",
+            "DELETE FROM items WHERE id = 1",
+        ),
+        sql_revision(
+            &rev_id(3),
+            &[&rev_id(2)],
+            "INSERT INTO items (id, name) VALUES (2, 'b')",
+            "DELETE FROM items WHERE id = 2",
+        ),
+    ]
+}
+
+/// `revisions` revisions in both dialects: the first creates a table `counter (revision)`,
+/// every one (the first included) inserts its own row, so that applying any revision twice
+/// shows as a duplicate.
+pub fn counter_graph(revisions: usize) -> RevisionGraph {
+    let revisions = (1..=revisions)
+        .map(|n| {
+            let id = rev_id(n);
+            let parent = (n > 1).then(|| rev_id(n - 1));
+            let down: Vec<&str> = parent.iter().map(String::as_str).collect();
+            let insert = format!("INSERT INTO counter (revision) VALUES ('{id}')");
+            let up = if n == 1 {
+                format!("CREATE TABLE counter (revision VARCHAR(32) NOT NULL); {insert}")
+            } else {
+                insert
+            };
+            sql_revision(
+                &id,
+                &down,
+                &up,
+                &format!("DELETE FROM counter WHERE revision = '{id}'"),
+            )
+        })
+        .collect();
+    graph(revisions)
 }
 
 /// A graph of synthetic revisions.
