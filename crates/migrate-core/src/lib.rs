@@ -5,6 +5,7 @@
 //! ([`checksum`]), the trait a database driver implements ([`driver`]), and how the workspace
 //! waits for a lock ([`wait`]: backoff with jitter, the one exception to "no I/O": it sleeps).
 
+pub mod backup;
 pub mod checksum;
 pub mod codegen;
 pub mod diff;

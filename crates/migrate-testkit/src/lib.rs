@@ -22,6 +22,7 @@
 //! - [`harness`] is the engine harness: engines on a backend, intents, synthetic revisions,
 //!   the `schema_at` oracle, and a driver that records what it executes.
 
+pub mod archive;
 mod backend;
 mod describe;
 mod fault_cluster;

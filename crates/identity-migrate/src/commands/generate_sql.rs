@@ -4,8 +4,8 @@ use super::migrate::exact_revision;
 use super::{identity, io_error};
 use crate::args::{DialectArg, GenerateSqlArgs};
 use crate::config::Resolved;
-use crate::database::Database;
 use crate::error::CliError;
+use crate::open::Database;
 use crate::output::{self, heads_text, Framing};
 use migrate_core::{Dialect, Heads, RevisionGraph, Target};
 use migrate_engine::{EngineError, Options, Range};
@@ -44,7 +44,7 @@ pub(super) fn generate_sql(
     };
     // The resolved points go to the engine's one script function, as the dry run's do.
     let range = Range::between(graph, from.clone(), target)?;
-    let state_sql = crate::database::state_sql(dialect);
+    let state_sql = crate::open::state_sql(dialect);
     let mut script = migrate_engine::script(
         graph,
         state_sql,
