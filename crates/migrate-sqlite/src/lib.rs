@@ -13,9 +13,10 @@
 //!
 //! # One migrator at a time
 //!
-//! SQLite has no advisory locks. [`Driver::lock`] takes an exclusive OS file lock
+//! SQLite has no advisory locks. [`Driver::try_lock`] tries an exclusive OS file lock
 //! (`flock` on Unix) on `<database>.migrate-lock`, beside the database file (symbolic links
-//! resolved, so two spellings of one path share a lock), polling it within the budget. The lock
+//! resolved, so two spellings of one path share a lock); the engine polls it within its budget
+//! (`migrate_core::wait`). The lock
 //! belongs to the open file, so it is released by `unlock`, by dropping the driver, and by the
 //! kernel when the process dies: a crashed migrator never leaves it held. The lock file is left
 //! in place: removing it would let a late-comer lock a new file while another still holds the old
@@ -28,7 +29,9 @@
 //! A table rebuild drops the old table, which with foreign keys enforced would delete or null
 //! the rows of the tables that reference it, and `PRAGMA foreign_keys` cannot change inside a
 //! transaction. So [`Driver::execute_in_transaction`] turns foreign keys off before `BEGIN
-//! IMMEDIATE`, runs the statements, and before COMMIT runs `PRAGMA foreign_key_check`: if any
+//! IMMEDIATE`, runs the statements, and before COMMIT runs the foreign-key check (these framing
+//! statements are SQLite's `migrate_core::render::transaction_framing`, which a dry run prints
+//! too): if any
 //! row of the database then breaks a foreign key the transaction is rolled back, so nothing is
 //! committed that breaks one. Foreign keys are turned back on (as configured) on every path out.
 //! One consequence: ON DELETE actions do not fire inside a migration, so a data migration that
