@@ -132,15 +132,16 @@ fn dry_run_sqlite_base_to_head() {
 }
 
 /// The SQLite dry run frames each transaction as the driver runs it (foreign keys off,
-/// `BEGIN IMMEDIATE`, the foreign-key check before `COMMIT`: the same texts the driver
+/// `BEGIN IMMEDIATE`, the foreign-key guard before `COMMIT`: the same texts the driver
 /// executes, from `migrate_core::render::transaction_framing`), and the printed script, run by
 /// the `sqlite3` shell on one file, leaves what `migrate` leaves on another.
 #[test]
 fn sqlite_dry_run_prints_what_the_driver_runs() {
-    use migrate_core::render::{transaction_framing, FOREIGN_KEY_CHECK};
+    use migrate_core::render::{transaction_framing, FOREIGN_KEY_GUARD};
     let framing = transaction_framing(migrate_core::Dialect::Sqlite);
     assert_eq!(framing.begin, "BEGIN IMMEDIATE");
-    assert_eq!(framing.checks, [FOREIGN_KEY_CHECK]);
+    assert_eq!(framing.checks, FOREIGN_KEY_GUARD);
+    let guard_end = format!("{};", FOREIGN_KEY_GUARD[2]);
 
     let dir = tempdir();
     let url = |file: &str| format!("sqlite:///{}", dir.path().join(file).display());
@@ -160,18 +161,16 @@ fn sqlite_dry_run_prints_what_the_driver_runs() {
         "a plain BEGIN is not what runs:\n{text}"
     );
     let begins = lines.iter().filter(|l| **l == "BEGIN IMMEDIATE;").count();
-    let checks = lines
-        .iter()
-        .filter(|l| **l == format!("{FOREIGN_KEY_CHECK};"))
-        .count();
+    let checks = lines.iter().filter(|l| **l == guard_end).count();
     let commits = lines.iter().filter(|l| **l == "COMMIT;").count();
     // The tool's tables, then one transaction per revision.
     assert_eq!(begins, 1 + chain().len(), "{text}");
     assert_eq!((checks, commits), (begins, begins), "{text}");
-    // Each check comes right before its COMMIT.
+    // Each check, whole, comes right before its COMMIT.
     for (i, line) in lines.iter().enumerate() {
         if *line == "COMMIT;" {
-            assert_eq!(lines[i - 1], format!("{FOREIGN_KEY_CHECK};"), "{text}");
+            let guard: Vec<String> = FOREIGN_KEY_GUARD.iter().map(|s| format!("{s};")).collect();
+            assert_eq!(lines[i - 3..i], guard, "{text}");
         }
     }
 

@@ -262,10 +262,10 @@ impl SqliteDriver {
         }
     }
 
-    /// The rows that `check` (a query of the foreign-key check's columns: table, rowid,
+    /// The rows that `listing` (a query of the foreign-key check's columns: table, rowid,
     /// referenced table) returns, described (at most a few), or `None`.
-    fn violations(&self, check: &str) -> Result<Option<String>, DriverError> {
-        let mut stmt = self.conn.prepare(check).map_err(classify)?;
+    fn violations(&self, listing: &str) -> Result<Option<String>, DriverError> {
+        let mut stmt = self.conn.prepare(listing).map_err(classify)?;
         let rows: Vec<(String, Option<i64>, String)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(classify)?
@@ -578,22 +578,22 @@ impl Driver for SqliteDriver {
                 }
             }
             for check in framing.checks {
-                match self.violations(check) {
-                    Ok(None) => {}
-                    Ok(Some(broken)) => {
-                        self.rollback();
-                        return Err(at_begin(DriverError::Statement {
+                if let Err(e) = self.conn.execute_batch(check) {
+                    // The check failed: say which rows broke a foreign key, as the listing
+                    // query finds them.
+                    let error = match self.violations(FOREIGN_KEY_CHECK) {
+                        Ok(Some(broken)) => DriverError::Statement {
                             code: None,
                             message: format!(
                                 "FOREIGN KEY constraint failed: {broken}; nothing was committed \
                                  (PRAGMA foreign_key_check lists them)"
                             ),
-                        }));
-                    }
-                    Err(e) => {
-                        self.rollback();
-                        return Err(at_begin(e));
-                    }
+                        },
+                        Ok(None) => classify(e),
+                        Err(listing) => listing,
+                    };
+                    self.rollback();
+                    return Err(at_begin(error));
                 }
             }
             if let Err(e) = self.conn.execute_batch(framing.commit) {

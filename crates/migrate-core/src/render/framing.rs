@@ -11,8 +11,9 @@ pub struct TransactionFraming {
     pub before: &'static [&'static str],
     /// Opens the transaction.
     pub begin: &'static str,
-    /// Queries run after the revision's statements, before `commit`: a check fails (and the
-    /// transaction is rolled back) when it returns a row.
+    /// Statements run after the revision's own, before `commit`, that fail (and so roll the
+    /// transaction back, in the driver as in a shell run with `-bail`) when the transaction
+    /// broke what the database did not enforce meanwhile.
     pub checks: &'static [&'static str],
     /// Commits the transaction.
     pub commit: &'static str,
@@ -33,9 +34,19 @@ const POSTGRES: TransactionFraming = TransactionFraming {
 const SQLITE: TransactionFraming = TransactionFraming {
     before: &["PRAGMA foreign_keys = OFF"],
     begin: "BEGIN IMMEDIATE",
-    checks: &[FOREIGN_KEY_CHECK],
+    checks: &FOREIGN_KEY_GUARD,
     commit: "COMMIT",
 };
+
+/// SQLite's foreign-key check as statements that fail when a row breaks a foreign key: a row
+/// inserted for each broken one into a temporary table whose CHECK refuses it, naming the
+/// failure (the renderer's refusals work the same way). A query alone would only list the rows
+/// in a shell, which would then commit.
+pub const FOREIGN_KEY_GUARD: [&str; 3] = [
+    "CREATE TEMP TABLE _identity_migrate_foreign_keys (broken BOOLEAN CONSTRAINT \"a row references a missing row: PRAGMA foreign_key_check lists them\" CHECK (NOT broken))",
+    "INSERT INTO temp._identity_migrate_foreign_keys (broken) SELECT TRUE FROM pragma_foreign_key_check LIMIT 1",
+    "DROP TABLE temp._identity_migrate_foreign_keys",
+];
 
 /// The rows of the SQLite database that break a foreign key: table, rowid, referenced table.
 pub const FOREIGN_KEY_CHECK: &str = "SELECT \"table\", rowid, parent FROM pragma_foreign_key_check";
