@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::{assert_one_error_line, chain, head, run, tempdir, Json, Out, R2};
+use common::{
+    assert_one_error_line, chain, head, parse_json, run, tempdir, Json, JsonExt, Out, R2,
+};
 use migrate_testkit::{both, Kind, TestDb};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -103,11 +105,11 @@ impl Backend {
     /// The revision(s) the database is at, from `status --json`.
     fn current(&self, dir: &Path) -> Vec<String> {
         let out = self.run(dir, &["status", "--json"]).ok();
-        Json::parse(&out.stdout)
-            .get("current")
+        parse_json(&out.stdout)
+            .at("current")
             .items()
             .iter()
-            .map(|c| c.get("revision").str().to_owned())
+            .map(|c| c.at("revision").str().to_owned())
             .collect()
     }
 
@@ -117,9 +119,17 @@ impl Backend {
     fn assert_clean(&self, dir: &Path) {
         let out = self.run(dir, &["check", "--json"]);
         assert!(out.code == 0 || out.code == 3, "check:\n{out}");
-        let report = Json::parse(&out.stdout);
-        assert_eq!(report.get("differences").items(), [], "drift:\n{out}");
-        assert_eq!(report.get("changed").items(), [], "changed:\n{out}");
+        let report = parse_json(&out.stdout);
+        assert_eq!(
+            report.at("differences").items(),
+            &[] as &[Json],
+            "drift:\n{out}"
+        );
+        assert_eq!(
+            report.at("changed").items(),
+            &[] as &[Json],
+            "changed:\n{out}"
+        );
     }
 
     /// Runs `intent` through the engine with `graph` directly, as another release of the tool
@@ -187,17 +197,17 @@ fn manifest_content(archive: &Path) -> BTreeMap<String, (String, String)> {
     let mut manifest_name = archive.as_os_str().to_owned();
     manifest_name.push(".manifest.json");
     let text = std::fs::read_to_string(PathBuf::from(manifest_name)).expect("read the manifest");
-    let manifest = Json::parse(&text);
-    let rows = manifest.get("tables");
-    let digests = manifest.get("table_sha256");
+    let manifest = parse_json(&text);
+    let rows = manifest.at("tables");
+    let digests = manifest.at("table_sha256");
     rows.keys()
         .into_iter()
         .map(|table| {
             (
                 table.clone(),
                 (
-                    rows.get(&table).number().to_string(),
-                    digests.get(&table).str().to_owned(),
+                    rows.at(&table).number().to_string(),
+                    digests.at(&table).str().to_owned(),
                 ),
             )
         })
@@ -419,8 +429,8 @@ fn corrupted_backups_are_refused_and_the_target_is_unchanged(kind: Kind) {
             "a manifest that does not match",
             bytes.clone(),
             manifest.replace(
-                Json::parse(&manifest).get("files").items()[0]
-                    .get("sha256")
+                parse_json(&manifest).at("files").items()[0]
+                    .at("sha256")
                     .str(),
                 &"0".repeat(64),
             ),

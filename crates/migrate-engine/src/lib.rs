@@ -183,21 +183,32 @@ pub enum Event {
 }
 
 /// Why a command could not do its work. Every message tells the operator what to do next.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
     /// The database could not be used.
-    Driver(DriverError),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
     /// A target or the database's recorded state could not be resolved.
-    Resolve(ResolveError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     /// A revision could not be rendered (the revision itself is wrong).
-    Render(RenderError),
+    #[error("revision cannot be rendered: {0}")]
+    Render(#[from] RenderError),
     /// Applied revisions changed after they were applied.
+    #[error(
+        "applied revision(s) {} changed since they were applied (checksum differs): review the change, then rerun with --accept-changed",
+        .0.join(", ")
+    )]
     ChangedRevisions(Vec<String>),
     /// Single-transaction mode with a revision that cannot run in a transaction.
+    #[error(
+        "revision {0} cannot run inside a transaction, so --single-transaction cannot be used"
+    )]
     NotTransactional(String),
     /// A step failed; everything before it stays applied, nothing of it does.
-    StepFailed(Box<StepFailure>),
+    #[error("{0}")]
+    StepFailed(#[source] Box<StepFailure>),
 }
 
 /// A failed step, and what the run had completed before it.
@@ -219,75 +230,49 @@ pub struct StepFailure {
     pub committed_phases: usize,
 }
 
-impl fmt::Display for EngineError {
+impl fmt::Display for StepFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EngineError::Driver(e) => e.fmt(f),
-            EngineError::Resolve(e) => e.fmt(f),
-            EngineError::Render(e) => write!(f, "revision cannot be rendered: {e}"),
-            EngineError::ChangedRevisions(ids) => write!(
-                f,
-                "applied revision(s) {} changed since they were applied (checksum differs): review the change, then rerun with --accept-changed",
-                ids.join(", ")
-            ),
-            EngineError::NotTransactional(id) => write!(
-                f,
-                "revision {id} cannot run inside a transaction, so --single-transaction cannot be used"
-            ),
-            EngineError::StepFailed(failure) => {
-                let StepFailure {
-                    step,
-                    statement,
-                    error,
-                    completed,
-                    stays_at,
-                    committed_phases,
-                } = failure.as_ref();
-                let at = heads_text(stays_at);
-                write!(
-                    f,
-                    "{} of revision {} failed",
-                    if step.direction == Direction::Up { "upgrade" } else { "downgrade" },
-                    step.revision
-                )?;
-                if let Some((i, sql)) = statement {
-                    write!(f, " at statement {} ({})", i + 1, first_line(sql))?;
-                }
-                write!(
-                    f,
-                    ": {error}; the database stays at {at}, with {} step(s) of this run completed before it",
-                    completed.len()
-                )?;
-                if *committed_phases > 0 {
-                    write!(
-                        f,
-                        " ({committed_phases} phase(s) of {} are committed: run migrate again to resume it)",
-                        step.revision
-                    )?;
-                }
-                Ok(())
-            }
+        let StepFailure {
+            step,
+            statement,
+            error,
+            completed,
+            stays_at,
+            committed_phases,
+        } = self;
+        let at = heads_text(stays_at);
+        write!(
+            f,
+            "{} of revision {} failed",
+            if step.direction == Direction::Up {
+                "upgrade"
+            } else {
+                "downgrade"
+            },
+            step.revision
+        )?;
+        if let Some((i, sql)) = statement {
+            write!(f, " at statement {} ({})", i + 1, first_line(sql))?;
         }
+        write!(
+            f,
+            ": {error}; the database stays at {at}, with {} step(s) of this run completed before it",
+            completed.len()
+        )?;
+        if *committed_phases > 0 {
+            write!(
+                f,
+                " ({committed_phases} phase(s) of {} are committed: run migrate again to resume it)",
+                step.revision
+            )?;
+        }
+        Ok(())
     }
 }
 
-impl std::error::Error for EngineError {}
-
-impl From<DriverError> for EngineError {
-    fn from(e: DriverError) -> Self {
-        EngineError::Driver(e)
-    }
-}
-
-impl From<ResolveError> for EngineError {
-    fn from(e: ResolveError) -> Self {
-        EngineError::Resolve(e)
-    }
-}
-
-impl From<RenderError> for EngineError {
-    fn from(e: RenderError) -> Self {
-        EngineError::Render(e)
+impl std::error::Error for StepFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 

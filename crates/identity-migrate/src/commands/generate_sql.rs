@@ -6,7 +6,8 @@ use crate::args::{DialectArg, GenerateSqlArgs};
 use crate::config::Resolved;
 use crate::error::CliError;
 use crate::open::Database;
-use crate::output::{self, heads_text, Framing};
+use crate::output::{heads_text, Framing};
+use crate::report::{self, Format};
 use migrate_core::{Dialect, Heads, RevisionGraph, Target};
 use migrate_engine::{EngineError, Options, Range};
 use std::io::Write;
@@ -38,10 +39,6 @@ pub(super) fn generate_sql(
         None => current_or_base(cfg, graph, &database)?,
     };
     let target = graph.resolve(&args.to, &from).map_err(EngineError::from)?;
-    let to_text = match &target {
-        Target::Base => "base".to_owned(),
-        Target::Revisions(ids) => heads_text(ids),
-    };
     // The resolved points go to the engine's one script function, as the dry run's do.
     let range = Range::between(graph, from.clone(), target)?;
     let state_sql = crate::open::state_sql(dialect);
@@ -56,49 +53,51 @@ pub(super) fn generate_sql(
     // script then frames each revision as `migrate` runs it.
     let one_transaction = script.steps.iter().all(|s| s.transactional);
     script.single_transaction = one_transaction;
-    let (dialect_name, apply, framing) = if dialect == Dialect::Sqlite {
+    let (apply_with, framing) = if dialect == Dialect::Sqlite {
         (
-            "SQLite",
             "Apply with: sqlite3 -bail DATABASE < FILE (the script is one transaction: all or nothing)",
             Framing::Transactions,
         )
     } else if one_transaction {
         (
-            "PostgreSQL",
             "Apply with: psql -v ON_ERROR_STOP=1 -1 -f FILE (one transaction: all or nothing)",
             Framing::Bare,
         )
     } else {
         (
-            "PostgreSQL",
             "Apply with: psql -v ON_ERROR_STOP=1 -f FILE (each revision in its own transaction, as `migrate` runs them; a concurrent index build outside any)",
             Framing::Transactions,
         )
     };
-    let mut header = vec![
-        "identity-migrate generate-sql".to_owned(),
-        format!(
-            "Range: {} -> {to_text} ({} step(s)), {dialect_name}",
-            heads_text(&from),
-            script.steps.len()
-        ),
-        apply.to_owned(),
-    ];
-    if script.steps.iter().any(|s| !s.transactional) {
-        header.push(
-            "WARNING: some statements cannot run in a transaction: apply without -1".to_owned(),
-        );
-    }
+    let to = match &range.to {
+        Target::Base => Vec::new(),
+        Target::Revisions(ids) => ids.iter().cloned().collect(),
+    };
+    let report = report::GeneratedSql {
+        dialect: if dialect == Dialect::Sqlite {
+            "sqlite"
+        } else {
+            "postgresql"
+        }
+        .to_owned(),
+        from: from.iter().cloned().collect(),
+        to,
+        apply_with: apply_with.to_owned(),
+        outside_transaction: script.steps.iter().any(|s| !s.transactional),
+        steps: script.steps.iter().map(report::PlannedStep::of).collect(),
+        script,
+        framing,
+    };
     match &args.output {
         Some(path) => {
             let mut buffer = Vec::new();
-            output::script(&mut buffer, &header, &script, framing).map_err(io_error)?;
+            report::emit(&mut buffer, &report, Format::Text).map_err(io_error)?;
             std::fs::write(path, buffer)
                 .map_err(|e| CliError::Io(format!("cannot write {}: {e}", path.display())))?;
-            log::info!("wrote {} ({} step(s))", path.display(), script.steps.len());
+            log::info!("wrote {} ({} step(s))", path.display(), report.steps.len());
             Ok(())
         }
-        None => output::script(out, &header, &script, framing).map_err(io_error),
+        None => report::emit(out, &report, Format::Text).map_err(io_error),
     }
 }
 
@@ -131,7 +130,7 @@ pub(super) fn current_or_base(
         // A connection that fails is a failure, as for every other reading command: a script
         // "from base" for a database that is not at base would be dangerous. `--from base`
         // asks for that script explicitly.
-        Err(CliError::Engine(EngineError::Driver(e))) => Err(CliError::Io(format!(
+        Err(CliError::Driver(e)) => Err(CliError::Io(format!(
             "{e} (to generate the script without a connection, pass --from REV, or --from base for the whole chain)"
         ))),
         Err(e) => Err(e),
