@@ -1,7 +1,7 @@
 //! The same scenarios on PostgreSQL and on SQLite, through the binary as an operator runs it.
 //!
-//! Each scenario is written once, over [`Backend`], and instantiated for both databases by
-//! [`both!`]. The schema is compared with what the revisions define by `check`, which
+//! Each scenario is written once, over [`Backend`], and instantiated for both databases by the
+//! test kit's [`both!`]. The schema is compared with what the revisions define by `check`, which
 //! introspects the database and compares it with the canonical form of `schema_at` of its
 //! revision; content is compared through the backup manifest, which holds a row count and a
 //! SHA-256 of the data of every table.
@@ -11,7 +11,7 @@ mod common;
 use common::{
     assert_one_error_line, chain, head, parse_json, run, tempdir, Json, JsonExt, Out, R2,
 };
-use migrate_testkit::TestDb;
+use migrate_testkit::{both, Kind, TestDb};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,12 +20,6 @@ use std::process::Command;
 enum Backend {
     Postgres(TestDb),
     Sqlite(PathBuf),
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Postgres,
-    Sqlite,
 }
 
 impl Backend {
@@ -226,22 +220,6 @@ fn without_history(
 ) -> BTreeMap<String, (String, String)> {
     content.retain(|table, _| !table.contains("identity_migrate_history"));
     content
-}
-
-/// Instantiates a scenario `fn(Kind)` as one test per database.
-macro_rules! both {
-    ($scenario:ident) => {
-        mod $scenario {
-            #[test]
-            fn postgres() {
-                super::$scenario(super::Kind::Postgres);
-            }
-            #[test]
-            fn sqlite() {
-                super::$scenario(super::Kind::Sqlite);
-            }
-        }
-    };
 }
 
 both!(whole_chain_up_down_up_matches_schema_at_every_step);

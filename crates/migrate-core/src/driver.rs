@@ -217,8 +217,9 @@ pub trait Driver {
     fn state_sql(&self) -> &dyn StateSql;
     /// The server's product and version, e.g. `PostgreSQL 15.19`.
     fn server_version(&mut self) -> Result<String, DriverError>;
-    /// Takes the migration lock (held until `unlock` or disconnect), waiting at most `budget`.
-    fn lock(&mut self, budget: Duration) -> Result<(), DriverError>;
+    /// Tries once, without waiting, to take the migration lock (held until `unlock` or
+    /// disconnect): `false` when another migrator holds it. The engine owns the waiting.
+    fn try_lock(&mut self) -> Result<bool, DriverError>;
     /// Releases the migration lock if held; harmless otherwise.
     fn unlock(&mut self) -> Result<(), DriverError>;
     /// Which of the tool's own tables exist.

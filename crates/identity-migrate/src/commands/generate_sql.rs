@@ -9,7 +9,7 @@ use crate::open::Database;
 use crate::output::{heads_text, Framing};
 use crate::report::{self, Format};
 use migrate_core::{Dialect, Heads, RevisionGraph, Target};
-use migrate_engine::{EngineError, Intent, Options};
+use migrate_engine::{EngineError, Options, Range};
 use std::io::Write;
 
 pub(super) fn generate_sql(
@@ -39,42 +39,24 @@ pub(super) fn generate_sql(
         None => current_or_base(cfg, graph, &database)?,
     };
     let target = graph.resolve(&args.to, &from).map_err(EngineError::from)?;
-    let applied = graph.applied(&from).map_err(EngineError::from)?;
-    let downward = match &target {
-        Target::Base => !from.is_empty(),
-        Target::Revisions(ids) => ids.iter().all(|id| applied.contains(id)) && ids != &from,
-    };
-    // Resolved ids, so a relative `--to` means the same in the plan as in the header; several
-    // ids only come from `heads`.
-    let to_arg = match &target {
-        Target::Base => "base".to_owned(),
-        Target::Revisions(ids) if ids.len() > 1 => "heads".to_owned(),
-        Target::Revisions(ids) => heads_text(ids),
-    };
-    let intent = if downward {
-        Intent::Downgrade(to_arg)
-    } else {
-        Intent::Upgrade(to_arg)
-    };
+    // The resolved points go to the engine's one script function, as the dry run's do.
+    let range = Range::between(graph, from.clone(), target)?;
     let state_sql = crate::open::state_sql(dialect);
-    let steps =
-        migrate_engine::prepare(graph, state_sql, &Options::new(identity()), &intent, &from)?;
+    let mut script = migrate_engine::script(
+        graph,
+        state_sql,
+        &Options::new(identity()),
+        &range,
+        from.is_empty(),
+    )?;
     // A range with a revision that builds indexes concurrently cannot be one transaction: the
     // script then frames each revision as `migrate` runs it.
-    let one_transaction = steps.iter().all(|s| s.transactional);
-    let script = migrate_engine::Script {
-        bootstrap: if from.is_empty() {
-            state_sql.bootstrap_statements()
-        } else {
-            Vec::new()
-        },
-        steps,
-        single_transaction: one_transaction,
-    };
+    let one_transaction = script.steps.iter().all(|s| s.transactional);
+    script.single_transaction = one_transaction;
     let (apply_with, framing) = if dialect == Dialect::Sqlite {
         (
             "Apply with: sqlite3 -bail DATABASE < FILE (the script is one transaction: all or nothing)",
-            Framing::SqliteShell,
+            Framing::Transactions,
         )
     } else if one_transaction {
         (
@@ -87,7 +69,7 @@ pub(super) fn generate_sql(
             Framing::Transactions,
         )
     };
-    let to = match &target {
+    let to = match &range.to {
         Target::Base => Vec::new(),
         Target::Revisions(ids) => ids.iter().cloned().collect(),
     };

@@ -7,7 +7,7 @@ use crate::error::CliError;
 use crate::open::Database;
 use crate::output::{heads_text, Framing};
 use crate::report::{self, Format};
-use migrate_core::{Dialect, Direction, RevisionGraph, Target};
+use migrate_core::{Direction, RevisionGraph, Target};
 use migrate_engine::{Engine, Event, Intent};
 use std::io::Write;
 use std::time::Instant;
@@ -67,11 +67,8 @@ pub(super) fn migrate(
                 (current.clone(), current)
             }
         };
-        let framing = if database.dialect() == Dialect::Sqlite {
-            Framing::SqliteShell
-        } else {
-            Framing::Transactions
-        };
+        // The dialect's own framing: what its driver executes around each transaction.
+        let framing = Framing::Transactions;
         let report = report::DryRun {
             dry_run: true,
             database: database.redacted(),
