@@ -47,13 +47,9 @@ pub fn emit<R: Report>(out: &mut dyn Write, report: &R, format: Format) -> io::R
     }
 }
 
-/// Heads as text: `base` when empty, else ids joined by `, `.
+/// Revisions as text, by the engine's one rule (`base` when none).
 fn heads(ids: &[String]) -> String {
-    if ids.is_empty() {
-        "base".to_owned()
-    } else {
-        ids.join(", ")
-    }
+    output::heads_text(&ids.iter().cloned().collect())
 }
 
 /// `status`.
