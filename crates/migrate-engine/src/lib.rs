@@ -789,6 +789,7 @@ pub fn prepare(
                 revision.ops(step.direction),
                 &before,
                 dialect,
+                revision.table_by_table,
             )?,
             None => Vec::new(),
         };

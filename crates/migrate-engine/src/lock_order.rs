@@ -84,17 +84,94 @@ pub(crate) fn with_lock_order(
         // Not where expected: leave the statements as they are rather than guess.
         return Ok(statements);
     }
-    let locks = parents_first(&strongest, before).into_iter().map(|table| {
-        let name = match &table.schema {
-            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&table.name)),
-            None => quote_ident(&table.name),
-        };
-        format!("LOCK TABLE {name} IN {} MODE", strongest[&table].sql_name())
-    });
+    let locks: Vec<(String, LockMode)> = parents_first(&strongest, before)
+        .into_iter()
+        .map(|table| {
+            let name = match &table.schema {
+                Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&table.name)),
+                None => quote_ident(&table.name),
+            };
+            let mode = strongest[&table];
+            (name, mode)
+        })
+        .collect();
     let mut out = prefix.clone();
-    out.extend(locks);
+    out.push(lock_statement(&locks));
     out.extend(statements[prefix.len()..].iter().cloned());
     Ok(out)
+}
+
+/// The existing tables (in `existing`) whose writes `op`, run against `schema`, blocks in its
+/// transaction.
+fn write_blocked(op: &Op, schema: &Schema, existing: &Schema) -> BTreeSet<TableName> {
+    profile(op, schema, PG_MAJOR)
+        .into_iter()
+        .filter(|step| !step.autocommit && !step.unknown)
+        .flat_map(|step| step.locks)
+        .filter(|(table, mode)| mode.blocks_writes() && existing.table(table).is_some())
+        .map(|(table, _)| table)
+        .collect()
+}
+
+/// `ops` (applied to `schema`, in a revision that started at `existing`) cut into runs that
+/// each block writes to as few tables as the ops allow: a run ends where the next op blocks a
+/// table the run does not, once the run blocks one. Ops that block none (a read-only data
+/// check, a new table) stay with the run they are in. The ranges are relative to `ops`.
+pub(crate) fn table_segments(
+    ops: &[Op],
+    schema: &Schema,
+    existing: &Schema,
+) -> Vec<std::ops::Range<usize>> {
+    let mut schema = schema.clone();
+    let mut segments = Vec::new();
+    let mut start = 0;
+    let mut blocked: BTreeSet<TableName> = BTreeSet::new();
+    for (i, op) in ops.iter().enumerate() {
+        let tables = write_blocked(op, &schema, existing);
+        if !blocked.is_empty() && !tables.is_empty() && !tables.is_subset(&blocked) {
+            segments.push(start..i);
+            start = i;
+            blocked.clear();
+        }
+        blocked.extend(tables);
+        if op.apply(&mut schema).is_err() {
+            // The model refuses the rest: leave it in one piece, as the renderer will judge it.
+            break;
+        }
+    }
+    segments.push(start..ops.len());
+    segments
+}
+
+/// One statement that takes `locks` in their order, all of them within one `lock_timeout`.
+///
+/// `lock_timeout` bounds each wait for a lock, not the sum: ten `LOCK TABLE` statements under
+/// a 500 ms timeout could wait 500 ms for the second table while holding the first, and as
+/// long again for the third, while every write of the first queues behind the transaction.
+/// So one `DO` block takes them all and, before each, lowers `lock_timeout` to what is left of
+/// the session's: the whole acquisition fails with PostgreSQL's own lock timeout (55P03, which
+/// the engine retries) once the session's timeout has passed since the first wait began. A
+/// `statement_timeout` would bound it too, but its error (57014) is also what a cancel sends.
+/// With no lock timeout (0, the naive mode) it waits as long as it takes.
+fn lock_statement(locks: &[(String, LockMode)]) -> String {
+    let mut body = String::new();
+    for (table, mode) in locks {
+        body.push_str(
+            "  IF budget > 0 THEN\n    \
+             PERFORM set_config('lock_timeout', greatest(1, ceil(extract(epoch FROM deadline - clock_timestamp()) * 1000))::bigint::text, true);\n  \
+             END IF;\n",
+        );
+        body.push_str(&format!(
+            "  LOCK TABLE {table} IN {} MODE;\n",
+            mode.sql_name()
+        ));
+    }
+    format!(
+        "DO $identity_migrate_locks$\nDECLARE\n  \
+         budget bigint := (SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout');\n  \
+         deadline timestamptz := clock_timestamp() + budget * interval '1 millisecond';\n\
+         BEGIN\n{body}  PERFORM set_config('lock_timeout', budget::text, true);\nEND\n$identity_migrate_locks$"
+    )
 }
 
 /// The tables, each after the tables it references by a foreign key (among these), ties and

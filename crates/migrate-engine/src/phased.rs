@@ -47,13 +47,16 @@ pub struct PhaseUnit {
 /// The phases of `ops` against `before`, or an empty list when every phase is transactional
 /// (then the step runs whole, as [`render_ops`] gives it). Consecutive ops that are one
 /// transactional phase each are rendered together, as [`render_ops`] does, so that their
-/// changes of one table stay one `ALTER TABLE`.
+/// changes of one table stay one `ALTER TABLE`; when `table_by_table` (the revision's
+/// [`migrate_core::Revision::table_by_table`]), such a run is cut where it moves on to another
+/// table whose writes it blocks, and each part after the first commits on its own.
 pub(crate) fn phase_units(
     revision: &str,
     direction: Direction,
     ops: &[Op],
     before: &Schema,
     dialect: Dialect,
+    table_by_table: bool,
 ) -> Result<Vec<PhaseUnit>, RenderError> {
     let mut schema = before.clone();
     let mut units = Vec::new();
@@ -81,30 +84,45 @@ pub(crate) fn phase_units(
                     .map_err(|e| model_error(end, e))?;
                 end += 1;
             }
-            let unit_before = schema.clone();
-            let rendered: Vec<String> =
-                render_ops(revision, direction, &ops[i..end], &mut schema, dialect)?
+            // Table by table when the revision allows it: each segment commits on its own.
+            let segments = if table_by_table {
+                crate::lock_order::table_segments(&ops[i..end], &schema, before)
+            } else {
+                vec![0..end - i]
+            };
+            for (n, segment) in segments.into_iter().enumerate() {
+                let (from, to) = (i + segment.start, i + segment.end);
+                let unit_before = schema.clone();
+                let rendered: Vec<String> =
+                    render_ops(revision, direction, &ops[from..to], &mut schema, dialect)?
+                        .into_iter()
+                        .map(|s| s.sql)
+                        .collect();
+                let ordered = crate::lock_order::with_lock_order(
+                    revision,
+                    direction,
+                    &ops[from..to],
+                    &unit_before,
+                    rendered,
+                    dialect,
+                )?;
+                let statements: Vec<migrate_core::Statement> = ordered
                     .into_iter()
-                    .map(|s| s.sql)
+                    .map(migrate_core::Statement::new)
                     .collect();
-            let ordered = crate::lock_order::with_lock_order(
-                revision,
-                direction,
-                &ops[i..end],
-                &unit_before,
-                rendered,
-                dialect,
-            )?;
-            let statements: Vec<migrate_core::Statement> = ordered
-                .into_iter()
-                .map(migrate_core::Statement::new)
-                .collect();
-            if !statements.is_empty() {
-                units.push(PhaseUnit {
-                    op: i,
-                    index: 0,
-                    phase: Phase::Transaction(statements),
-                });
+                if !statements.is_empty() {
+                    units.push(PhaseUnit {
+                        op: from,
+                        index: 0,
+                        // The first shares the transaction of what came before, as any run of
+                        // plain ops does; each later one commits what came before it.
+                        phase: if n == 0 {
+                            Phase::Transaction(statements)
+                        } else {
+                            Phase::OwnTransaction(statements)
+                        },
+                    });
+                }
             }
             i = end;
             continue;
