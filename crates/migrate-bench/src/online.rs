@@ -120,6 +120,9 @@ struct Seen {
     query: String,
 }
 
+/// The workload sessions' `application_name`, by which the sampler tells them apart.
+const LOGIN_APPLICATION: &str = "migrate-bench-login";
+
 /// How often the sampler reads `pg_stat_activity`.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
@@ -143,12 +146,19 @@ fn sample_statements(
         while !stop.load(Ordering::Relaxed) {
             let rows = client
                 .query(
-                    "SELECT pid, state || query_start::text, wait_event_type = 'Lock', \
-                     CASE WHEN state = 'active' THEN '' ELSE '(idle in transaction after) ' END \
-                     || regexp_replace(left(query, 160), '\\s+', ' ', 'g') \
-                     FROM pg_stat_activity WHERE datname = $1 AND application_name = 'identity-migrate' \
-                     AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()",
-                    &[&name],
+                    "SELECT pid, state || query_start::text || coalesce(wait_event, ''), wait_event_type = 'Lock', \
+                     CASE WHEN backend_type = 'checkpointer' THEN 'checkpointer: ' || wait_event \
+                     WHEN application_name = $2 THEN 'a login, waiting on ' || wait_event_type || ' ' || wait_event || ': ' \
+                     || left(query, 60) \
+                     ELSE CASE WHEN state = 'active' THEN '' ELSE '(idle in transaction after) ' END \
+                     || regexp_replace(left(query, 160), '\\s+', ' ', 'g') END \
+                     FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ( \
+                     (datname = $1 AND application_name = 'identity-migrate' \
+                     AND state IN ('active', 'idle in transaction')) \
+                     OR (datname = $1 AND application_name = $2 AND state = 'active' AND wait_event IS NOT NULL \
+                     AND clock_timestamp() - query_start > interval '50 milliseconds') \
+                     OR (backend_type = 'checkpointer' AND wait_event <> 'CheckpointerMain'))",
+                    &[&name, &LOGIN_APPLICATION],
                 )
                 .unwrap_or_default();
             let now = epoch.elapsed();
@@ -304,7 +314,8 @@ pub(crate) fn run(plan: &OnlinePlan) -> Res<String> {
             "\n**The {} side's slowest logins**, and the migration's statements running meanwhile \
              (times in seconds since the migration started; a statement's span is when a sampler \
              polling `pg_stat_activity` every {} ms first and last saw it; \"waited\" = seen waiting \
-             for a lock):\n",
+             for a lock; also the logins seen waiting for more than 50 ms, on what, and the \
+             checkpointer when it was busy):\n",
             s.label,
             SAMPLE_EVERY.as_millis()
         );
@@ -318,7 +329,7 @@ pub(crate) fn run(plan: &OnlinePlan) -> Res<String> {
                 login.ended.as_secs_f64(),
                 if login.failed { " (failed)" } else { "" }
             );
-            for seen in meanwhile.iter().take(8) {
+            for seen in meanwhile.iter().take(12) {
                 let _ = writeln!(
                     out,
                     "  - {:.3}-{:.3}{}: `{}`",
@@ -328,8 +339,8 @@ pub(crate) fn run(plan: &OnlinePlan) -> Res<String> {
                     seen.query.replace('`', "'")
                 );
             }
-            if meanwhile.len() > 8 {
-                let _ = writeln!(out, "  - and {} more", meanwhile.len() - 8);
+            if meanwhile.len() > 12 {
+                let _ = writeln!(out, "  - and {} more", meanwhile.len() - 12);
             }
         }
     }
@@ -401,6 +412,9 @@ fn side(
     let mut handles = Vec::new();
     for w in 0..plan.workers {
         let mut client = db.client();
+        client
+            .batch_execute(&format!("SET application_name = '{LOGIN_APPLICATION}'"))
+            .map_err(|e| format!("application_name: {e}"))?;
         let stop = stop.clone();
         let logins = logins.clone();
         let errors = errors.clone();

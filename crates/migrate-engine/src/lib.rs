@@ -20,7 +20,7 @@ mod lock_order;
 mod phased;
 mod retry;
 
-pub use phased::{PhaseUnit, BATCH_TARGET, BATCH_TIME_LIMIT};
+pub use phased::{HalfWay, PhaseUnit, BATCH_TARGET, BATCH_TIME_LIMIT};
 
 /// Who runs the tool, as the history table records it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -146,6 +146,20 @@ pub(crate) fn phase_units(
     Ok(units)
 }
 
+/// A revision that a phased run left half-way: some of its phases committed, its version row
+/// not written yet. Running `migrate` again resumes it after them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HalfWay {
+    /// The revision.
+    pub revision: String,
+    /// The direction it was being run in.
+    pub direction: Direction,
+    /// Its phases committed so far.
+    pub phases_done: usize,
+    /// Rows its batched updates committed so far.
+    pub rows_done: i64,
+}
+
 /// Why a phased step stopped.
 #[derive(Debug)]
 pub(crate) struct PhasedError {
@@ -158,6 +172,47 @@ pub(crate) struct PhasedError {
 }
 
 impl Engine<'_> {
+    /// The revisions a phased run left half-way (their progress rows say so), in graph order.
+    /// Reads only; takes no lock. Only the revisions a run could have stopped in are asked
+    /// about: the next upgrades (not applied, every revision below applied) and the downgrades
+    /// of the current revisions.
+    pub fn half_way(&mut self) -> Result<Vec<HalfWay>, crate::EngineError> {
+        let current = self.driver.read_heads()?;
+        // A withdrawn revision's database is served by the released chain (as a rollback is).
+        let graph = self.graph_for(&current, true)?;
+        let applied = graph.applied(&current)?;
+        let candidates: Vec<(String, Direction)> = graph
+            .revisions()
+            .iter()
+            .filter_map(|r| {
+                if current.contains(&r.id) {
+                    Some((r.id.clone(), Direction::Down))
+                } else if !applied.contains(&r.id) && r.down.iter().all(|d| applied.contains(d)) {
+                    Some((r.id.clone(), Direction::Up))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let Some(driver) = self.driver.phased() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (revision, direction) in candidates {
+            let rows = driver.read_progress(&revision, direction)?;
+            if rows.is_empty() {
+                continue;
+            }
+            out.push(HalfWay {
+                phases_done: rows.iter().filter(|r| r.done).count(),
+                rows_done: rows.iter().map(|r| r.rows_done).sum(),
+                revision,
+                direction,
+            });
+        }
+        Ok(out)
+    }
+
     /// Runs a step whose ops have phases, resuming after what an earlier run committed.
     pub(crate) fn execute_phased(
         &mut self,

@@ -20,7 +20,9 @@ pub(super) fn status(
 ) -> Result<Option<usize>, CliError> {
     let (mut connected, database) = connect(cfg)?;
     let security = connected.security()?;
-    let status = engine(connected, graph, cfg, None).status()?;
+    let mut engine = engine(connected, graph, cfg, None);
+    let status = engine.status()?;
+    let half_way = engine.half_way()?;
     let current: Vec<_> = status
         .current
         .iter()
@@ -33,6 +35,12 @@ pub(super) fn status(
             "heads": status.heads,
             "pending": status.pending,
             "at_head": status.at_head,
+            "half_way": half_way.iter().map(|h| json!({
+                "revision": h.revision,
+                "direction": h.direction.as_str(),
+                "phases_done": h.phases_done,
+                "rows_done": h.rows_done,
+            })).collect::<Vec<_>>(),
             "connection": security.as_ref().map(security_json),
         });
         writeln!(out, "{value}").map_err(io_error)?;
@@ -55,7 +63,28 @@ pub(super) fn status(
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let state = if status.at_head {
+    let state = if let Some(h) = half_way.first() {
+        // A phased run stopped inside this revision: it is neither applied nor untouched.
+        let rows = if h.rows_done > 0 {
+            format!(", {} row(s) backfilled", h.rows_done)
+        } else {
+            String::new()
+        };
+        let resume = match h.direction {
+            Direction::Up => "run `identity-migrate migrate` to resume it".to_owned(),
+            Direction::Down => {
+                "run the same `identity-migrate rollback` again to finish it".to_owned()
+            }
+        };
+        let way = match h.direction {
+            Direction::Up => "upgrade",
+            Direction::Down => "downgrade",
+        };
+        format!(
+            "{} stopped half-way through its {way} ({} phase(s) committed{rows}): {resume}",
+            h.revision, h.phases_done
+        )
+    } else if status.at_head {
         "up to date".to_owned()
     } else {
         format!(
