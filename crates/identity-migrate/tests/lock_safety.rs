@@ -200,7 +200,11 @@ fn a_revision_stopped_half_way_shows_as_half_way_refuses_rollback_and_migrate_fi
             && line.contains("run `identity-migrate migrate` first"),
         "{line}"
     );
-    assert_eq!(relations(&db), before, "the refused rollback touched nothing");
+    assert_eq!(
+        relations(&db),
+        before,
+        "the refused rollback touched nothing"
+    );
     assert_eq!(version(&db), Some(vec!["68d314520251".to_owned()]));
 
     holding.batch_execute("COMMIT").unwrap();

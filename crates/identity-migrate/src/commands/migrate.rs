@@ -214,7 +214,10 @@ pub(super) fn exact_revision(rev: &str, what: &str) -> Result<(), CliError> {
 
 /// A rollback while an upgrade stopped half-way would run downgrades over a schema that is
 /// neither the revision's nor its parent's; finishing the upgrade first gives it one.
-fn refuse_rollback_while_half_way(engine: &mut Engine<'_>, intent: &Intent) -> Result<(), CliError> {
+fn refuse_rollback_while_half_way(
+    engine: &mut Engine<'_>,
+    intent: &Intent,
+) -> Result<(), CliError> {
     if !matches!(intent, Intent::Downgrade(_)) {
         return Ok(());
     }
