@@ -206,3 +206,129 @@ fn parents_first(tables: &BTreeMap<TableName, LockMode>, schema: &Schema) -> Vec
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migrate_core::schema::ReferentialAction;
+    use migrate_core::{Column, ColumnType, RawSql, Table};
+
+    /// `parent(id)` and `child(id, parent_id)` referencing it, made by ops.
+    fn schema() -> Schema {
+        let mut schema = Schema::default();
+        let id = || Column::new("id", ColumnType::Integer).not_null();
+        for op in [
+            Op::CreateTable(
+                Table::new("parent")
+                    .column(id())
+                    .primary_key("parent_pkey", &["id"]),
+            ),
+            Op::CreateTable(
+                Table::new("child")
+                    .column(id())
+                    .column(Column::new("parent_id", ColumnType::Integer))
+                    .primary_key("child_pkey", &["id"])
+                    .foreign_key(
+                        "child_parent_fkey",
+                        &["parent_id"],
+                        "parent",
+                        &["id"],
+                        ReferentialAction::NoAction,
+                    ),
+            ),
+        ] {
+            op.apply(&mut schema).expect("the fixture applies");
+        }
+        schema
+    }
+
+    fn add(table: &str, column: &str) -> Op {
+        Op::AddColumn {
+            table: TableName::new(table),
+            column: Column::new(column, ColumnType::Text),
+        }
+    }
+
+    fn check() -> Op {
+        Op::Sql(RawSql {
+            description: "a read-only check".to_owned(),
+            postgres: Some("SELECT 1".to_owned()),
+            sqlite: None,
+        })
+    }
+
+    #[test]
+    fn segments_cut_where_the_ops_move_to_another_existing_table() {
+        let schema = schema();
+        let ops = [
+            check(),
+            add("parent", "a"),
+            add("parent", "b"),
+            add("child", "a"),
+            check(),
+            add("child", "b"),
+            Op::CreateTable(Table::new("fresh")),
+            add("fresh", "a"),
+            add("parent", "c"),
+        ];
+        // The checks stay with the run they are in; a table made in the revision blocks no one.
+        assert_eq!(table_segments(&ops, &schema, &schema), [0..3, 3..8, 8..9]);
+        assert_eq!(table_segments(&ops[..3], &schema, &schema), [0..3]);
+    }
+
+    #[test]
+    fn the_locks_are_one_statement_parents_first_each_wait_bounded_by_what_is_left() {
+        let schema = schema();
+        let ops = [check(), add("child", "a"), add("parent", "a")];
+        let statements: Vec<String> = render_ops(
+            "r",
+            Direction::Up,
+            &ops,
+            &mut schema.clone(),
+            Dialect::Postgres,
+        )
+        .expect("renders")
+        .into_iter()
+        .map(|s| s.sql)
+        .collect();
+        let out = with_lock_order(
+            "r",
+            Direction::Up,
+            &ops,
+            &schema,
+            statements.clone(),
+            Dialect::Postgres,
+        )
+        .expect("orders");
+        assert_eq!(out.len(), statements.len() + 1);
+        assert_eq!(out[0], statements[0], "the check runs before the locks");
+        let lock = &out[1];
+        assert!(lock.starts_with("DO $identity_migrate_locks$"), "{lock}");
+        let parent = lock
+            .find("LOCK TABLE parent IN ACCESS EXCLUSIVE MODE")
+            .expect("parent");
+        let child = lock
+            .find("LOCK TABLE child IN ACCESS EXCLUSIVE MODE")
+            .expect("child");
+        assert!(parent < child, "parents first: {lock}");
+        assert_eq!(
+            lock.matches("PERFORM set_config('lock_timeout'").count(),
+            3,
+            "{lock}"
+        );
+        assert_eq!(out[2..], statements[1..]);
+        // SQLite: unchanged.
+        assert_eq!(
+            with_lock_order(
+                "r",
+                Direction::Up,
+                &ops,
+                &schema,
+                statements.clone(),
+                Dialect::Sqlite
+            )
+            .expect("orders"),
+            statements
+        );
+    }
+}
