@@ -12,7 +12,11 @@
 //! (after the revision's read-only data checks, which must not run under it), the transaction
 //! takes all such locks of the unit with `LOCK TABLE`, referenced tables before the tables
 //! that reference them (the order in which the service's writes reach them). While it waits for
-//! one, it holds only locks of tables that come earlier in that order.
+//! one, it holds only locks of tables that come earlier in that order, and the whole acquisition
+//! is one statement bounded by one lock timeout ([`lock_statement`]).
+//!
+//! [`table_segments`] serves revisions marked `table_by_table`: it cuts their ops where they
+//! move on to another table, so that each table's part commits on its own.
 
 use migrate_core::lock::{profile, LockMode};
 use migrate_core::render::{quote_ident, render_ops};
