@@ -25,8 +25,6 @@ pub enum CliError {
     Config(String),
     /// The database URL is wrong.
     Url(UrlError),
-    /// No database was configured.
-    NoDatabase,
     /// The engine refused or failed.
     Engine(EngineError),
     /// A file could not be written.
@@ -53,7 +51,7 @@ impl CliError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Config(_) | CliError::Url(_) | CliError::NoDatabase => EXIT_BAD_INPUT,
+            CliError::Config(_) | CliError::Url(_) => EXIT_BAD_INPUT,
             CliError::Engine(EngineError::Resolve(_)) => EXIT_BAD_INPUT,
             CliError::Engine(_) | CliError::Io(_) => EXIT_FAILURE,
             CliError::OutputClosed => 0,
@@ -74,9 +72,6 @@ impl fmt::Display for CliError {
         match self {
             CliError::Config(m) | CliError::Io(m) => f.write_str(m),
             CliError::Url(e) => e.fmt(f),
-            CliError::NoDatabase => f.write_str(
-                "no database configured: set DATABASE_URL, pass --database-url, or name an environment of identity-migrate.toml with --env",
-            ),
             CliError::Engine(e) => e.fmt(f),
             CliError::OutputClosed => f.write_str("output closed"),
             CliError::Drift(m) | CliError::Lint(m) => f.write_str(m),

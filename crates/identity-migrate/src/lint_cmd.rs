@@ -13,8 +13,8 @@
 use crate::args::{DialectArg, LintArgs, MigrateArgs, RuleArgs};
 use crate::commands::io_error;
 use crate::config::Resolved;
-use crate::database::{Connected, Database};
 use crate::error::CliError;
+use crate::open::Database;
 use migrate_core::driver::DriverError;
 use migrate_core::lint::{self, Finding, LintContext, Severity, TableSize};
 use migrate_core::render::schema_at;
@@ -198,7 +198,10 @@ pub fn live_sizes(
             continue;
         };
         let rows = if reltuples > 0.0 {
-            reltuples as u64
+            // A positive row estimate, far below u64::MAX; the fraction means nothing.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let estimate = reltuples as u64;
+            estimate
         } else if heap <= 64 * 1024 * 1024 {
             let sql = format!(
                 "SELECT count(*) FROM {}.{}",
@@ -207,11 +210,11 @@ pub fn live_sizes(
             );
             client
                 .query_one(sql.as_str(), &[])
-                .map(|r| r.get::<_, i64>(0).max(0) as u64)
+                .map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0))
                 .unwrap_or(0)
         } else {
             // About 100 bytes a row for an identity table: only to give an order of magnitude.
-            (heap / 100).max(0) as u64
+            u64::try_from(heap / 100).unwrap_or(0)
         };
         let key = if nsp == schema {
             TableName::new(name)
@@ -222,7 +225,7 @@ pub fn live_sizes(
             key,
             TableSize {
                 rows,
-                bytes: total.max(0) as u64,
+                bytes: u64::try_from(total).unwrap_or(0),
             },
         );
     }
@@ -256,8 +259,7 @@ fn read_database(
         Err(e) => return Err(e),
     };
     let heads = connected.driver().read_heads()?;
-    if let Connected::Postgres(driver) = &mut connected {
-        let client = driver.client();
+    if let Some(client) = connected.server_session() {
         if let Some(major) = pg_major(client) {
             ctx.pg_major = major;
         }

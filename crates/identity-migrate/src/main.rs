@@ -5,18 +5,19 @@
 mod args;
 mod commands;
 mod config;
-mod database;
+
 mod env_file;
 mod error;
 mod lint_cmd;
 mod logger;
+mod open;
 mod output;
 mod progress;
 mod promote;
 mod scaffold;
 mod shell;
 mod signals;
-mod sqlite_backup;
+
 mod trace;
 mod wait;
 

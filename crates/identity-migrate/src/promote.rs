@@ -9,10 +9,10 @@
 //! the target's verified backup, unless `--no-backup`.
 
 use crate::args::{GlobalArgs, PromoteArgs, StatusArgs};
-use crate::commands::{backup_request, engine, io_error, take_backup};
+use crate::commands::{engine, io_error, safety_request, take_backup};
 use crate::config::{self, Resolved};
-use crate::database::Database;
 use crate::error::CliError;
+use crate::open::Database;
 use crate::output::{self, heads_text};
 use migrate_core::{Direction, Heads, ResolveError, RevisionGraph};
 use migrate_engine::{EngineError, Event, Intent};
@@ -174,12 +174,8 @@ pub fn promote(
     let mut applied_now: Vec<String> = Vec::new();
     if !to_apply.is_empty() && !args.dry_run {
         if !args.no_backup {
-            let path = match &target.database {
-                Database::Postgres(settings) => {
-                    take_backup(settings, &backup_request(&target.cfg, None, "custom", 1)?)?.path
-                }
-                Database::Sqlite(file) => crate::sqlite_backup::take(&target.cfg, file, None)?.path,
-            };
+            let path =
+                take_backup(&target.cfg, &target.database, &safety_request(&target.cfg))?.path;
             if !args.json {
                 writeln!(out, "backup   {} (verified)", path.display()).map_err(io_error)?;
             }

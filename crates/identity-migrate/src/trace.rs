@@ -16,13 +16,14 @@
 use crate::args::TraceArgs;
 use crate::commands::io_error;
 use crate::config::Resolved;
-use crate::database::Database;
 use crate::error::CliError;
 use crate::lint_cmd::range_steps;
+use crate::open::Database;
 use migrate_core::driver::{Driver, DriverError};
 use migrate_core::render::quote_ident;
 use migrate_core::{Dialect, Direction, Heads, RevisionGraph};
 use migrate_engine::{EngineError, Intent, Options, RunIdentity};
+use migrate_postgres::backup_session::PostgresBackup;
 use migrate_postgres::trace::{self, StatementTrace};
 use migrate_postgres::url::ConnectionSettings;
 use migrate_postgres::{PostgresDriver, SessionSettings};
@@ -167,18 +168,30 @@ impl Scratch {
                 let safety = migrate_backup::BackupRequest {
                     dir: std::env::temp_dir(),
                     output: None,
-                    format: migrate_backup::Format::Custom,
-                    jobs: 1,
-                    compress: None,
+                    snapshot: migrate_backup::SnapshotRequest {
+                        format: None,
+                        one_file: true,
+                        jobs: 1,
+                        compress: None,
+                    },
                     tool_version: env!("CARGO_PKG_VERSION").to_owned(),
                 };
                 let options = migrate_backup::RestoreOptions {
                     replace: false,
-                    jobs: 1,
-                    in_place: true,
-                    session_wait: std::time::Duration::from_secs(10),
+                    request: migrate_backup::RestoreRequest {
+                        in_place: true,
+                        jobs: 1,
+                        session_wait: std::time::Duration::from_secs(10),
+                    },
                 };
-                migrate_backup::restore(&settings, path, &options, &safety, &mut |_| {})?;
+                let mut driver = PostgresBackup::new(settings.clone());
+                migrate_backup::verify_and_restore(
+                    &mut driver,
+                    path,
+                    &options,
+                    &safety,
+                    &mut |_| {},
+                )?;
                 std::mem::forget(scratch);
                 format!("a restore of the verified backup {}", path.display())
             }
@@ -248,14 +261,11 @@ pub fn run(
     args: &TraceArgs,
 ) -> Result<(), CliError> {
     let database = Database::resolve(cfg)?;
-    let live = match &database {
-        Database::Postgres(settings) => settings.clone(),
-        Database::Sqlite(target) => {
-            return Err(CliError::Config(format!(
-                "trace measures PostgreSQL's table locks, and {target} is SQLite (one writer for the whole file, readers never blocked): use `identity-migrate lint`"
-            )))
-        }
-    };
+    let live = database.server_settings(|target| {
+        format!(
+            "trace measures PostgreSQL's table locks, and {target} is SQLite (one writer for the whole file, readers never blocked): use `identity-migrate lint`"
+        )
+    })?;
     let current = {
         let mut connected = database.connect(cfg, false)?;
         connected.driver().read_heads()?
@@ -303,7 +313,7 @@ pub fn run(
         host: "scratch".to_owned(),
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     });
-    let state_sql = crate::database::state_sql(Dialect::Postgres);
+    let state_sql = crate::open::state_sql(Dialect::Postgres);
     let tables = worker.state_tables()?;
     if !(tables.version && tables.history) {
         worker

@@ -16,8 +16,8 @@
 
 use crate::commands::io_error;
 use crate::config::Resolved;
-use crate::database::{Connected, Database};
 use crate::error::CliError;
+use crate::open::{Connected, Database};
 use crate::output::heads_text;
 use migrate_core::{Heads, ResolveError, RevisionGraph};
 use serde_json::json;

@@ -10,6 +10,10 @@ use common::{
     snapshot, tempdir, version, Out, R1, R2,
 };
 use migrate_backup::Manifest;
+use migrate_testkit::archive::{
+    biggest_data_file, connect_to, content_of, copy_backup, databases_beside, find, listing,
+    manifest_of, overwrite, overwrite_keeping_lines, rewrite_hashes, size, truncate, DropDatabases,
+};
 use migrate_testkit::{auth_server, TestDb};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -60,10 +64,6 @@ fn mode(path: &Path) -> u32 {
         & 0o7777
 }
 
-fn manifest_of(archive: &Path) -> PathBuf {
-    migrate_backup::manifest_path(archive)
-}
-
 fn read_manifest(archive: &Path) -> Manifest {
     let text = std::fs::read_to_string(manifest_of(archive)).expect("read the manifest");
     Manifest::from_json(&text).expect("parse the manifest")
@@ -73,98 +73,9 @@ fn write_manifest(archive: &Path, manifest: &Manifest) {
     std::fs::write(manifest_of(archive), manifest.to_json()).expect("write the manifest");
 }
 
-/// Names in a directory (hidden ones included), sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            e.expect("a directory entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    names
-}
-
-/// Every table's row count and a checksum of all its rows in a fixed order, and every
-/// sequence's position: `alembic_version` and `identity_migrate_history` included.
+/// The content fingerprint of `db` (see [`content_of`]).
 fn content(db: &TestDb) -> BTreeMap<String, String> {
     content_of(&mut db.client())
-}
-
-/// A session on another database of `db`'s server, as the same user.
-fn connect_to(db: &TestDb, name: &str) -> postgres::Client {
-    let url = db.url();
-    let at = url.rfind('/').expect("a database in the URL");
-    postgres::Client::connect(&format!("{}/{name}", &url[..at]), postgres::NoTls)
-        .unwrap_or_else(|e| panic!("connect to {name}: {e}"))
-}
-
-/// Databases named after `db` with a suffix: scratch or previous databases of a restore.
-fn databases_beside(db: &TestDb) -> Vec<String> {
-    connect_to(db, "postgres")
-        .query(
-            "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1",
-            &[&format!("{}__", db.name())],
-        )
-        .expect("list databases")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-/// Drops the named databases when the test ends, however it ends.
-struct DropDatabases<'a>(&'a TestDb, Vec<String>);
-
-impl Drop for DropDatabases<'_> {
-    fn drop(&mut self) {
-        let mut admin = connect_to(self.0, "postgres");
-        for name in &self.1 {
-            let _ =
-                admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
-        }
-    }
-}
-
-/// [`content`] through any session.
-fn content_of(client: &mut postgres::Client) -> BTreeMap<String, String> {
-    let tables: Vec<String> = client
-        .query(
-            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables \
-             WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
-            &[],
-        )
-        .expect("list tables")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let sum: String = client
-            .query_one(
-                &format!(
-                    "SELECT count(*)::text || ' ' || \
-                     md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {t} t"
-                ),
-                &[],
-            )
-            .expect("checksum a table")
-            .get(0);
-        out.insert(format!("table {t}"), sum);
-    }
-    for row in client
-        .query(
-            "SELECT schemaname || '.' || sequencename, coalesce(last_value::text, 'unset') \
-             FROM pg_sequences ORDER BY 1",
-            &[],
-        )
-        .expect("list sequences")
-    {
-        out.insert(format!("sequence {}", row.get::<_, String>(0)), row.get(1));
-    }
-    out
 }
 
 /// Everything a restore could change: the schema (describe_schema), the tool's tables, every
@@ -273,113 +184,6 @@ fn assert_private(archive: &Path) {
         "manifest of {}",
         archive.display()
     );
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).expect("create a directory");
-        for f in listing(from) {
-            copy_tree(&from.join(&f), &to.join(&f));
-        }
-    } else {
-        std::fs::copy(from, to).expect("copy a file");
-    }
-}
-
-/// Copies an archive and its manifest into `into` (created), keeping the archive's name.
-fn copy_backup(archive: &Path, into: &Path) -> PathBuf {
-    std::fs::create_dir_all(into).expect("create a case directory");
-    let name = archive.file_name().expect("a file name");
-    let copy = into.join(name);
-    copy_tree(archive, &copy);
-    std::fs::copy(manifest_of(archive), manifest_of(&copy)).expect("copy the manifest");
-    copy
-}
-
-fn truncate(file: &Path, len: u64) {
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(file)
-        .expect("open for truncation");
-    f.set_len(len).expect("truncate");
-}
-
-/// Overwrites `n` bytes at `offset` with 0x5a ('Z').
-fn overwrite(file: &Path, offset: u64, n: usize) {
-    let mut bytes = std::fs::read(file).expect("read");
-    let start = usize::try_from(offset).expect("offset");
-    let end = (start + n).min(bytes.len());
-    assert!(start < end, "nothing to overwrite in {}", file.display());
-    for b in &mut bytes[start..end] {
-        *b = 0x5a;
-    }
-    std::fs::write(file, bytes).expect("write");
-}
-
-fn size(file: &Path) -> u64 {
-    std::fs::metadata(file).expect("metadata").len()
-}
-
-/// The biggest file of a directory archive (the users' data).
-fn biggest_data_file(archive: &Path) -> PathBuf {
-    listing(archive)
-        .into_iter()
-        .filter(|f| f != "toc.dat" && (f.ends_with(".dat.gz") || f.ends_with(".dat")))
-        .map(|f| archive.join(f))
-        .max_by_key(|p| size(p))
-        .expect("a data file")
-}
-
-/// SHA-256 of a file, with coreutils (the tests have no hashing crate).
-fn sha256(file: &Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(file)
-        .output()
-        .expect("run sha256sum");
-    assert!(out.status.success(), "sha256sum {}", file.display());
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("a hash")
-        .to_owned()
-}
-
-/// Makes the manifest's sizes and SHA-256s match the files as they are now (a tampered
-/// manifest): only the row counts and a full read can still tell.
-fn rewrite_hashes(archive: &Path) {
-    let mut m = read_manifest(archive);
-    for entry in &mut m.files {
-        let file = if archive.is_dir() {
-            archive.join(&entry.path)
-        } else {
-            archive.to_owned()
-        };
-        entry.bytes = size(&file);
-        entry.sha256 = sha256(&file);
-    }
-    write_manifest(archive, &m);
-}
-
-/// Overwrites `n` bytes at `offset` with 'Z', keeping every newline (so every line count).
-fn overwrite_keeping_lines(file: &Path, offset: u64, n: usize) {
-    let mut bytes = std::fs::read(file).expect("read");
-    let start = usize::try_from(offset).expect("offset");
-    for b in bytes.iter_mut().skip(start).take(n) {
-        if *b != b'\n' {
-            *b = b'Z';
-        }
-    }
-    std::fs::write(file, bytes).expect("write");
-}
-
-/// Byte offset of the first occurrence of `needle` in a file, at or after `from`.
-fn find(file: &Path, needle: &str, from: usize) -> usize {
-    let bytes = std::fs::read(file).expect("read");
-    bytes[from..]
-        .windows(needle.len())
-        .position(|w| w == needle.as_bytes())
-        .map(|p| p + from)
-        .unwrap_or_else(|| panic!("{needle:?} not in {}", file.display()))
 }
 
 /// The middle of the users' COPY block of a plain script.
@@ -540,7 +344,10 @@ fn tampered(good: &Path, other: &Path, work: &Path) -> Vec<(String, PathBuf)> {
             } else if cut == -1.0 {
                 n - 1
             } else {
-                (n as f64 * cut) as u64
+                // A fraction of a file's length: between 0 and the length.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let at = (n as f64 * cut) as u64;
+                at
             };
             truncate(&f, len);
         });

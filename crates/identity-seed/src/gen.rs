@@ -53,7 +53,10 @@ impl Rng {
 
     /// An index into a slice of length `n`.
     pub(crate) fn index(&mut self, n: usize) -> usize {
-        self.below(n as u64) as usize
+        // Below `n`, which is a usize: it fits back.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = self.below(n as u64) as usize;
+        i
     }
 
     /// An element of a non-empty slice.
@@ -78,7 +81,10 @@ impl Rng {
         if hi <= lo {
             return lo;
         }
-        lo + self.below((hi - lo) as u64) as i64
+        // `hi - lo` is positive here, and what is below it fits an i64 again.
+        #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+        let offset = self.below((hi - lo) as u64) as i64;
+        lo + offset
     }
 }
 
@@ -213,6 +219,9 @@ pub(crate) const DAY: i64 = 86_400;
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC): valid for `timestamp` now and for `timestamptz` after a later
 /// revision converts the columns (with the session time zone set to UTC).
+// Every cast is of a field of a date in years 0..=9999 (two digits, hours, minutes, seconds):
+// non-negative and small.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub(crate) fn timestamp_text(secs: i64, out: &mut Vec<u8>) {
     let days = secs.div_euclid(DAY);
     let rem = secs.rem_euclid(DAY);
@@ -237,6 +246,8 @@ pub(crate) fn timestamp_text(secs: i64, out: &mut Vec<u8>) {
 
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian); years 0..=9999 only, which
 /// is all this crate produces.
+// Day and month are 1..=31 and 1..=12 by the algorithm.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);

@@ -192,7 +192,7 @@ fn random_hex(r: &mut Rng, o: &mut Out) {
 /// A JSON array of up to `max` strings from `items` (duplicates removed by picking distinct
 /// positions).
 fn json_array(r: &mut Rng, items: &[&str], max: u64, o: &mut Out) {
-    let n = r.below(max + 1) as usize;
+    let n = usize::try_from(r.below(max + 1)).unwrap_or(usize::MAX);
     let start = r.index(items.len());
     o.build(|s| {
         s.push('[');
@@ -461,13 +461,13 @@ pub(crate) fn user(ctx: &Ctx, i: u64, o: &mut Out) {
     o.bool(u.verified());
     o.bool(u.status == ACTIVE || u.status == PENDING);
     let failed = if u.status == SUSPENDED {
-        5 + r.below(6)
+        r.range(5, 11)
     } else if r.chance(150) {
-        1 + r.below(4)
+        r.range(1, 5)
     } else {
         0
     };
-    o.int(failed as i64);
+    o.int(failed);
     o.opt_ts((u.status == SUSPENDED && r.chance(500)).then(|| T2025 + r.range(DAY, 30 * DAY)));
     o.opt_ts(r.chance(400).then(|| r.range(u.created, T2025)));
     if u.status != PENDING && r.chance(850) {
@@ -704,7 +704,7 @@ pub(crate) fn mfa_methods(ctx: &Ctx, i: u64, o: &mut Out) {
         o.bool(k == 0);
         let verified = r.chance(900);
         o.bool(verified);
-        o.int(if verified { 1 } else { r.below(3) as i64 });
+        o.int(if verified { 1 } else { r.range(0, 3) });
         let created = r.range(u.created, T2025);
         o.opt_ts((verified && r.chance(600)).then(|| r.range(created, T2025)));
         o.ts(created);
@@ -748,8 +748,8 @@ pub(crate) fn mfa_challenges(ctx: &Ctx, i: u64, o: &mut Out) {
             random_hex(&mut r, o);
             o.s(MFA_TYPES[t].1);
             let created = r.range(u.created.max(T2025 - 60 * DAY), T2025);
-            o.ts(created + 300 * (1 + r.below(2) as i64));
-            o.int(r.below(4) as i64);
+            o.ts(created + 300 * (1 + r.range(0, 2)));
+            o.int(r.range(0, 4));
             o.bool(r.chance(600));
             opt_ip(&mut r, 950, o);
             opt_user_agent(&mut r, 900, o);
@@ -808,7 +808,7 @@ pub(crate) fn email_verifications(ctx: &Ctx, i: u64, o: &mut Out) {
             "email_change"
         });
         o.ts(created + DAY);
-        o.int(if verified { 1 } else { r.below(3) as i64 });
+        o.int(if verified { 1 } else { r.range(0, 3) });
         o.bool(verified);
         o.opt_ts(verified.then(|| created + r.range(60, DAY)));
         opt_ip(&mut r, 900, o);
@@ -994,7 +994,7 @@ const PREFERENCES: [(&str, &str); 8] = [
 /// User `i`'s preferences (0 to 4 distinct keys, about 2).
 pub(crate) fn user_preferences(ctx: &Ctx, i: u64, o: &mut Out) {
     let mut r = ctx.keys.rng(Tag::Preference, i);
-    let count = r.below(5) as usize;
+    let count = r.index(5);
     if count == 0 {
         return;
     }
@@ -1013,7 +1013,7 @@ pub(crate) fn user_preferences(ctx: &Ctx, i: u64, o: &mut Out) {
             "string" => o.f(format_args!("\"{}\"", r.pick(LANGUAGES))),
             "boolean" => o.s(if r.chance(500) { "true" } else { "false" }),
             "array" => json_array(&mut r, &["activity", "sessions", "security", "team"], 4, o),
-            "number" => o.int(10 + r.below(10) as i64),
+            "number" => o.int(r.range(10, 20)),
             _ => o.f(format_args!(
                 "{{\"start\":\"{:02}:00\",\"end\":\"{:02}:00\",\"timezone\":\"UTC\"}}",
                 20 + r.below(4),

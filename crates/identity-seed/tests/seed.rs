@@ -93,7 +93,7 @@ fn seeds_a_small_scale_with_valid_related_rows() {
     assert_eq!(report.rows.len(), 10);
     for (table, rows) in &report.rows {
         let n = count(&mut client, &format!("SELECT count(*) FROM {table}"));
-        assert_eq!(n as u64, *rows, "{table}");
+        assert_eq!(u64::try_from(n).ok(), Some(*rows), "{table}");
     }
     assert_eq!(report.get("organizations"), Some(20));
     assert_eq!(report.get("users"), Some(users));
@@ -172,7 +172,7 @@ fn seeds_a_small_scale_with_valid_related_rows() {
         &mut client,
         "SELECT count(*) FROM user_sessions WHERE family(ip_address::inet) = 6",
     );
-    let sessions = report.get("user_sessions").unwrap_or(0) as i64;
+    let sessions = i64::try_from(report.get("user_sessions").unwrap_or(0)).expect("a count");
     assert!(
         v6 > sessions / 5 && v6 < sessions / 2,
         "IPv6 share: {v6} of {sessions}"

@@ -14,6 +14,16 @@ pub struct FileEntry {
     pub sha256: String,
 }
 
+impl From<migrate_core::backup::ArchiveFile> for FileEntry {
+    fn from(f: migrate_core::backup::ArchiveFile) -> Self {
+        FileEntry {
+            path: f.path,
+            bytes: f.bytes,
+            sha256: f.sha256,
+        }
+    }
+}
+
 /// What a backup holds, written as JSON beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,15 +6,9 @@
 //! that id, or one started at another time (the id was reused). A partial of another host (a
 //! shared volume) is left alone and named: this host cannot know whether it still runs.
 //!
-//! A restore holds a session-level advisory lock on the maintenance database, keyed by its
-//! target, for as long as it runs. Under that lock no other restore of the target can be
-//! running, so every `<target>__restore_*` scratch database is debris of one that was killed,
-//! and is dropped, as is an empty `<target>__before_*` (a swap done just before the kill, whose
-//! empty predecessor was not dropped yet). A `__before_` that holds anything is the previous
-//! content, kept as promised until the operator drops it.
+//! What an interrupted restore leaves in the database server is its driver's to clean up.
 
-use crate::{quote_ident, BackupError};
-use postgres::Client;
+use crate::BackupError;
 use std::fs;
 use std::path::Path;
 
@@ -118,116 +112,18 @@ fn start_time(pid: u32) -> Option<String> {
     rest.split_whitespace().nth(19).map(str::to_owned)
 }
 
-/// The advisory lock class of restores (the key is the target's name hashed by the server).
-const RESTORE_LOCK_CLASS: i32 = 0x1d3a_2a18;
-
-/// Takes the restore lock of `target` on the maintenance session `admin` (held until it
-/// disconnects); refused if another restore of the same target holds it.
-pub(crate) fn lock_restore(admin: &mut Client, target: &str) -> Result<(), BackupError> {
-    let got: bool = admin
-        .query_one(
-            "SELECT pg_try_advisory_lock($1, hashtext($2))",
-            &[&RESTORE_LOCK_CLASS, &target],
-        )
-        .map_err(crate::pg_error)?
-        .get(0);
-    if got {
-        Ok(())
-    } else {
-        Err(BackupError::Io(format!(
-            "another restore of {target} is running: wait for it to finish"
-        )))
-    }
-}
-
-/// Drops the scratch databases of interrupted restores of `target` (and empty predecessors);
-/// the caller holds the restore lock of `target`. Returns their names.
-pub(crate) fn drop_scratch(
-    admin: &mut Client,
-    settings: &migrate_postgres::url::ConnectionSettings,
-    target: &str,
-) -> Result<Vec<String>, BackupError> {
-    let names: Vec<String> = admin
-        .query(
-            "SELECT datname FROM pg_database WHERE datname LIKE '%\\_\\_restore\\_%' OR datname LIKE '%\\_\\_before\\_%' ORDER BY 1",
-            &[],
-        )
-        .map_err(crate::pg_error)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut dropped = Vec::new();
-    for name in names {
-        let Some((kind, prefix)) = scratch_of(&name) else {
-            continue;
-        };
-        // Names are cut to 63 bytes: a long target's prefix stands for it.
-        if !(prefix == target || (name.len() == 63 && target.starts_with(prefix))) {
-            continue;
-        }
-        if kind == "__before_" && !is_empty(settings, &name) {
-            log::info!(
-                "kept {name}: the database an earlier restore of {target} replaced (DROP DATABASE \"{name}\" once it is no longer needed)"
-            );
-            continue;
-        }
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote_ident(&name)
-            ))
-            .map_err(crate::pg_error)?;
-        log::info!(
-            "dropped {name}: left by an interrupted restore of {target} ({})",
-            if kind == "__restore_" {
-                "its scratch database"
-            } else {
-                "the empty database it replaced"
-            }
-        );
-        dropped.push(name);
-    }
-    Ok(dropped)
-}
-
-/// `(infix, target)` of `<target>__restore_<stamp>` or `<target>__before_<stamp>`.
-fn scratch_of(name: &str) -> Option<(&'static str, &str)> {
-    ["__restore_", "__before_"].into_iter().find_map(|infix| {
-        let (prefix, stamp) = name.rsplit_once(infix)?;
-        let stamp_ok = stamp.chars().all(|c| c.is_ascii_digit() || c == '_') && stamp.len() >= 15;
-        stamp_ok.then_some((infix, prefix))
-    })
-}
-
-fn is_empty(settings: &migrate_postgres::url::ConnectionSettings, name: &str) -> bool {
-    let mut other = settings.clone();
-    other.dbname = name.to_owned();
-    crate::connect(&other)
-        .and_then(|mut c| crate::relation_count(&mut c))
-        .is_ok_and(|n| n == 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn partial_names_and_scratch_names_are_recognised() {
+    fn partial_names_are_recognised() {
         assert_eq!(
             partial_pid(".identity_service_backup_20260101_000000.partial-4242"),
             Some(4242)
         );
         assert_eq!(partial_pid("identity_service_backup.partial-1"), None);
         assert_eq!(partial_pid(".x.partial-abc"), None);
-        assert_eq!(
-            scratch_of("app__restore_20260101_120000"),
-            Some(("__restore_", "app"))
-        );
-        assert_eq!(
-            scratch_of("app__before_20260101_120000_2"),
-            Some(("__before_", "app"))
-        );
-        assert_eq!(scratch_of("app__before_yesterday"), None);
     }
 
     #[test]

@@ -44,6 +44,8 @@ const USAGE: &str = "usage: migrate-bench PATH/TO/identity-migrate [--quick]\n  
 
 /// How many synthetic revisions section 3 applies.
 const SYNTHETIC: usize = 1000;
+/// [`SYNTHETIC`] as the databases count it.
+const SYNTHETIC_ROWS: i64 = 1000;
 
 fn main() {
     if let Err(e) = real_main() {
@@ -570,7 +572,7 @@ fn apply_variant(
                 reports.len()
             ));
         }
-        let want_txs = if single { 1 } else { SYNTHETIC as i64 };
+        let want_txs = if single { 1 } else { SYNTHETIC_ROWS };
         check_history(db, want_txs, &format!("{v:?}"))?;
         return Ok(t);
     }
@@ -600,7 +602,7 @@ fn apply_variant(
     }
     let t = started.elapsed();
     if v != Variant::SelectOne {
-        check_history(db, SYNTHETIC as i64, &format!("{v:?}"))?;
+        check_history(db, SYNTHETIC_ROWS, &format!("{v:?}"))?;
     }
     Ok(t)
 }
@@ -609,7 +611,7 @@ fn apply_variant(
 /// transactions (told apart by `transaction_timestamp()`).
 fn check_history(db: &TestDb, want_txs: i64, what: &str) -> Res<()> {
     let (rows_n, txs) = history_transactions(db)?;
-    if rows_n != SYNTHETIC as i64 || txs != want_txs {
+    if rows_n != SYNTHETIC_ROWS || txs != want_txs {
         return Err(format!(
             "{what}: {rows_n} history rows in {txs} transactions; expected {SYNTHETIC} in {want_txs}"
         ));

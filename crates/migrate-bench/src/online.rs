@@ -85,6 +85,8 @@ impl Window {
             if latencies.is_empty() {
                 return Duration::ZERO;
             }
+            // q is in 0..=1: an index of the slice.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let i = ((latencies.len() as f64 - 1.0) * q).round() as usize;
             latencies[i]
         };

@@ -122,7 +122,7 @@ pub(crate) fn run(plan: &ServicePlan) -> Res<String> {
         .client
         .query(
             "SELECT email FROM users ORDER BY md5(id::text) LIMIT $1",
-            &[&(plan.lookups as i64)],
+            &[&i64::try_from(plan.lookups).unwrap_or(i64::MAX)],
         )
         .map_err(|e| format!("sample emails: {e}"))?
         .iter()
@@ -327,6 +327,8 @@ fn plan_of(client: &mut Client, email: &str) -> Res<String> {
 
 /// What the ORM binds for a new user: the registration's values, the model's Python defaults,
 /// NULL for the rest (text, in the model's column order).
+// The id's fields take the low bits on purpose: truncation is the point.
+#[allow(clippy::cast_possible_truncation)]
 fn insert_values(round: usize, serial: u64) -> Vec<Option<String>> {
     let id = format!(
         "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",

@@ -4,6 +4,7 @@
 //! revision graph and planning ([`graph`]), rendering per dialect ([`render`]), checksums
 //! ([`checksum`]), and the trait a database driver implements ([`driver`]).
 
+pub mod backup;
 pub mod checksum;
 pub mod codegen;
 pub mod diff;

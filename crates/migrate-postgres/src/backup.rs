@@ -566,15 +566,7 @@ pub fn read_data_file(path: &Path) -> Result<(u64, String, TableData), DriverErr
     Ok((size, hex(&hasher.finalize()), data))
 }
 
-/// What an archive holds of one table: its row count and a SHA-256 over its data lines, so that
-/// any change to the data is caught even where the file's own checksum was rewritten.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableData {
-    /// Rows.
-    pub rows: u64,
-    /// SHA-256 of the table's COPY data lines, in archive order, lowercase hex.
-    pub sha256: String,
-}
+pub use migrate_core::backup::TableData;
 
 /// The last comment pg_dump writes; a decoded archive without it is incomplete.
 const DUMP_COMPLETE: &[u8] = b"-- PostgreSQL database dump complete";

@@ -2,6 +2,7 @@
 //! statement execution. It holds SQL and sessions; every decision belongs to the engine.
 
 pub mod backup;
+pub mod backup_session;
 pub mod interrupt;
 mod introspect;
 pub mod phased;

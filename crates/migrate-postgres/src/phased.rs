@@ -155,7 +155,10 @@ impl PhasedDriver for PostgresDriver {
             Ok(r) => {
                 let n: f64 = r.get(0);
                 // -1: never vacuumed or analyzed (PostgreSQL 14 and later).
-                (n >= 0.0).then_some(n as i64)
+                // A row estimate: far below i64::MAX, and a fraction is meaningless anyway.
+                #[allow(clippy::cast_possible_truncation)]
+                let rows = n as i64;
+                (n >= 0.0).then_some(rows)
             }
             Err(_) => None,
         })

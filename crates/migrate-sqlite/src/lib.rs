@@ -155,6 +155,24 @@ impl SqliteDriver {
         })
     }
 
+    /// Opens the database for reading: a file that does not exist yet reads as the empty
+    /// database it would start as (an in-memory one) and is not created, so that `status` and
+    /// the other reading commands work before the first `migrate`.
+    pub fn connect_or_empty(
+        target: &SqliteTarget,
+        options: SqliteOptions,
+    ) -> Result<Self, DriverError> {
+        match target {
+            SqliteTarget::File(path) if !path.exists() => {
+                log::debug!(
+                    "{target} does not exist yet: shown as an empty database (`identity-migrate migrate` creates it)"
+                );
+                Self::connect(&SqliteTarget::Memory, options)
+            }
+            _ => Self::connect(target, options),
+        }
+    }
+
     /// The connection, for tools around the engine (backup, tests).
     pub fn connection(&mut self) -> &mut Connection {
         &mut self.conn

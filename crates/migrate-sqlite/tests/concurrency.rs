@@ -55,11 +55,11 @@ fn assert_each_revision_once(file: &TestFile, applied_by_runs: usize) {
     let conn = file.conn();
     assert_eq!(
         count(&conn, "SELECT count(*) FROM counter"),
-        REVISIONS as i64
+        i64::try_from(REVISIONS).expect("a small count")
     );
     assert_eq!(
         count(&conn, "SELECT count(DISTINCT revision) FROM counter"),
-        REVISIONS as i64
+        i64::try_from(REVISIONS).expect("a small count")
     );
     assert_eq!(applied_by_runs, REVISIONS, "steps reported across all runs");
     let mut driver = file.driver();
@@ -186,6 +186,6 @@ fn the_application_writing_meanwhile_waits_for_a_revision_instead_of_interleavin
             &conn,
             "SELECT count(*) FROM counter WHERE revision NOT LIKE 'app%'"
         ),
-        REVISIONS as i64
+        i64::try_from(REVISIONS).expect("a small count")
     );
 }

@@ -18,6 +18,7 @@
 //! - [`FaultCluster`] is a fault test's own server, stopped the hard way (`pg_ctl stop -m
 //!   immediate`) and started again, or started with `max_connections` it needs.
 
+pub mod archive;
 mod describe;
 mod fault_cluster;
 pub mod private_cluster;

@@ -1,45 +1,83 @@
-//! `backup`, `backup verify` and `restore`.
+//! `backup`, `backup verify` and `restore`: one function each, whatever the database; the
+//! policy is `migrate-backup`'s, the database's part its driver's (see `open`).
 
-use super::{io_error, settings};
+use super::io_error;
 use crate::args::BackupArgs;
 use crate::config::Resolved;
 use crate::error::CliError;
+use crate::open::{self, Database};
 use crate::output;
-use migrate_postgres::url::ConnectionSettings;
+use migrate_backup::{
+    Backup, BackupError, BackupRequest, Check, Method, RestoreOptions, SnapshotRequest,
+};
 use std::io::Write;
+use std::path::Path;
 
-pub(crate) fn backup_request(
-    cfg: &Resolved,
-    output: Option<&std::path::Path>,
-    format: &str,
-    jobs: u32,
-) -> Result<migrate_backup::BackupRequest, CliError> {
-    Ok(migrate_backup::BackupRequest {
+/// A backup of `snapshot` into the configured backup directory (or `output`).
+fn request(cfg: &Resolved, output: Option<&Path>, snapshot: SnapshotRequest) -> BackupRequest {
+    BackupRequest {
         dir: cfg.backup_dir.clone(),
-        output: output.map(std::path::Path::to_owned),
-        format: migrate_backup::Format::parse(format)
-            .ok_or_else(|| CliError::Config(format!("unknown backup format {format:?}")))?,
-        jobs,
-        compress: None,
+        output: output.map(Path::to_owned),
+        snapshot,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-    })
+    }
 }
 
+/// The backup taken before a change (`migrate --backup`, `promote`, a restore that replaces
+/// content): one file, in the driver's own format, into the backup directory.
+pub(crate) fn safety_request(cfg: &Resolved) -> BackupRequest {
+    request(
+        cfg,
+        None,
+        SnapshotRequest {
+            format: None,
+            one_file: true,
+            jobs: 1,
+            compress: None,
+        },
+    )
+}
+
+/// Takes a verified backup of `database`, with a progress line on a terminal.
 pub(crate) fn take_backup(
-    settings: &ConnectionSettings,
-    request: &migrate_backup::BackupRequest,
-) -> Result<migrate_backup::Backup, CliError> {
+    cfg: &Resolved,
+    database: &Database,
+    request: &BackupRequest,
+) -> Result<Backup, CliError> {
+    let mut driver = database.backup_driver(cfg, false)?;
     let mut line = crate::progress::Transfer::new("backup");
-    let taken = migrate_backup::backup(settings, request, &mut |p| line.update(p))?;
+    let taken = migrate_backup::backup(driver.as_mut(), request, &mut |p| line.update(p));
     drop(line);
+    let taken = taken.map_err(|e| match e {
+        // A format or an option this database's backups do not have: bad input.
+        BackupError::Refused(m) => CliError::Config(m),
+        other => other.into(),
+    })?;
     log::info!(
-        "backup {} written and verified: {} table(s), {} row(s), {:.1} MB",
+        "backup {} written and verified: {} table(s), {} row(s), {}",
         taken.path.display(),
         taken.manifest.tables.len(),
-        taken.manifest.tables.values().sum::<u64>(),
-        taken.manifest.files.iter().map(|f| f.bytes).sum::<u64>() as f64 / 1e6
+        taken.rows(),
+        megabytes(taken.bytes())
     );
     Ok(taken)
+}
+
+/// Bytes as megabytes with one decimal, `12.3 MB`.
+fn megabytes(bytes: u64) -> String {
+    // Precision lost above 2^53 bytes (8 PB) does not show in one decimal of a megabyte.
+    #[allow(clippy::cast_precision_loss)]
+    let mb = bytes as f64 / 1e6;
+    format!("{mb:.1} MB")
+}
+
+/// The database's revision(s), or `base`.
+fn revisions_text(revisions: &[String]) -> String {
+    if revisions.is_empty() {
+        "base".to_owned()
+    } else {
+        revisions.join(", ")
+    }
 }
 
 pub(super) fn backup(
@@ -47,17 +85,23 @@ pub(super) fn backup(
     cfg: &Resolved,
     args: &BackupArgs,
 ) -> Result<(), CliError> {
-    let settings = settings(cfg)?;
-    let format = args.format.as_deref().unwrap_or("directory");
-    let mut request = backup_request(cfg, args.output.as_deref(), format, args.jobs)?;
-    if args.compress.is_some() && request.format == migrate_backup::Format::Plain {
-        return Err(CliError::Config(
-            "--compress applies to the custom and directory formats, not to plain".to_owned(),
-        ));
-    }
-    request.compress = args.compress;
-    let taken = take_backup(&settings, &request)?;
+    let database = Database::resolve(cfg)?;
+    let snapshot = SnapshotRequest {
+        format: args.format.clone(),
+        one_file: false,
+        jobs: args.jobs,
+        compress: args.compress,
+    };
+    let taken = take_backup(
+        cfg,
+        &database,
+        &request(cfg, args.output.as_deref(), snapshot),
+    )?;
     let m = &taken.manifest;
+    let format = match taken.compression {
+        Some(level) => format!("{}, zlib level {level}", m.format),
+        None => m.format.clone(),
+    };
     let rows = [
         ("backup", taken.path.display().to_string()),
         (
@@ -66,45 +110,12 @@ pub(super) fn backup(
                 .display()
                 .to_string(),
         ),
-        (
-            "format",
-            format!(
-                "{}{}",
-                m.format,
-                if request.format == migrate_backup::Format::Plain {
-                    String::new()
-                } else {
-                    format!(
-                        ", zlib level {}",
-                        request
-                            .compress
-                            .unwrap_or_else(|| migrate_backup::default_compression(request.format))
-                    )
-                }
-            ),
-        ),
-        (
-            "revision",
-            if m.revisions.is_empty() {
-                "base".to_owned()
-            } else {
-                m.revisions.join(", ")
-            },
-        ),
+        ("format", format),
+        ("revision", revisions_text(&m.revisions)),
         ("tables", m.tables.len().to_string()),
-        ("rows", m.tables.values().sum::<u64>().to_string()),
-        (
-            "size",
-            format!(
-                "{:.1} MB",
-                m.files.iter().map(|f| f.bytes).sum::<u64>() as f64 / 1e6
-            ),
-        ),
-        (
-            "verified",
-            "a full read of the archive as it was written: every table's rows and data digest"
-                .to_owned(),
-        ),
+        ("rows", taken.rows().to_string()),
+        ("size", megabytes(taken.bytes())),
+        ("verified", taken.checked.clone()),
     ];
     output::key_values(out, &rows).map_err(io_error)
 }
@@ -112,40 +123,23 @@ pub(super) fn backup(
 pub(super) fn backup_verify(
     out: &mut dyn Write,
     cfg: &Resolved,
-    path: &std::path::Path,
+    path: &Path,
     full: bool,
 ) -> Result<(), CliError> {
-    // The archive is read with the client tools of the server it came from, found by the manifest.
     let manifest = migrate_backup::read_manifest(path)?;
-    let major = manifest
-        .server_version
-        .split(['.', ' '])
-        .next()
-        .and_then(|m| m.parse::<u32>().ok())
-        .unwrap_or(0);
-    let tools = match migrate_postgres::backup::find_tools(major) {
-        Ok(tools) => tools,
-        Err(e) if cfg.database_url.is_some() => {
-            log::debug!("{e}; using the tools of the configured server");
-            migrate_backup::tools_for(&settings(cfg)?)?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let check = if full {
-        migrate_backup::Check::Full
-    } else {
-        migrate_backup::Check::Fast
-    };
+    let reader = open::archive_reader(cfg, &manifest)?;
+    let check = if full { Check::Full } else { Check::Fast };
     let spinner = crate::progress::spinner(false, &format!("verifying {}", path.display()));
-    let manifest = migrate_backup::verify(path, &tools, check);
+    let verified = migrate_backup::verify(path, reader.as_ref(), check);
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }
-    let manifest = manifest?;
+    let verified = verified?;
+    let manifest = &verified.manifest;
     let files = manifest.files.len();
     let rows = manifest.tables.values().sum::<u64>();
     let tables = manifest.tables.len();
-    if full || manifest.format == "plain" {
+    if verified.decoded {
         writeln!(
             out,
             "{}: intact ({files} file(s) match their SHA-256; {rows} row(s) in {tables} table(s) read back, every table's data digest matching)",
@@ -164,22 +158,34 @@ pub(super) fn backup_verify(
 pub(super) fn restore(
     out: &mut dyn Write,
     cfg: &Resolved,
-    path: &std::path::Path,
-    options: &migrate_backup::RestoreOptions,
+    path: &Path,
+    options: &RestoreOptions,
 ) -> Result<(), CliError> {
-    let settings = settings(cfg)?;
-    let safety = backup_request(cfg, None, "custom", 1)?;
+    let database = Database::resolve(cfg)?;
+    let manifest = migrate_backup::read_manifest(path)?;
+    database.refuse_foreign_archive(path, &manifest)?;
+    // Checked before the target is opened, so a bad archive never creates anything.
+    let reader = open::archive_reader(cfg, &manifest)?;
+    let verified = migrate_backup::verify(path, reader.as_ref(), Check::Fast)
+        .map_err(migrate_backup::nothing_restored)?;
+    let mut driver = database.backup_driver(cfg, true)?;
     let mut line = crate::progress::Transfer::new("restore");
-    let restored =
-        migrate_backup::restore(&settings, path, options, &safety, &mut |p| line.update(p))?;
+    let restored = migrate_backup::restore(
+        driver.as_mut(),
+        &verified,
+        options,
+        &safety_request(cfg),
+        &mut |p| line.update(p),
+    );
     drop(line);
+    let restored = restored?;
     match &restored.method {
-        migrate_backup::Method::Swap => writeln!(
+        Method::Swap => writeln!(
             out,
             "restored with {} parallel session(s) into a scratch database, checked, and swapped in atomically",
-            options.jobs
+            options.request.jobs
         ),
-        migrate_backup::Method::InPlace(why) => writeln!(
+        Method::InPlace(why) => writeln!(
             out,
             "restored in place in one transaction ({why})"
         ),
@@ -204,10 +210,10 @@ pub(super) fn restore(
         out,
         "restored {} into {}: {} row(s) in {} table(s), matching the manifest; the database is at {}",
         path.display(),
-        settings.redacted(),
+        database.redacted(),
         restored.manifest.tables.values().sum::<u64>(),
         restored.manifest.tables.len(),
-        if restored.revisions.is_empty() { "base".to_owned() } else { restored.revisions.join(", ") }
+        revisions_text(&restored.revisions)
     )
     .map_err(io_error)
 }

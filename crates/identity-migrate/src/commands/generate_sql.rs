@@ -4,8 +4,8 @@ use super::migrate::exact_revision;
 use super::{identity, io_error};
 use crate::args::{DialectArg, GenerateSqlArgs};
 use crate::config::Resolved;
-use crate::database::Database;
 use crate::error::CliError;
+use crate::open::Database;
 use crate::output::{self, heads_text, Framing};
 use migrate_core::{Dialect, Heads, RevisionGraph, Target};
 use migrate_engine::{EngineError, Intent, Options};
@@ -59,7 +59,7 @@ pub(super) fn generate_sql(
     } else {
         Intent::Upgrade(to_arg)
     };
-    let state_sql = crate::database::state_sql(dialect);
+    let state_sql = crate::open::state_sql(dialect);
     let steps =
         migrate_engine::prepare(graph, state_sql, &Options::new(identity()), &intent, &from)?;
     // A range with a revision that builds indexes concurrently cannot be one transaction: the

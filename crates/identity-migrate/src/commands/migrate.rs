@@ -1,10 +1,10 @@
 //! `migrate`, `migrate-to` and `rollback`: the engine run, with a backup first.
 
-use super::{backup_request, engine, io_error, take_backup};
+use super::{engine, io_error, safety_request, take_backup};
 use crate::args::MigrateArgs;
 use crate::config::Resolved;
-use crate::database::Database;
 use crate::error::CliError;
+use crate::open::Database;
 use crate::output::{self, duration_text, heads_text, Framing};
 use migrate_core::{Dialect, Direction, RevisionGraph, Target};
 use migrate_engine::{Engine, Event, Intent};
@@ -32,7 +32,7 @@ pub(super) fn migrate(
     let mut from_nothing = false;
     let created_now = database.is_missing_file();
     let mut engine = if created_now {
-        let empty = Database::Sqlite(migrate_sqlite::SqliteTarget::Memory).connect(cfg, true)?;
+        let empty = Database::empty().connect(cfg, true)?;
         let mut planner = engine(empty, graph, cfg, Some(run));
         if run.dry_run || planner.script(&intent)?.steps.is_empty() {
             from_nothing = true;
@@ -51,7 +51,7 @@ pub(super) fn migrate(
         // a migration of its database.
         eprintln!(
             "note: no database configured: migrating the embedded SQLite database ./{} (set DATABASE_URL or pass --database-url for PostgreSQL)",
-            crate::database::DEFAULT_SQLITE_FILE
+            crate::open::DEFAULT_SQLITE_FILE
         );
     }
     if run.dry_run {
@@ -98,12 +98,7 @@ pub(super) fn migrate(
         } else if created_now {
             log::info!("the database is created by this migration: nothing to back up");
         } else {
-            let taken = match &database {
-                Database::Postgres(settings) => {
-                    take_backup(settings, &backup_request(cfg, None, "custom", 1)?)?.path
-                }
-                Database::Sqlite(target) => crate::sqlite_backup::take(cfg, target, None)?.path,
-            };
+            let taken = take_backup(cfg, &database, &safety_request(cfg))?.path;
             writeln!(out, "backup   {} (verified)", taken.display()).map_err(io_error)?;
         }
     }

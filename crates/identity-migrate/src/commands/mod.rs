@@ -9,7 +9,7 @@ mod seed;
 mod status;
 
 use backup::{backup, backup_verify, restore};
-pub(crate) use backup::{backup_request, take_backup};
+pub(crate) use backup::{safety_request, take_backup};
 use check::{check, verify};
 use generate_sql::generate_sql;
 use migrate::migrate;
@@ -18,11 +18,10 @@ use status::{list, status};
 
 use crate::args::{BackupCommand, Cli, Command, MigrateArgs};
 use crate::config::{self, Resolved};
-use crate::database::{Connected, Database};
 use crate::error::CliError;
+use crate::open::{Connected, Database};
 use migrate_core::RevisionGraph;
 use migrate_engine::{Engine, Intent, Options, RunIdentity};
-use migrate_postgres::url::{self, ConnectionSettings};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -54,46 +53,29 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::GenerateSql(a) => generate_sql(&mut out, &cfg, &graph, &a),
         Command::Backup(a) => match &a.verify {
-            Some(BackupCommand::Verify { path, .. })
-                if crate::sqlite_backup::is_sqlite_backup(path) =>
-            {
-                // A SQLite backup is small enough to be read whole every time: no --full needed.
-                crate::sqlite_backup::verify(&mut out, path)
-            }
             Some(BackupCommand::Verify { path, full }) => {
                 backup_verify(&mut out, &cfg, path, *full)
             }
-            None => match Database::resolve(&cfg)? {
-                Database::Sqlite(target) => {
-                    crate::sqlite_backup::backup(&mut out, &cfg, &target, &a)
-                }
-                Database::Postgres(_) => backup(&mut out, &cfg, &a),
-            },
+            None => backup(&mut out, &cfg, &a),
         },
         Command::Restore {
             path,
             yes,
             jobs,
             in_place,
-        } => match Database::resolve(&cfg)? {
-            Database::Sqlite(target) => {
-                crate::sqlite_backup::restore(&mut out, &cfg, &target, &path, yes)
-            }
-            Database::Postgres(_) => {
-                crate::sqlite_backup::refuse_sqlite_backup(&path)?;
-                restore(
-                    &mut out,
-                    &cfg,
-                    &path,
-                    &migrate_backup::RestoreOptions {
-                        replace: yes,
-                        jobs,
-                        in_place,
-                        session_wait: cfg.lock_wait,
-                    },
-                )
-            }
-        },
+        } => restore(
+            &mut out,
+            &cfg,
+            &path,
+            &migrate_backup::RestoreOptions {
+                replace: yes,
+                request: migrate_backup::RestoreRequest {
+                    in_place,
+                    jobs,
+                    session_wait: cfg.lock_wait,
+                },
+            },
+        ),
         Command::Seed { users, seed } => seed_data(&mut out, &cfg, users, seed),
         Command::Check(a) => check(&mut out, &cfg, &graph, a.json),
         Command::Verify(a) => verify(&mut out, &cfg, &graph, a.json),
@@ -118,26 +100,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// The PostgreSQL connection settings of the configured database (commands that only
-/// PostgreSQL has: `seed`, and the `pg_dump` backups).
-fn settings(cfg: &Resolved) -> Result<ConnectionSettings, CliError> {
-    let url = cfg.database_url.as_deref().ok_or(CliError::NoDatabase)?;
-    Ok(url::parse_with_process_env(url)?)
-}
-
-/// The configured database and a connection to it, for a command that only reads. A SQLite
-/// file not created yet reads as the empty database it would start as (and is not created).
+/// The configured database and a connection to it, for a command that only reads (a database
+/// file not created yet reads as the empty database it would start as, and is not created).
 pub(crate) fn connect(cfg: &Resolved) -> Result<(Connected, Database), CliError> {
     let database = Database::resolve(cfg)?;
-    if database.is_missing_file() {
-        log::debug!(
-            "{} does not exist yet: shown as an empty database (`identity-migrate migrate` creates it)",
-            database.redacted()
-        );
-        let empty = Database::Sqlite(migrate_sqlite::SqliteTarget::Memory);
-        return Ok((empty.connect(cfg, true)?, database));
-    }
-    Ok((database.connect(cfg, false)?, database))
+    Ok((database.connect_to_read(cfg)?, database))
 }
 
 pub(crate) fn engine<'g>(
@@ -152,10 +119,6 @@ pub(crate) fn engine<'g>(
     if let Some(run) = run {
         options.single_transaction = run.single_transaction;
         options.accept_changed = run.accept_changed;
-    }
-    let mut connected = connected;
-    if let Connected::Postgres(driver) = &mut connected {
-        migrate_postgres::interrupt::cancel_on_interrupt(driver.client());
     }
     let driver = Box::new(crate::signals::Interruptible::new(connected.into_driver()));
     // A database that ran the series 0.1.0 released and 0.2.0 withdrew is told the way forward

@@ -2,8 +2,8 @@
 
 use super::io_error;
 use crate::config::Resolved;
-use crate::database::Database;
 use crate::error::CliError;
+use crate::open::Database;
 use crate::output;
 use std::io::Write;
 
@@ -13,16 +13,12 @@ pub(super) fn seed_data(
     users: u64,
     seed: u64,
 ) -> Result<(), CliError> {
-    let settings = match Database::resolve(cfg)? {
-        Database::Postgres(settings) => settings,
-        Database::Sqlite(target) => {
-            return Err(CliError::Config(format!(
-                "seed loads PostgreSQL with COPY, and {target} is SQLite: point DATABASE_URL at a PostgreSQL database"
-            )))
-        }
-    };
-    let mut client = migrate_postgres::connect_client(&settings, "identity-migrate seed")?;
-    migrate_postgres::interrupt::cancel_on_interrupt(&client);
+    let settings = Database::resolve(cfg)?.server_settings(|target| {
+        format!(
+            "seed loads PostgreSQL with COPY, and {target} is SQLite: point DATABASE_URL at a PostgreSQL database"
+        )
+    })?;
+    let mut client = crate::open::plain_session(&settings, "identity-migrate seed")?;
     let scale = identity_seed::Scale::users(users);
     let spinner = crate::progress::spinner(false, "seeding");
     let report = identity_seed::seed_with_progress(&mut client, &scale, seed, &mut |p| match p {

@@ -4,13 +4,17 @@
 //! the restore's swap: what it carries over, connected sessions, roles without CREATEDB.
 
 use migrate_backup::{
-    backup, manifest_path, read_manifest, restore, tools_for, verify, Backup, BackupError,
-    BackupRequest, Check, Format, Manifest, Method, RestoreOptions,
+    manifest_path, read_manifest, verify_and_restore, Backup, BackupError, BackupRequest, Check,
+    Manifest, Method, RestoreOptions, RestoreRequest, Restored, SnapshotRequest,
 };
-use migrate_postgres::backup::ClientTools;
+use migrate_postgres::backup::{find_tools, ClientTools, Format};
+use migrate_postgres::backup_session::PostgresBackup;
 use migrate_postgres::url::{self, ConnectionSettings};
+use migrate_testkit::archive::{
+    biggest_data_file, connect_to, content_of, copy_backup, databases_beside, find, listing,
+    overwrite_keeping_lines, rewrite_hashes, size, truncate, DropDatabases,
+};
 use migrate_testkit::{describe_schema, TestDb};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,16 +26,25 @@ fn settings(db: &TestDb) -> ConnectionSettings {
 }
 
 fn tools(db: &TestDb) -> ClientTools {
-    tools_for(&settings(db)).expect("the client tools of the test server")
+    let num: i32 = db
+        .client()
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .expect("the server's version")
+        .get(0);
+    find_tools(u32::try_from(num / 10000).expect("a major version"))
+        .expect("the client tools of the test server")
 }
 
 fn request(dir: &Path, output: Option<PathBuf>, format: Format) -> BackupRequest {
     BackupRequest {
         dir: dir.to_owned(),
         output,
-        format,
-        jobs: 2,
-        compress: None,
+        snapshot: SnapshotRequest {
+            format: Some(format.as_str().to_owned()),
+            one_file: false,
+            jobs: 2,
+            compress: None,
+        },
         tool_version: "test".to_owned(),
     }
 }
@@ -39,44 +52,47 @@ fn request(dir: &Path, output: Option<PathBuf>, format: Format) -> BackupRequest
 fn options(replace: bool) -> RestoreOptions {
     RestoreOptions {
         replace,
-        jobs: 2,
-        in_place: false,
-        session_wait: Duration::from_secs(10),
+        request: RestoreRequest {
+            in_place: false,
+            jobs: 2,
+            session_wait: Duration::from_secs(10),
+        },
     }
+}
+
+/// The policy's backup through the PostgreSQL driver.
+fn backup(
+    settings: &ConnectionSettings,
+    request: &BackupRequest,
+    progress: &mut dyn FnMut(migrate_backup::Progress),
+) -> Result<Backup, BackupError> {
+    migrate_backup::backup(
+        &mut PostgresBackup::new(settings.clone()),
+        request,
+        progress,
+    )
+}
+
+/// The policy's verify with the server's tools.
+fn verify(path: &Path, tools: &ClientTools, check: Check) -> Result<Manifest, BackupError> {
+    migrate_backup::verify(path, tools, check).map(|v| v.manifest)
+}
+
+/// The policy's restore through the PostgreSQL driver, after the fast check.
+fn restore(
+    settings: &ConnectionSettings,
+    path: &Path,
+    options: &RestoreOptions,
+    safety: &BackupRequest,
+    progress: &mut dyn FnMut(migrate_backup::Progress),
+) -> Result<Restored, BackupError> {
+    let mut driver = PostgresBackup::new(settings.clone());
+    verify_and_restore(&mut driver, path, options, safety, progress)
 }
 
 /// A session on the server's `postgres` database, as the test server's superuser.
 fn admin(db: &TestDb) -> postgres::Client {
-    let url = db.url();
-    let at = url.rfind('/').expect("a database in the URL");
-    postgres::Client::connect(&format!("{}/postgres", &url[..at]), postgres::NoTls)
-        .expect("connect to postgres")
-}
-
-/// Databases named after `db` with a suffix: scratch or previous databases of a restore.
-fn databases_beside(db: &TestDb) -> Vec<String> {
-    admin(db)
-        .query(
-            "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1",
-            &[&format!("{}__", db.name())],
-        )
-        .expect("list databases")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-/// Drops the named databases when the test ends, however it ends.
-struct DropDatabases<'a>(&'a TestDb, Vec<String>);
-
-impl Drop for DropDatabases<'_> {
-    fn drop(&mut self) {
-        let mut admin = admin(self.0);
-        for name in &self.1 {
-            let _ =
-                admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
-        }
-    }
+    connect_to(db, "postgres")
 }
 
 fn take(db: &TestDb, path: &Path, format: Format) -> Backup {
@@ -139,40 +155,7 @@ fn seeded() -> TestDb {
 /// position, and the schema of both schemas.
 fn state(db: &TestDb) -> String {
     let mut client = db.client();
-    let mut out = BTreeMap::new();
-    let tables: Vec<String> = client
-        .query(
-            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables \
-             WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
-            &[],
-        )
-        .expect("list tables")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for t in tables {
-        let sum: String = client
-            .query_one(
-                &format!(
-                    "SELECT count(*)::text || ' ' || \
-                     md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {t} t"
-                ),
-                &[],
-            )
-            .expect("checksum")
-            .get(0);
-        out.insert(format!("table {t}"), sum);
-    }
-    for row in client
-        .query(
-            "SELECT schemaname || '.' || sequencename, coalesce(last_value::text, 'unset') \
-             FROM pg_sequences ORDER BY 1",
-            &[],
-        )
-        .expect("sequences")
-    {
-        out.insert(format!("sequence {}", row.get::<_, String>(0)), row.get(1));
-    }
+    let out = content_of(&mut client);
     let relations: Vec<String> = client
         .query(
             "SELECT n.nspname || '.' || c.relname || ' ' || c.relkind::text FROM pg_class c \
@@ -201,94 +184,8 @@ fn relation_count(db: &TestDb) -> i64 {
         .get(0)
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("list")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-fn size(p: &Path) -> u64 {
-    std::fs::metadata(p).expect("metadata").len()
-}
-
-fn copy_backup(archive: &Path, into: &Path) -> PathBuf {
-    std::fs::create_dir_all(into).expect("create");
-    let copy = into.join(archive.file_name().expect("name"));
-    if archive.is_dir() {
-        std::fs::create_dir(&copy).expect("create");
-        for f in listing(archive) {
-            std::fs::copy(archive.join(&f), copy.join(&f)).expect("copy");
-        }
-    } else {
-        std::fs::copy(archive, &copy).expect("copy");
-    }
-    std::fs::copy(manifest_path(archive), manifest_path(&copy)).expect("copy manifest");
-    copy
-}
-
-fn truncate(file: &Path, len: u64) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(file)
-        .expect("open")
-        .set_len(len)
-        .expect("truncate");
-}
-
-/// Overwrites up to `n` bytes at `offset` with 'Z', leaving newlines alone.
-fn overwrite(file: &Path, offset: u64, n: usize) {
-    let mut bytes = std::fs::read(file).expect("read");
-    let start = usize::try_from(offset).expect("offset");
-    for b in bytes.iter_mut().skip(start).take(n) {
-        if *b != b'\n' {
-            *b = b'Z';
-        }
-    }
-    std::fs::write(file, bytes).expect("write");
-}
-
-fn biggest_data_file(archive: &Path) -> PathBuf {
-    listing(archive)
-        .into_iter()
-        .filter(|f| f != "toc.dat" && (f.ends_with(".dat.gz") || f.ends_with(".dat")))
-        .map(|f| archive.join(f))
-        .max_by_key(|p| size(p))
-        .expect("a data file")
-}
-
 fn write_manifest(archive: &Path, m: &Manifest) {
     std::fs::write(manifest_path(archive), m.to_json()).expect("write manifest");
-}
-
-/// Makes the manifest's sizes and SHA-256s match the (corrupted) files.
-fn rewrite_hashes(archive: &Path) {
-    let mut m = read_manifest(archive).expect("manifest");
-    for entry in &mut m.files {
-        let file = if archive.is_dir() {
-            archive.join(&entry.path)
-        } else {
-            archive.to_owned()
-        };
-        let bytes = std::fs::read(&file).expect("read");
-        entry.bytes = bytes.len() as u64;
-        entry.sha256 = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-    }
-    write_manifest(archive, &m);
-}
-
-fn find(file: &Path, needle: &str, from: usize) -> usize {
-    let bytes = std::fs::read(file).expect("read");
-    bytes[from..]
-        .windows(needle.len())
-        .position(|w| w == needle.as_bytes())
-        .map(|p| p + from)
-        .unwrap_or_else(|| panic!("{needle:?} not in {}", file.display()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,7 +313,7 @@ fn tampered_archives_are_refused_in_every_format() {
             ),
             (
                 "overwritten",
-                Box::new(|a| overwrite(&data(a), size(&data(a)) / 2, 64)),
+                Box::new(|a| overwrite_keeping_lines(&data(a), size(&data(a)) / 2, 64)),
             ),
             (
                 "row count edited",
@@ -574,10 +471,10 @@ fn corrupt_custom_and_directory_archives_with_a_matching_manifest_are_refused() 
             ("truncated to half", &|a| truncate(a, size(a) / 2)),
             ("truncated by one byte", &|a| truncate(a, size(a) - 1)),
             ("overwritten at 3/4 (data)", &|a| {
-                overwrite(a, size(a) * 3 / 4, 64)
+                overwrite_keeping_lines(a, size(a) * 3 / 4, 64)
             }),
             ("overwritten in the middle", &|a| {
-                overwrite(a, size(a) / 2, 64)
+                overwrite_keeping_lines(a, size(a) / 2, 64)
             }),
         ],
     );
@@ -590,7 +487,7 @@ fn corrupt_custom_and_directory_archives_with_a_matching_manifest_are_refused() 
             }),
             ("users' data overwritten in the middle", &|a| {
                 let f = biggest_data_file(a);
-                overwrite(&f, size(&f) / 2, 64)
+                overwrite_keeping_lines(&f, size(&f) / 2, 64)
             }),
         ],
     ));
@@ -623,7 +520,7 @@ fn corrupt_plain_archive_with_a_matching_manifest_is_refused() {
             ("overwritten inside the users' data", &|a| {
                 let start = find(a, "COPY public.users ", 0);
                 let end = find(a, "\n\\.\n", start);
-                overwrite(a, ((start + end) / 2) as u64, 64)
+                overwrite_keeping_lines(a, ((start + end) / 2) as u64, 64)
             }),
         ],
     );
@@ -912,7 +809,7 @@ fn connected_sessions_are_refused_or_waited_for() {
         })
     };
     let mut short = options(false);
-    short.session_wait = Duration::from_secs(1);
+    short.request.session_wait = Duration::from_secs(1);
     let stays = intruder(Duration::from_secs(8));
     let err = restore(&settings(&target), &path, &short, &safety, &mut |_| {})
         .expect_err("a session that stays");
