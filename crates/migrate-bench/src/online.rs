@@ -164,6 +164,13 @@ fn sample_statements(
                 )
                 .unwrap_or_default();
             let now = epoch.elapsed();
+            // A key not seen in this poll is over: seen again later, it is a new span (the
+            // checkpointer has no query_start to tell its rounds apart).
+            let polled: std::collections::HashSet<(i32, String)> = rows
+                .iter()
+                .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default()))
+                .collect();
+            open.retain(|key, _| polled.contains(key));
             for r in rows {
                 let key: (i32, String) =
                     (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default());
