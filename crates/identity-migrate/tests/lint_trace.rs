@@ -328,7 +328,7 @@ fn a_trace_drops_the_copy_a_killed_trace_left_and_spares_a_running_ones() {
         )),
         "{out}"
     );
-    assert_eq!(scratch_copies(&db), [running.clone()]);
+    assert_eq!(scratch_copies(&db), std::slice::from_ref(&running));
     maintenance
         .batch_execute(&format!("DROP DATABASE \"{running}\""))
         .expect("drop the running copy");

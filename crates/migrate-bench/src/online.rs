@@ -483,7 +483,7 @@ fn side(
         .filter(|l| l.ended >= started && l.ended < finished)
         .copied()
         .collect();
-    during.sort_by(|a, b| b.latency.cmp(&a.latency));
+    during.sort_by_key(|l| std::cmp::Reverse(l.latency));
     let slowest = during
         .into_iter()
         .take(SLOWEST)

@@ -88,7 +88,7 @@ pub(crate) fn phase_units(
             let segments = if table_by_table {
                 crate::lock_order::table_segments(&ops[i..end], &schema, before)
             } else {
-                vec![0..end - i]
+                std::iter::once(0..end - i).collect()
             };
             for (n, segment) in segments.into_iter().enumerate() {
                 let (from, to) = (i + segment.start, i + segment.end);
