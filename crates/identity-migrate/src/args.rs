@@ -106,6 +106,9 @@ pub enum Command {
         /// Where the revision files live [default: crates/identity-schema/src/revisions].
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Machine-readable report.
+        #[arg(long)]
+        json: bool,
     },
     /// Back up the database with pg_dump: written privately, verified, with a manifest.
     Backup(BackupArgs),
@@ -135,6 +138,9 @@ pub enum Command {
         /// sessions may stay connected; slower, and with --yes a safety backup is taken first).
         #[arg(long)]
         in_place: bool,
+        /// Machine-readable report.
+        #[arg(long)]
+        json: bool,
     },
     /// Judge revisions (or a SQL file) for the locks they take, the rewrites and scans they
     /// cause, and what they break or lose. Exit 6 when an error has no allowance.
@@ -285,6 +291,9 @@ pub struct BackupArgs {
     /// save disk (about 3x at 1) and cost CPU time that a two-core machine feels.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compress: Option<u32>,
+    /// Machine-readable report.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Subcommands of `backup`.
@@ -299,6 +308,9 @@ pub enum BackupCommand {
         /// Also decode the whole archive and compare every table's rows and data digest.
         #[arg(long)]
         full: bool,
+        /// Machine-readable report.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -331,6 +343,9 @@ pub struct MigrateArgs {
     /// Run although lint finds an error that the revision does not allow (each is logged).
     #[arg(long)]
     pub allow_lint_errors: bool,
+    /// Machine-readable report (a dry run's plan, or the steps run), one JSON document.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub rules: RuleArgs,
 }

@@ -246,14 +246,16 @@ fn read_database(
     cfg: &Resolved,
     database: &Database,
     ctx: &mut LintContext,
+    created_later: bool,
 ) -> Result<Heads, CliError> {
     if database.is_missing_file() {
         return Ok(Heads::new());
     }
     let mut connected = match database.connect(cfg, false) {
         Ok(c) => c,
-        // `migrate --create-database` creates it later: it is empty now.
-        Err(CliError::Engine(EngineError::Driver(DriverError::NoSuchDatabase(_)))) => {
+        // `migrate --create-database` creates it later: it is empty now. Anywhere else a
+        // database that is not there is a failure, never "no revision yet".
+        Err(CliError::Driver(DriverError::NoSuchDatabase(_))) if created_later => {
             return Ok(Heads::new())
         }
         Err(e) => return Err(e),
@@ -313,7 +315,7 @@ pub fn run(
         }
         None if args.pending => {
             let database = Database::resolve(cfg)?;
-            let current = read_database(cfg, &database, &mut ctx)?;
+            let current = read_database(cfg, &database, &mut ctx, false)?;
             let target = graph
                 .resolve("heads", &current)
                 .map_err(EngineError::from)?;
@@ -446,7 +448,7 @@ pub fn guard(
     if run.single_transaction {
         ctx.transaction = lint::TransactionMode::Single;
     }
-    let current = read_database(cfg, &database, &mut ctx)?;
+    let current = read_database(cfg, &database, &mut ctx, run.create_database)?;
     let steps = match plan(graph, intent, &current) {
         Ok(steps) => steps,
         Err(e) => {
@@ -617,6 +619,7 @@ mod tests {
             create_database: false,
             backup: false,
             allow_lint_errors: false,
+            json: false,
             rules: RuleArgs::default(),
         }
     }

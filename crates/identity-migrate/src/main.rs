@@ -14,6 +14,7 @@ mod open;
 mod output;
 mod progress;
 mod promote;
+mod report;
 mod scaffold;
 mod shell;
 mod signals;

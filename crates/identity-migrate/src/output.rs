@@ -1,6 +1,7 @@
 //! Output: tables and SQL scripts, written to any `io::Write` so that each format is tested.
 
-use migrate_engine::{PreparedStep, Script};
+use migrate_engine::Script;
+pub use migrate_engine::{heads_text, Framing};
 use std::io::{self, Write};
 
 /// Writes rows as a table with a header, columns padded to their widest cell.
@@ -37,91 +38,15 @@ pub fn key_values(out: &mut dyn Write, rows: &[(&str, String)]) -> io::Result<()
     Ok(())
 }
 
-/// How a script is framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// As the run executes it: each transaction between `BEGIN;` and `COMMIT;`.
-    Transactions,
-    /// For `psql -1`, which supplies the one transaction itself.
-    Bare,
-    /// For the `sqlite3` shell: as [`Framing::Transactions`], after turning foreign keys off,
-    /// as the driver does, since a table rebuild drops a table that others reference.
-    SqliteShell,
-}
-
-/// Writes a script: a header of comment lines, then every statement in execution order.
+/// Writes a script: a header of comment lines, then every statement in execution order, each
+/// transaction framed as the dialect's driver executes it (see [`migrate_engine::script_text`]).
 pub fn script(
     out: &mut dyn Write,
     header: &[String],
     script: &Script,
     framing: Framing,
 ) -> io::Result<()> {
-    for line in header {
-        writeln!(out, "-- {line}")?;
-    }
-    let framed = framing != Framing::Bare;
-    let whole = framed && script.single_transaction;
-    if framing == Framing::SqliteShell {
-        writeln!(out, "\nPRAGMA foreign_keys = OFF;")?;
-    }
-    if whole {
-        writeln!(out, "\nBEGIN;")?;
-    }
-    if !script.bootstrap.is_empty() {
-        writeln!(out, "\n-- The tool's own tables")?;
-        block(out, &script.bootstrap, framed && !whole)?;
-    }
-    for p in &script.steps {
-        writeln!(out, "\n-- {}", step_title(p))?;
-        if !p.transactional {
-            writeln!(out, "-- Runs outside a transaction: statement by statement, then its bookkeeping in one transaction.")?;
-            block(out, &p.statements, false)?;
-            block(out, &p.bookkeeping, framed)?;
-        } else {
-            let all: Vec<String> = p.statements.iter().chain(&p.bookkeeping).cloned().collect();
-            block(out, &all, framed && !whole)?;
-        }
-    }
-    if whole {
-        writeln!(out, "\nCOMMIT;")?;
-    }
-    Ok(())
-}
-
-fn block(out: &mut dyn Write, statements: &[String], transaction: bool) -> io::Result<()> {
-    if transaction {
-        writeln!(out, "BEGIN;")?;
-    }
-    for s in statements {
-        writeln!(out, "{s};")?;
-    }
-    if transaction {
-        writeln!(out, "COMMIT;")?;
-    }
-    Ok(())
-}
-
-/// `Upgrade 974799e38366 -> 68d314520251: message`.
-pub fn step_title(p: &PreparedStep) -> String {
-    let verb = match p.step.direction {
-        migrate_core::Direction::Up => "Upgrade",
-        migrate_core::Direction::Down => "Downgrade",
-    };
-    format!(
-        "{verb} {} -> {}: {}",
-        heads_text(&p.step.heads_before),
-        heads_text(&p.step.heads_after),
-        p.message
-    )
-}
-
-/// Heads as text: `base` when empty, else ids joined by `, `.
-pub fn heads_text(heads: &migrate_core::Heads) -> String {
-    if heads.is_empty() {
-        "base".to_owned()
-    } else {
-        heads.iter().cloned().collect::<Vec<_>>().join(", ")
-    }
+    out.write_all(migrate_engine::script_text(header, script, framing).as_bytes())
 }
 
 /// Milliseconds for people: `12 ms`, `1.4 s`.
@@ -136,7 +61,8 @@ pub fn duration_text(ms: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use migrate_core::{Direction, Heads, Step};
+    use migrate_core::{Dialect, Direction, Heads, Step};
+    use migrate_engine::PreparedStep;
 
     fn step(rev: &str, before: &[&str], after: &[&str], transactional: bool) -> PreparedStep {
         let set = |ids: &[&str]| ids.iter().map(|s| (*s).to_owned()).collect::<Heads>();
@@ -186,6 +112,7 @@ mod tests {
                 step("bbbb", &["aaaa"], &["bbbb"], false),
             ],
             single_transaction: false,
+            dialect: Dialect::Postgres,
         };
         let mut out = Vec::new();
         script(&mut out, &["dry run".into()], &s, Framing::Transactions).expect("write");
@@ -198,6 +125,7 @@ mod tests {
             bootstrap: Vec::new(),
             steps: vec![step("aaaa", &[], &["aaaa"], true)],
             single_transaction: true,
+            dialect: Dialect::Postgres,
         };
         let mut out = Vec::new();
         script(&mut out, &[], &s, Framing::Bare).expect("write");

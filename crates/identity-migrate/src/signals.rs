@@ -18,7 +18,7 @@ use migrate_core::driver::{
 };
 use migrate_core::{Direction, Heads, Schema};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long the interrupted command has to roll back, record and unlock before the tool exits
 /// anyway: well inside Kubernetes' default 30 s between SIGTERM and SIGKILL.
@@ -49,7 +49,7 @@ pub fn install() {
                 );
                 std::process::exit(exit_code(signal));
             }
-            migrate_postgres::interrupt::interrupt();
+            crate::open::interrupt_sessions();
             std::thread::spawn(move || {
                 std::thread::sleep(GRACE);
                 eprintln!(
@@ -171,26 +171,15 @@ impl Driver for Interruptible {
         self.inner.server_version()
     }
 
-    fn lock(&mut self, budget: Duration) -> Result<(), DriverError> {
-        // In slices, so that a signal stops the wait within a second.
-        let started = Instant::now();
-        loop {
-            if let Some(signal) = self.pending() {
-                return Err(interrupted(
-                    signal,
-                    "stopped while waiting for the migration lock",
-                ));
-            }
-            let left = budget.saturating_sub(started.elapsed());
-            match self.inner.lock(left.min(Duration::from_secs(1))) {
-                Err(DriverError::LockBusy(_))
-                    if !left.is_zero() && left > Duration::from_secs(1) => {}
-                Err(DriverError::LockBusy(_)) => {
-                    return Err(DriverError::LockBusy(started.elapsed()))
-                }
-                other => return other,
-            }
+    fn try_lock(&mut self) -> Result<bool, DriverError> {
+        // Before every poll: a signal stops the engine's wait within one pause.
+        if let Some(signal) = self.pending() {
+            return Err(interrupted(
+                signal,
+                "stopped while waiting for the migration lock",
+            ));
         }
+        self.inner.try_lock()
     }
 
     fn unlock(&mut self) -> Result<(), DriverError> {

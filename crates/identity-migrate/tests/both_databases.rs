@@ -1,15 +1,17 @@
 //! The same scenarios on PostgreSQL and on SQLite, through the binary as an operator runs it.
 //!
-//! Each scenario is written once, over [`Backend`], and instantiated for both databases by
-//! [`both!`]. The schema is compared with what the revisions define by `check`, which
+//! Each scenario is written once, over [`Backend`], and instantiated for both databases by the
+//! test kit's [`both!`]. The schema is compared with what the revisions define by `check`, which
 //! introspects the database and compares it with the canonical form of `schema_at` of its
 //! revision; content is compared through the backup manifest, which holds a row count and a
 //! SHA-256 of the data of every table.
 
 mod common;
 
-use common::{assert_one_error_line, chain, head, run, tempdir, Json, Out, R2};
-use migrate_testkit::TestDb;
+use common::{
+    assert_one_error_line, chain, head, parse_json, run, tempdir, Json, JsonExt, Out, R2,
+};
+use migrate_testkit::{both, Kind, TestDb};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,12 +20,6 @@ use std::process::Command;
 enum Backend {
     Postgres(TestDb),
     Sqlite(PathBuf),
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Postgres,
-    Sqlite,
 }
 
 impl Backend {
@@ -109,11 +105,11 @@ impl Backend {
     /// The revision(s) the database is at, from `status --json`.
     fn current(&self, dir: &Path) -> Vec<String> {
         let out = self.run(dir, &["status", "--json"]).ok();
-        Json::parse(&out.stdout)
-            .get("current")
+        parse_json(&out.stdout)
+            .at("current")
             .items()
             .iter()
-            .map(|c| c.get("revision").str().to_owned())
+            .map(|c| c.at("revision").str().to_owned())
             .collect()
     }
 
@@ -123,9 +119,17 @@ impl Backend {
     fn assert_clean(&self, dir: &Path) {
         let out = self.run(dir, &["check", "--json"]);
         assert!(out.code == 0 || out.code == 3, "check:\n{out}");
-        let report = Json::parse(&out.stdout);
-        assert_eq!(report.get("differences").items(), [], "drift:\n{out}");
-        assert_eq!(report.get("changed").items(), [], "changed:\n{out}");
+        let report = parse_json(&out.stdout);
+        assert_eq!(
+            report.at("differences").items(),
+            &[] as &[Json],
+            "drift:\n{out}"
+        );
+        assert_eq!(
+            report.at("changed").items(),
+            &[] as &[Json],
+            "changed:\n{out}"
+        );
     }
 
     /// Runs `intent` through the engine with `graph` directly, as another release of the tool
@@ -193,17 +197,17 @@ fn manifest_content(archive: &Path) -> BTreeMap<String, (String, String)> {
     let mut manifest_name = archive.as_os_str().to_owned();
     manifest_name.push(".manifest.json");
     let text = std::fs::read_to_string(PathBuf::from(manifest_name)).expect("read the manifest");
-    let manifest = Json::parse(&text);
-    let rows = manifest.get("tables");
-    let digests = manifest.get("table_sha256");
+    let manifest = parse_json(&text);
+    let rows = manifest.at("tables");
+    let digests = manifest.at("table_sha256");
     rows.keys()
         .into_iter()
         .map(|table| {
             (
                 table.clone(),
                 (
-                    rows.get(&table).number().to_string(),
-                    digests.get(&table).str().to_owned(),
+                    rows.at(&table).number().to_string(),
+                    digests.at(&table).str().to_owned(),
                 ),
             )
         })
@@ -216,22 +220,6 @@ fn without_history(
 ) -> BTreeMap<String, (String, String)> {
     content.retain(|table, _| !table.contains("identity_migrate_history"));
     content
-}
-
-/// Instantiates a scenario `fn(Kind)` as one test per database.
-macro_rules! both {
-    ($scenario:ident) => {
-        mod $scenario {
-            #[test]
-            fn postgres() {
-                super::$scenario(super::Kind::Postgres);
-            }
-            #[test]
-            fn sqlite() {
-                super::$scenario(super::Kind::Sqlite);
-            }
-        }
-    };
 }
 
 both!(whole_chain_up_down_up_matches_schema_at_every_step);
@@ -441,8 +429,8 @@ fn corrupted_backups_are_refused_and_the_target_is_unchanged(kind: Kind) {
             "a manifest that does not match",
             bytes.clone(),
             manifest.replace(
-                Json::parse(&manifest).get("files").items()[0]
-                    .get("sha256")
+                parse_json(&manifest).at("files").items()[0]
+                    .at("sha256")
                     .str(),
                 &"0".repeat(64),
             ),

@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    assert_one_error_line, chain, db_at, execute, head, history, history_to_head, run_db, snapshot,
-    strings, tempdir, version, Json, Out, R2,
+    assert_one_error_line, chain, db_at, execute, head, history, history_to_head, parse_json,
+    run_db, snapshot, strings, tempdir, version, Json, JsonExt, Out, R2,
 };
 use migrate_testkit::TestDb;
 
@@ -73,11 +73,11 @@ fn clean_at_head() {
         "{out}"
     );
 
-    let json = Json::parse(&run_db(dir.path(), &db, &["check", "--json"]).ok().stdout);
-    assert_eq!(json.get("clean"), &Json::Bool(true));
-    assert_eq!(json.get("current"), &Json::Array(vec![Json::String(head)]));
+    let json = parse_json(&run_db(dir.path(), &db, &["check", "--json"]).ok().stdout);
+    assert_eq!(json.at("clean"), &Json::Bool(true));
+    assert_eq!(json.at("current"), &Json::Array(vec![Json::String(head)]));
     for key in ["differences", "pending", "changed"] {
-        assert_eq!(json.get(key), &Json::Array(Vec::new()), "{key}");
+        assert_eq!(json.at(key), &Json::Array(Vec::new()), "{key}");
     }
     // check reads only.
     assert_eq!(history(&db), history_to_head());
@@ -136,21 +136,18 @@ fn json_report_of_a_drifted_database() {
     let out = run_db(dir.path(), &db, &["check", "--json"]);
     assert_eq!(out.code, DRIFT, "{out}");
     assert_one_error_line(&out);
-    let json = Json::parse(&out.stdout);
-    assert_eq!(json.get("clean"), &Json::Bool(false));
-    assert_eq!(
-        json.get("current"),
-        &Json::Array(vec![Json::String(head())])
-    );
-    assert_eq!(json.get("pending"), &Json::Array(Vec::new()));
-    assert_eq!(json.get("changed"), &Json::Array(Vec::new()));
-    let differences = json.get("differences").items();
+    let json = parse_json(&out.stdout);
+    assert_eq!(json.at("clean"), &Json::Bool(false));
+    assert_eq!(json.at("current"), &Json::Array(vec![Json::String(head())]));
+    assert_eq!(json.at("pending"), &Json::Array(Vec::new()));
+    assert_eq!(json.at("changed"), &Json::Array(Vec::new()));
+    let differences = json.at("differences").items();
     assert_eq!(differences.len(), 1, "{json:?}");
     let d = &differences[0];
-    assert_eq!(d.get("change").str(), "extra");
-    assert_eq!(d.get("object").str(), "column");
-    assert_eq!(d.get("name").str(), "users.nickname");
-    assert!(d.get("text").str().contains("users.nickname"), "{d:?}");
+    assert_eq!(d.at("change").str(), "extra");
+    assert_eq!(d.at("object").str(), "column");
+    assert_eq!(d.at("name").str(), "users.nickname");
+    assert!(d.at("text").str().contains("users.nickname"), "{d:?}");
 }
 
 #[test]
@@ -181,10 +178,10 @@ fn an_edited_applied_revision() {
         "only that one:\n{out}"
     );
     assert!(out.stderr.contains("1 changed revision(s)"), "{out}");
-    let json = Json::parse(&run_db(dir.path(), &db, &["check", "--json"]).stdout);
-    assert_eq!(json.get("clean"), &Json::Bool(false));
+    let json = parse_json(&run_db(dir.path(), &db, &["check", "--json"]).stdout);
+    assert_eq!(json.at("clean"), &Json::Bool(false));
     assert_eq!(
-        json.get("changed"),
+        json.at("changed"),
         &Json::Array(vec![Json::String(R2.into())])
     );
 
@@ -238,11 +235,11 @@ fn pending_revisions() {
             .contains(&format!("{} pending revision(s)", pending.len())),
         "{out}"
     );
-    let json = Json::parse(&run_db(dir.path(), &db, &["check", "--json"]).stdout);
-    assert_eq!(json.get("clean"), &Json::Bool(false));
+    let json = parse_json(&run_db(dir.path(), &db, &["check", "--json"]).stdout);
+    assert_eq!(json.at("clean"), &Json::Bool(false));
     let ids: Vec<Json> = pending.iter().cloned().map(Json::String).collect();
-    assert_eq!(json.get("pending"), &Json::Array(ids));
-    assert_eq!(json.get("differences"), &Json::Array(Vec::new()));
+    assert_eq!(json.at("pending"), &Json::Array(ids));
+    assert_eq!(json.at("differences"), &Json::Array(Vec::new()));
 
     // verify says the same, on its revision line.
     let out = run_db(dir.path(), &db, &["verify"]);

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    before_head, chain, db_at, head, history, history_to_head, revision_count, run, run_db, tables,
-    tempdir, version, Json, R1, R2,
+    before_head, chain, db_at, head, history, history_to_head, parse_json, revision_count, run,
+    run_db, tables, tempdir, version, Json, JsonExt, R1, R2,
 };
 use migrate_testkit::TestDb;
 
@@ -22,11 +22,11 @@ fn status_of_a_fresh_database_is_base_with_every_revision_pending() {
     // status reads only: it creates nothing.
     assert!(tables(&db).is_empty(), "{:?}", tables(&db));
 
-    let json = Json::parse(&run_db(dir.path(), &db, &["status", "--json"]).ok().stdout);
-    assert_eq!(json.get("current"), &Json::Array(Vec::new()));
-    assert_eq!(json.get("pending"), &Json::Number(n as f64));
-    assert_eq!(json.get("at_head"), &Json::Bool(false));
-    assert_eq!(json.get("heads"), &Json::Array(vec![Json::String(head)]));
+    let json = parse_json(&run_db(dir.path(), &db, &["status", "--json"]).ok().stdout);
+    assert_eq!(json.at("current"), &Json::Array(Vec::new()));
+    assert_eq!(json.at("pending").number(), n as f64);
+    assert_eq!(json.at("at_head"), &Json::Bool(false));
+    assert_eq!(json.at("heads"), &Json::Array(vec![Json::String(head)]));
 }
 
 #[test]
@@ -90,33 +90,33 @@ fn migrate_then_status_list_and_their_json() {
         assert!(!row.contains("head"), "{list}");
     }
 
-    let json = Json::parse(&run_db(dir.path(), &db, &["list", "--json"]).ok().stdout);
+    let json = parse_json(&run_db(dir.path(), &db, &["list", "--json"]).ok().stdout);
     let items = json.items();
     assert_eq!(items.len(), n);
     for (i, (item, id)) in items.iter().zip(&ids).enumerate() {
-        assert_eq!(item.get("revision").str(), id);
-        assert_eq!(item.get("applied"), &Json::Bool(true));
-        let at = item.get("applied_at").str();
+        assert_eq!(item.at("revision").str(), id);
+        assert_eq!(item.at("applied"), &Json::Bool(true));
+        let at = item.at("applied_at").str();
         assert!(at.len() == 20 && at.ends_with('Z'), "{at}");
-        assert!(matches!(item.get("duration_ms"), Json::Number(ms) if *ms >= 0.0));
-        assert_eq!(item.get("head"), &Json::Bool(*id == head));
-        assert_eq!(item.get("current"), &Json::Bool(*id == head));
+        assert!(item.at("duration_ms").number() >= 0.0);
+        assert_eq!(item.at("head"), &Json::Bool(*id == head));
+        assert_eq!(item.at("current"), &Json::Bool(*id == head));
         let down: Vec<Json> = ids[..i]
             .last()
             .map(|parent| Json::String(parent.clone()))
             .into_iter()
             .collect();
-        assert_eq!(item.get("down_revisions"), &Json::Array(down), "{id}");
+        assert_eq!(item.at("down_revisions"), &Json::Array(down), "{id}");
     }
 
-    let json = Json::parse(&run_db(dir.path(), &db, &["status", "--json"]).ok().stdout);
-    assert_eq!(json.get("at_head"), &Json::Bool(true));
-    assert_eq!(json.get("pending"), &Json::Number(0.0));
-    let current = json.get("current").items();
+    let json = parse_json(&run_db(dir.path(), &db, &["status", "--json"]).ok().stdout);
+    assert_eq!(json.at("at_head"), &Json::Bool(true));
+    assert_eq!(json.at("pending").number(), 0.0);
+    let current = json.at("current").items();
     assert_eq!(current.len(), 1);
-    assert_eq!(current[0].get("revision").str(), head);
-    assert_eq!(current[0].get("head"), &Json::Bool(true));
-    assert!(json.get("database").str().contains(db.name()));
+    assert_eq!(current[0].at("revision").str(), head);
+    assert_eq!(current[0].at("head"), &Json::Bool(true));
+    assert!(json.at("database").str().contains(db.name()));
 
     // A second migrate has nothing to do and says so.
     let again = run_db(dir.path(), &db, &["migrate"]).ok();
@@ -133,7 +133,7 @@ fn history_is_an_alias_of_list() {
     assert_eq!(list.stdout, hist.stdout);
     let hist_json = run_db(dir.path(), &db, &["history", "--json"]).ok();
     assert_eq!(
-        Json::parse(&hist_json.stdout).items().len(),
+        parse_json(&hist_json.stdout).items().len(),
         revision_count()
     );
 }

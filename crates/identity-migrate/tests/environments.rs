@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{assert_one_error, command, head, output, tempdir, Db, Json, Out, R1, R2};
+use common::{
+    assert_one_error, command, head, output, parse_json, tempdir, Db, Json, JsonExt, Out, R1, R2,
+};
 use migrate_testkit::TestDb;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -63,11 +65,11 @@ impl Setup {
     /// The current revision of one environment.
     fn current(&self, env: &str) -> Vec<String> {
         let out = self.run(&["--env", env, "status", "--json"]).ok();
-        Json::parse(out.stdout.trim())
-            .get("current")
+        parse_json(out.stdout.trim())
+            .at("current")
             .items()
             .iter()
-            .map(|c| c.get("revision").str().to_owned())
+            .map(|c| c.at("revision").str().to_owned())
             .collect()
     }
 
@@ -113,7 +115,7 @@ fn promote_applies_exactly_the_source_revision_after_a_verified_backup() {
         assert_eq!(backups.len(), 1, "{backups:?}");
         let manifest = migrate_backup_manifest(&backups[0]);
         assert_eq!(
-            manifest.get("revisions").items(),
+            manifest.at("revisions").items(),
             &[Json::String(R1.to_owned())]
         );
         let path = backups[0].to_string_lossy().into_owned();
@@ -131,9 +133,9 @@ fn promote_applies_exactly_the_source_revision_after_a_verified_backup() {
                 "--json",
             ])
             .ok();
-        let v = Json::parse(out.stdout.trim());
-        assert_eq!(v.get("applied").items(), &[], "{out}");
-        assert_eq!(v.get("backup"), &Json::Null, "{out}");
+        let v = parse_json(out.stdout.trim());
+        assert_eq!(v.at("applied").items(), &[] as &[Json], "{out}");
+        assert_eq!(v.at("backup"), &Json::Null, "{out}");
         assert_eq!(s.production_backups().len(), 1);
 
         // The source moves on; --no-backup and --dry-run do what they say.
@@ -161,8 +163,8 @@ fn promote_applies_exactly_the_source_revision_after_a_verified_backup() {
                 "--json",
             ])
             .ok();
-        let v = Json::parse(out.stdout.trim());
-        assert_eq!(v.get("to").get("after").items(), &[Json::String(head())]);
+        let v = parse_json(out.stdout.trim());
+        assert_eq!(v.at("to").at("after").items(), &[Json::String(head())]);
         assert_eq!(s.current("production"), [head()]);
         assert_eq!(s.production_backups().len(), 1, "--no-backup took none");
     });
@@ -173,7 +175,7 @@ fn migrate_backup_manifest(archive: &Path) -> Json {
     let mut name = archive.file_name().expect("name").to_os_string();
     name.push(".manifest.json");
     let text = fs::read_to_string(archive.with_file_name(name)).expect("manifest");
-    Json::parse(&text)
+    parse_json(&text)
 }
 
 /// Asserts a refusal: exit 3, one error line, production still at `rev`, no backup taken.
@@ -297,14 +299,14 @@ fn status_of_all_environments_in_one_table() {
         );
 
         let out = s.run(&["status", "--all-environments", "--json"]).ok();
-        let v = Json::parse(out.stdout.trim());
+        let v = parse_json(out.stdout.trim());
         let names: Vec<&str> = v
             .items()
             .iter()
-            .map(|e| e.get("environment").str())
+            .map(|e| e.at("environment").str())
             .collect();
         assert_eq!(names, ["production", "staging"]);
-        assert_eq!(v.items()[1].get("at_head"), &Json::Bool(true));
+        assert_eq!(v.items()[1].at("at_head"), &Json::Bool(true));
 
         let out = s.run(&["--quiet", "status", "--all-environments", "--exit-code"]);
         assert_eq!(out.code, 4, "{out}");

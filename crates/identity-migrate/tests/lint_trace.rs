@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    assert_one_error_line, command, db_at, execute, output, run, run_db, tempdir, version, Json, R2,
+    assert_one_error_line, command, db_at, execute, output, parse_json, run, run_db, tempdir,
+    version, Json, JsonExt, R2,
 };
 use migrate_testkit::TestDb;
 use std::io::Write;
@@ -28,28 +29,28 @@ fn the_whole_chain_lints_clean_or_allowed_without_a_database() {
         summary.starts_with("linted ") && summary.contains("(0 without an allowance)"),
         "{out}"
     );
-    let json = Json::parse(&run(dir.path(), &["lint", "--json"]).ok().stdout);
-    assert_eq!(json.get("blocking").number(), 0.0);
-    let findings = json.get("findings").items();
+    let json = parse_json(&run(dir.path(), &["lint", "--json"]).ok().stdout);
+    assert_eq!(json.at("blocking").number(), 0.0);
+    let findings = json.at("findings").items();
     assert!(!findings.is_empty(), "the chain has allowed findings");
     for f in findings {
         assert!(
-            matches!(f.get("allowed"), Json::String(reason) if !reason.is_empty()),
+            matches!(f.at("allowed"), Json::String(reason) if !reason.is_empty()),
             "every finding carries its reason: {f:?}"
         );
-        assert!(!f.get("rule").str().is_empty());
+        assert!(!f.at("rule").str().is_empty());
     }
 }
 
 #[test]
 fn a_range_lints_only_its_revisions() {
     let dir = tempdir();
-    let json = Json::parse(&run(dir.path(), &["lint", R2, "--json"]).ok().stdout);
+    let json = parse_json(&run(dir.path(), &["lint", R2, "--json"]).ok().stdout);
     let revisions: Vec<&str> = json
-        .get("findings")
+        .at("findings")
         .items()
         .iter()
-        .filter_map(|f| match f.get("revision") {
+        .filter_map(|f| match f.at("revision") {
             Json::String(r) => Some(r.as_str()),
             _ => None,
         })
@@ -80,12 +81,12 @@ fn a_sql_file_is_judged_by_the_same_rules_and_its_safe_form_passes() {
     let out = run(dir.path(), &["lint", "safe.sql"]).ok();
     assert!(!out.stdout.contains("index-without-concurrently"), "{out}");
 
-    let json = Json::parse(&run(dir.path(), &["lint", "unsafe.sql", "--json"]).stdout);
-    let first = &json.get("findings").items()[0];
-    assert_eq!(first.get("rule").str(), "index-without-concurrently");
-    assert_eq!(first.get("severity").str(), "error");
-    assert_eq!(first.get("statement").number(), 1.0);
-    assert_eq!(json.get("blocking").number(), 1.0);
+    let json = parse_json(&run(dir.path(), &["lint", "unsafe.sql", "--json"]).stdout);
+    let first = &json.at("findings").items()[0];
+    assert_eq!(first.at("rule").str(), "index-without-concurrently");
+    assert_eq!(first.at("severity").str(), "error");
+    assert_eq!(first.at("statement").number(), 1.0);
+    assert_eq!(json.at("blocking").number(), 1.0);
 
     // `-` reads the script from stdin.
     let mut child = command(dir.path())
@@ -166,23 +167,23 @@ fn severities_come_from_identity_migrate_toml_and_the_rule_flag() {
 fn pending_lints_what_migrate_would_run_with_live_sizes() {
     let dir = tempdir();
     let db = db_at(dir.path(), R2);
-    let json = Json::parse(
+    let json = parse_json(
         &run_db(dir.path(), &db, &["lint", "--pending", "--json"])
             .ok()
             .stdout,
     );
-    assert!(json.get("linted").str().contains("pending revision(s)"));
+    assert!(json.at("linted").str().contains("pending revision(s)"));
     // The pending range rewrites nothing since fbcbc6afff27 changes its type online (the live
     // sizes of a rewrite's message are tested in lint_cmd's own tests).
-    let findings = json.get("findings").items();
+    let findings = json.at("findings").items();
     assert!(
         findings
             .iter()
-            .all(|f| f.get("rule").str() != "type-change-rewrite"),
+            .all(|f| f.at("rule").str() != "type-change-rewrite"),
         "{findings:?}"
     );
     assert!(
-        findings.iter().all(|f| f.get("revision").str() != R2),
+        findings.iter().all(|f| f.at("revision").str() != R2),
         "applied revisions are not linted"
     );
 }
@@ -207,15 +208,15 @@ fn trace_measures_each_statement_on_a_scratch_copy_and_drops_it() {
     let db = db_at(dir.path(), "3ffba08b0d3f");
     let before = version(&db);
     let out = run_db(dir.path(), &db, &["trace", "--json"]).ok();
-    let json = Json::parse(&out.stdout);
-    assert_eq!(json.get("scratch").get("dropped"), &Json::Bool(true));
-    let steps = json.get("steps").items();
+    let json = parse_json(&out.stdout);
+    assert_eq!(json.at("scratch").at("dropped"), &Json::Bool(true));
+    let steps = json.at("steps").items();
     let statements = |revision: &str| -> Vec<Json> {
         steps
             .iter()
-            .find(|s| s.get("revision").str() == revision)
+            .find(|s| s.at("revision").str() == revision)
             .unwrap_or_else(|| panic!("{revision} traced"))
-            .get("statements")
+            .at("statements")
             .items()
             .to_vec()
     };
@@ -223,44 +224,44 @@ fn trace_measures_each_statement_on_a_scratch_copy_and_drops_it() {
     // revision): ACCESS EXCLUSIVE on the table from the new column on, held to the commit, and
     // no rewrite.
     let fbcbc = statements("fbcbc6afff27");
-    assert!(fbcbc.iter().all(|s| s.get("rewritten").items().is_empty()));
+    assert!(fbcbc.iter().all(|s| s.at("rewritten").items().is_empty()));
     let alter = fbcbc
         .into_iter()
         .find(|s| {
-            s.get("sql")
+            s.at("sql")
                 .str()
                 .contains("ADD COLUMN _im_new_session_id uuid")
         })
         .expect("the ALTER is traced");
     let lock = alter
-        .get("locks")
+        .at("locks")
         .items()
         .iter()
-        .find(|l| l.get("relation").str() == "public.user_activity_logs")
+        .find(|l| l.at("relation").str() == "public.user_activity_logs")
         .expect("a lock on user_activity_logs")
         .clone();
-    assert_eq!(lock.get("mode").str(), "ACCESS EXCLUSIVE");
-    assert!(lock.get("held_ms").number() >= alter.get("elapsed_ms").number());
+    assert_eq!(lock.at("mode").str(), "ACCESS EXCLUSIVE");
+    assert!(lock.at("held_ms").number() >= alter.at("elapsed_ms").number());
     // A concurrent index build, outside a transaction, watched from a second session.
     let build = statements("f971d04cfdc7")
         .into_iter()
         .find(|s| {
-            s.get("sql")
+            s.at("sql")
                 .str()
                 .starts_with("CREATE UNIQUE INDEX CONCURRENTLY")
         })
         .expect("a concurrent build is traced");
-    assert_eq!(build.get("transactional"), &Json::Bool(false));
+    assert_eq!(build.at("transactional"), &Json::Bool(false));
     assert!(
         build
-            .get("locks")
+            .at("locks")
             .items()
             .iter()
-            .any(|l| l.get("mode").str() == "SHARE UPDATE EXCLUSIVE"
-                && l.get("relation").str() == "public.users"),
+            .any(|l| l.at("mode").str() == "SHARE UPDATE EXCLUSIVE"
+                && l.at("relation").str() == "public.users"),
         "{build:?}"
     );
-    assert!(build.get("rewritten").items().is_empty());
+    assert!(build.at("rewritten").items().is_empty());
     // The live database did not move, and no copy is left.
     assert_eq!(version(&db), before);
     assert!(scratch_copies(&db).is_empty(), "{:?}", scratch_copies(&db));

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{before_head, head, tempdir, Json, R1, R2};
+use common::{before_head, head, parse_json, tempdir, Json, JsonExt, R1, R2};
 use migrate_testkit::TestDb;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -298,8 +298,8 @@ try:
         sys.argv[1],
         database_url=os.environ["TEST_URL"],
         accept_unknown=sys.argv[2] == "accept",
-        binary=os.environ.get("TEST_BINARY"),
-        timeout=float(os.environ.get("TEST_TIMEOUT", "30")),
+        binary=os.environ.at("TEST_BINARY"),
+        timeout=float(os.environ.at("TEST_TIMEOUT", "30")),
     )
     print(json.dumps(dataclasses.asdict(state)))
 except identity_migrate.SchemaCheckError as e:
@@ -329,20 +329,20 @@ fn check_with(
         "the Python check",
     );
     let out = succeeded(out, "the Python check");
-    Json::parse(&String::from_utf8_lossy(&out.stdout))
+    parse_json(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// Asserts a `SchemaState`'s verdict.
 #[track_caller]
 fn assert_state(state: &Json, name: &str, ready: bool, expected_revision: Option<&str>) {
     assert_eq!(
-        state.get("state"),
+        state.at("state"),
         &Json::String(name.to_owned()),
         "{state:?}"
     );
-    assert_eq!(state.get("ready"), &Json::Bool(ready), "{state:?}");
+    assert_eq!(state.at("ready"), &Json::Bool(ready), "{state:?}");
     if let Some(revision) = expected_revision {
-        assert_eq!(state.get("expected_revision").str(), revision, "{state:?}");
+        assert_eq!(state.at("expected_revision").str(), revision, "{state:?}");
     }
 }
 
@@ -451,21 +451,18 @@ fn the_wheel_installs_the_binary_and_the_helper_into_a_fresh_virtualenv() {
         let status = |what: &str| {
             let out = venv_binary(venv, home.path(), &url, &["status", "--json"]);
             let out = succeeded(out, what);
-            Json::parse(&String::from_utf8_lossy(&out.stdout))
+            parse_json(&String::from_utf8_lossy(&out.stdout))
         };
         let before = status("status before migrating");
-        assert_eq!(before.get("current").items(), &[], "{before:?}");
-        assert_eq!(before.get("at_head"), &Json::Bool(false), "{before:?}");
+        assert_eq!(before.at("current").items(), &[] as &[Json], "{before:?}");
+        assert_eq!(before.at("at_head"), &Json::Bool(false), "{before:?}");
         succeeded(
             venv_binary(venv, home.path(), &url, &["migrate"]),
             "migrate",
         );
         let after = status("status after migrating");
-        assert_eq!(after.get("at_head"), &Json::Bool(true), "{after:?}");
-        assert_eq!(
-            after.get("current").items()[0].get("revision").str(),
-            head()
-        );
+        assert_eq!(after.at("at_head"), &Json::Bool(true), "{after:?}");
+        assert_eq!(after.at("current").items()[0].at("revision").str(), head());
     }
 }
 
@@ -577,7 +574,7 @@ fn python_check_walk(db: &Database) {
 
     let state = check("head");
     assert_state(&state, "behind", false, Some(&head));
-    assert_eq!(state.get("current").items(), &[]);
+    assert_eq!(state.at("current").items(), &[] as &[Json]);
     assert_state(&check(R1), "behind", false, Some(R1));
 
     migrate(&["migrate-to", R2]);
@@ -588,7 +585,7 @@ fn python_check_walk(db: &Database) {
     assert_state(&check(&head), "behind", false, Some(&head));
     let state = check("head");
     assert_state(&state, "behind", false, Some(&head));
-    assert_eq!(state.get("current").items(), &[Json::String(R2.to_owned())]);
+    assert_eq!(state.at("current").items(), &[Json::String(R2.to_owned())]);
 
     migrate(&["migrate"]);
     assert_state(&check("head"), "at", true, Some(&head));
@@ -598,7 +595,7 @@ fn python_check_walk(db: &Database) {
     let unknown = check("abcdef123456");
     assert!(
         unknown
-            .get("error")
+            .at("error")
             .str()
             .contains("not one this identity-migrate knows"),
         "{unknown:?}"
@@ -610,7 +607,7 @@ fn python_check_walk(db: &Database) {
     for expected in ["head", R1] {
         let state = check(expected);
         assert_state(&state, "unknown", true, None);
-        assert_eq!(state.get("current").items(), &[]);
+        assert_eq!(state.at("current").items(), &[] as &[Json]);
     }
     let strict = check_with(venv, home.path(), &url, "head", false, &[]);
     assert_state(&strict, "unknown", false, None);
@@ -669,7 +666,7 @@ fn python_check_keeps_the_url_out_of_argv_and_output() {
         assert_state(&state, "behind", false, None);
         let text = format!("{state:?}");
         assert!(!text.contains(canary), "{text}");
-        assert!(state.get("database").str().contains("***"), "{state:?}");
+        assert!(state.at("database").str().contains("***"), "{state:?}");
     }
     let argv = fs::read_to_string(&log).expect("the wrapper ran");
     assert_eq!(
@@ -689,8 +686,8 @@ fn python_check_reports_a_server_that_is_down_or_silent() {
     let down = closed_port();
     let url = format!("postgresql://postgres@127.0.0.1:{down}/identity");
     let state = check(venv, home.path(), &url, "head", true);
-    assert_eq!(state.get("exit_code"), &Json::Number(1.0), "{state:?}");
-    let error = state.get("error").str();
+    assert_eq!(state.at("exit_code").number(), 1.0, "{state:?}");
+    let error = state.at("error").str();
     assert!(
         !error.contains('\n') && !error.starts_with("error:"),
         "{error}"
@@ -709,9 +706,9 @@ fn python_check_reports_a_server_that_is_down_or_silent() {
         true,
         &[("TEST_TIMEOUT", "1")],
     );
-    assert_eq!(state.get("exit_code"), &Json::Null, "{state:?}");
+    assert_eq!(state.at("exit_code"), &Json::Null, "{state:?}");
     assert_eq!(
-        state.get("error").str(),
+        state.at("error").str(),
         "identity-migrate status gave no answer within 1 s"
     );
     drop(silent);
@@ -753,7 +750,7 @@ fn manifests() -> (Vec<Json>, Vec<Json>) {
         out,
         "parsing deploy/kubernetes/*.yaml and the README's YAML",
     );
-    let parsed = Json::parse(&String::from_utf8_lossy(&out.stdout));
+    let parsed = parse_json(&String::from_utf8_lossy(&out.stdout));
     let [docs, blocks] = parsed.items() else {
         panic!("two lists: {parsed:?}")
     };
@@ -778,10 +775,7 @@ fn assert_within(part: &Json, whole: &Json, at: &str) {
 
 /// The member `key` of an object, if there.
 fn member<'a>(value: &'a Json, key: &str) -> Option<&'a Json> {
-    match value {
-        Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-        _ => None,
-    }
+    value.as_object().and_then(|members| members.get(key))
 }
 
 /// `command` and `args` of a container, as strings.
@@ -802,20 +796,17 @@ fn flag_value<'a>(line: &'a [String], flag: &str) -> Option<&'a str> {
 #[test]
 fn kubernetes_manifests_keep_the_url_secret_and_agree_on_the_revision() {
     let (docs, readme) = manifests();
-    let of_kind = |kind: &str| -> Vec<&Json> {
-        docs.iter()
-            .filter(|d| d.get("kind").str() == kind)
-            .collect()
-    };
+    let of_kind =
+        |kind: &str| -> Vec<&Json> { docs.iter().filter(|d| d.at("kind").str() == kind).collect() };
     let (jobs, deployments) = (of_kind("Job"), of_kind("Deployment"));
     assert_eq!(
         (jobs.len(), deployments.len()),
         (1, 1),
         "one Job, one Deployment"
     );
-    let job_pod = jobs[0].get("spec").get("template").get("spec");
-    let service_pod = deployments[0].get("spec").get("template").get("spec");
-    assert_eq!(job_pod.get("restartPolicy").str(), "Never");
+    let job_pod = jobs[0].at("spec").at("template").at("spec");
+    let service_pod = deployments[0].at("spec").at("template").at("spec");
+    assert_eq!(job_pod.at("restartPolicy").str(), "Never");
 
     // Every container: the URL comes from the one Secret, never from a literal, never in args.
     let mut all = Vec::new();
@@ -826,33 +817,33 @@ fn kubernetes_manifests_keep_the_url_secret_and_agree_on_the_revision() {
     }
     assert_eq!(all.len(), 3, "migrate, wait-for-schema, service");
     for container in &all {
-        let name = container.get("name").str();
+        let name = container.at("name").str();
         for arg in command_line(container) {
             assert!(
                 !arg.contains("://") && !arg.contains("DATABASE_URL") && arg != "--database-url",
                 "{name}: a database URL on the command line: {arg}"
             );
         }
-        let env = container.get("env").items();
+        let env = container.at("env").items();
         let url = env
             .iter()
-            .find(|e| e.get("name").str() == "DATABASE_URL")
+            .find(|e| e.at("name").str() == "DATABASE_URL")
             .unwrap_or_else(|| panic!("{name}: no DATABASE_URL"));
         assert!(member(url, "value").is_none(), "{name}: a literal URL");
-        let secret = url.get("valueFrom").get("secretKeyRef");
+        let secret = url.at("valueFrom").at("secretKeyRef");
         assert_eq!(
-            (secret.get("name").str(), secret.get("key").str()),
+            (secret.at("name").str(), secret.at("key").str()),
             ("identity-service-database", "url"),
             "{name}"
         );
     }
 
     // One image for the Job, the wait and the service: "head" is the same revision in all.
-    let images: Vec<&str> = all.iter().map(|c| c.get("image").str()).collect();
+    let images: Vec<&str> = all.iter().map(|c| c.at("image").str()).collect();
     assert!(images.iter().all(|i| *i == images[0]), "{images:?}");
 
     // The Job migrates to the revision the pods wait for.
-    let migrate = command_line(&job_pod.get("containers").items()[0]);
+    let migrate = command_line(&job_pod.at("containers").items()[0]);
     assert_eq!(migrate[0], "identity-migrate", "{migrate:?}");
     let migrated_to = if let Some(at) = migrate.iter().position(|a| a == "migrate-to") {
         migrate[at + 1].clone()
@@ -860,7 +851,7 @@ fn kubernetes_manifests_keep_the_url_secret_and_agree_on_the_revision() {
         assert!(migrate.iter().any(|a| a == "migrate"), "{migrate:?}");
         "head".to_owned()
     };
-    let init = service_pod.get("initContainers").items();
+    let init = service_pod.at("initContainers").items();
     assert_eq!(init.len(), 1);
     let wait = command_line(&init[0]);
     assert_eq!(wait[0], "identity-migrate", "{wait:?}");
@@ -900,10 +891,10 @@ fn kubernetes_manifests_keep_the_url_secret_and_agree_on_the_revision() {
         "the README shows the two containers as YAML"
     );
     for shown in shown {
-        let name = shown.get("name").str();
+        let name = shown.at("name").str();
         let container = all
             .iter()
-            .find(|c| c.get("name").str() == name)
+            .find(|c| c.at("name").str() == name)
             .unwrap_or_else(|| panic!("README: no container {name} in deploy/kubernetes"));
         assert_within(shown, container, name);
     }
@@ -940,7 +931,7 @@ fn python_wait_for_schema_uses_the_binarys_wait() {
             "wait_for_schema",
         );
         let out = succeeded(out, "wait_for_schema");
-        Json::parse(&String::from_utf8_lossy(&out.stdout))
+        parse_json(&String::from_utf8_lossy(&out.stdout))
     };
 
     // Not created yet: behind when the timeout passes (not an error).
@@ -962,10 +953,10 @@ fn python_wait_for_schema_uses_the_binarys_wait() {
         "1",
         &format!("postgresql://postgres@127.0.0.1:{down}/identity"),
     );
-    assert_eq!(state.get("exit_code"), &Json::Number(1.0), "{state:?}");
+    assert_eq!(state.at("exit_code").number(), 1.0, "{state:?}");
     assert!(
         state
-            .get("error")
+            .at("error")
             .str()
             .contains("did not accept a connection"),
         "{state:?}"

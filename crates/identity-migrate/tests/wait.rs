@@ -5,7 +5,10 @@
 
 mod common;
 
-use common::{assert_one_error, command, head, output, run, tempdir, Db, Json, Out, R1, R2};
+use common::{
+    assert_one_error, command, head, output, parse_json, run, tempdir, Db, Json, JsonExt, Out, R1,
+    R2,
+};
 use migrate_testkit::TestDb;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -25,7 +28,7 @@ fn im(dir: &Path, db: &Db, args: &[&str]) -> Out {
 }
 
 fn json_of(out: &Out) -> Json {
-    Json::parse(out.stdout.trim())
+    parse_json(out.stdout.trim())
 }
 
 /// `wait` started in the background (stdout piped, so it draws no progress).
@@ -64,17 +67,17 @@ fn ready_now_at_the_revision_and_ahead_of_it() {
         im(dir, db, &["migrate"]).ok();
         let out = im(dir, db, &["wait", "--timeout", "5", "--json"]).ok();
         let v = json_of(&out);
-        assert_eq!(v.get("ready"), &Json::Bool(true), "{out}");
-        assert_eq!(v.get("state").str(), "at", "{out}");
-        assert_eq!(v.get("for").items(), &[Json::String(head())]);
-        assert_eq!(v.get("current").items(), &[Json::String(head())]);
+        assert_eq!(v.at("ready"), &Json::Bool(true), "{out}");
+        assert_eq!(v.at("state").str(), "at", "{out}");
+        assert_eq!(v.at("for").items(), &[Json::String(head())]);
+        assert_eq!(v.at("current").items(), &[Json::String(head())]);
 
         // Ahead: a rolling deploy's older pods (waiting for R1 or R2) start at once.
         for rev in [R1, &R2[..6]] {
             let out = im(dir, db, &["wait", "--for", rev, "--timeout", "5", "--json"]).ok();
             let v = json_of(&out);
-            assert_eq!(v.get("state").str(), "ahead", "{out}");
-            assert_eq!(v.get("ready"), &Json::Bool(true), "{out}");
+            assert_eq!(v.at("state").str(), "ahead", "{out}");
+            assert_eq!(v.at("ready"), &Json::Bool(true), "{out}");
         }
 
         // Text output: one line on stdout.
@@ -100,9 +103,9 @@ fn timeout_is_exit_5_with_one_error_line() {
         let out = im(dir, db, &["--quiet", "wait", "--timeout", "1", "--json"]);
         assert_eq!(out.code, 5, "{out}");
         let v = json_of(&out);
-        assert_eq!(v.get("ready"), &Json::Bool(false), "{out}");
-        assert_eq!(v.get("state").str(), "behind", "{out}");
-        assert_eq!(v.get("current").items(), &[Json::String(R1.to_owned())]);
+        assert_eq!(v.at("ready"), &Json::Bool(false), "{out}");
+        assert_eq!(v.at("state").str(), "behind", "{out}");
+        assert_eq!(v.at("current").items(), &[Json::String(R1.to_owned())]);
     });
 }
 
@@ -134,8 +137,8 @@ fn ready_after_another_process_migrates_while_it_waits_without_holding_the_lock(
         let out = finish(waiting, Duration::from_secs(30));
         assert_eq!(out.code, 0, "{out}");
         let v = json_of(&out);
-        assert_eq!(v.get("state").str(), "at", "{out}");
-        assert_eq!(v.get("current").items(), &[Json::String(head())]);
+        assert_eq!(v.at("state").str(), "at", "{out}");
+        assert_eq!(v.at("current").items(), &[Json::String(head())]);
     });
 }
 
@@ -146,8 +149,8 @@ fn a_revision_from_a_newer_release_is_ready() {
         db.execute("UPDATE alembic_version SET version_num = 'fedcba987654'");
         let out = im(dir, db, &["wait", "--timeout", "5", "--json"]).ok();
         let v = json_of(&out);
-        assert_eq!(v.get("state").str(), "unknown", "{out}");
-        assert_eq!(v.get("ready"), &Json::Bool(true), "{out}");
+        assert_eq!(v.at("state").str(), "unknown", "{out}");
+        assert_eq!(v.at("ready"), &Json::Bool(true), "{out}");
         assert!(out.stderr.contains("newer release"), "{out}");
     });
 }
@@ -188,7 +191,7 @@ fn a_server_that_never_comes_up_is_exit_1_after_the_timeout() {
         ],
     );
     assert_eq!(out.code, 1, "{out}");
-    assert_eq!(json_of(&out).get("state").str(), "unreachable", "{out}");
+    assert_eq!(json_of(&out).at("state").str(), "unreachable", "{out}");
 }
 
 #[test]
@@ -207,7 +210,7 @@ fn a_database_created_while_it_waits_is_waited_for() {
     im(dir.path(), &db, &["migrate", "--create-database"]).ok();
     let out = finish(waiting, Duration::from_secs(30));
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(json_of(&out).get("state").str(), "at", "{out}");
+    assert_eq!(json_of(&out).at("state").str(), "at", "{out}");
 }
 
 #[test]

@@ -243,8 +243,11 @@ fn bench(tool: &Path, work: &Path, plan: &Plan) -> Res<String> {
     progress("2. migrate vs psql -1 -f");
     let sql_file = work.join("base-to-head-1.sql");
     let file_arg = sql_file.to_string_lossy().into_owned();
+    // The dialect is named: with no database configured, generate-sql writes SQLite's.
     let gen_args = [
         "generate-sql",
+        "--dialect",
+        "postgres",
         "--from",
         "base",
         "--to",
@@ -323,7 +326,7 @@ fn bench(tool: &Path, work: &Path, plan: &Plan) -> Res<String> {
     ));
     rows.push(Row::new(
         "2",
-        "`identity-migrate generate-sql --from base --to head-1 --output FILE` (offline)",
+        "`identity-migrate generate-sql --dialect postgres --from base --to head-1 --output FILE` (offline)",
         generate,
     ));
 

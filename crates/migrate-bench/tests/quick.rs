@@ -83,9 +83,37 @@ fn the_online_benchmark_runs_in_quick_mode() {
     }
 }
 
-/// `status` over verify-full, require and no TLS, and psql beside it.
+/// `scripts/bench --quick`: the same harness the script runs (on the release build), here on the
+/// test build, so that `cargo test --workspace` stays the one command and a migration benchmark
+/// that stops working (as it did when `generate-sql` started writing SQLite's SQL when no
+/// database is configured) fails the suite.
 #[test]
-fn the_tls_benchmark_runs_in_quick_mode() {
+fn the_migration_benchmark_runs_in_quick_mode() {
+    let tool = tool();
+    let stdout = run_quick(&[&tool, "--quick"]);
+    assert_rows(
+        &stdout,
+        &[
+            "`psql -X -q -v ON_ERROR_STOP=1 -1 -f` of the generated SQL, fresh database",
+            "`identity-migrate generate-sql --dialect postgres --from base --to head-1 --output FILE` (offline)",
+            "checked once that `migrate` and `psql -1 -f` of the generated SQL leave the same schema",
+        ],
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench");
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .expect("run bash -n");
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+}
+
+/// The identity-migrate binary of this build, beside migrate-bench.
+fn tool() -> String {
     // The workspace's test build puts identity-migrate beside this binary.
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_migrate-bench"));
     let tool = bench.with_file_name("identity-migrate");
@@ -94,7 +122,13 @@ fn the_tls_benchmark_runs_in_quick_mode() {
         "{} is missing: run `cargo build -p identity-migrate` (cargo test --workspace builds it)",
         tool.display()
     );
-    let tool = tool.to_string_lossy().into_owned();
+    tool.to_string_lossy().into_owned()
+}
+
+/// `status` over verify-full, require and no TLS, and psql beside it.
+#[test]
+fn the_tls_benchmark_runs_in_quick_mode() {
+    let tool = tool();
     let stdout = run_quick(&[&tool, "--tls", "--quick"]);
     assert_rows(
         &stdout,

@@ -4,7 +4,6 @@ use crate::graph::Heads;
 use crate::render::Dialect;
 use crate::revision::Direction;
 use crate::schema::Schema;
-use std::fmt;
 use std::time::Duration;
 
 /// One step recorded in the history table.
@@ -110,21 +109,32 @@ pub struct StateTables {
 
 /// A database error, classified for the engine's policy and the operator's eyes.
 ///
-/// Messages never hold a password.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Messages never hold a password. The variants carry the server's or the OS's text, not the
+/// error values, so there is no `source()`: a driver turns its library's error into one of
+/// these where it happens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DriverError {
     /// The server could not be reached.
+    #[error("cannot reach the database server: {0}")]
     Unreachable(String),
     /// The server refused the credentials.
+    #[error("the database server refused the login: {0}")]
     Authentication(String),
     /// The database does not exist.
+    #[error("{0}")]
     NoSuchDatabase(String),
     /// The migration lock was not obtained within its budget.
+    #[error(
+        "another migration holds the lock; gave up after {:.1} s (raise --lock-wait, or wait for it to finish)",
+        .0.as_secs_f64()
+    )]
     LockBusy(Duration),
     /// A statement gave up waiting for a table lock (`lock_timeout`): worth retrying.
+    #[error("gave up waiting for a table lock: {0}")]
     LockTimeout(String),
     /// A statement failed.
+    #[error("{message}{}", sqlstate(.code))]
     Statement {
         /// The SQLSTATE code, if the server sent one.
         code: Option<String>,
@@ -133,9 +143,17 @@ pub enum DriverError {
     },
     /// The connection was lost or another I/O failure happened (a file, a child process); the
     /// message says which.
+    #[error("{0}")]
     Io(String),
     /// The database or driver cannot do this.
+    #[error("not supported: {0}")]
     Unsupported(String),
+}
+
+/// ` (SQLSTATE 42P01)` after a statement's message, when the server sent a code.
+fn sqlstate(code: &Option<String>) -> String {
+    code.as_ref()
+        .map_or_else(String::new, |code| format!(" (SQLSTATE {code})"))
 }
 
 impl DriverError {
@@ -144,28 +162,6 @@ impl DriverError {
         matches!(self, DriverError::LockTimeout(_))
     }
 }
-
-impl fmt::Display for DriverError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DriverError::Unreachable(m) => write!(f, "cannot reach the database server: {m}"),
-            DriverError::Authentication(m) => write!(f, "the database server refused the login: {m}"),
-            DriverError::NoSuchDatabase(m) => write!(f, "{m}"),
-            DriverError::LockBusy(waited) => write!(
-                f,
-                "another migration holds the lock; gave up after {:.1} s (raise --lock-wait, or wait for it to finish)",
-                waited.as_secs_f64()
-            ),
-            DriverError::LockTimeout(m) => write!(f, "gave up waiting for a table lock: {m}"),
-            DriverError::Statement { code: Some(code), message } => write!(f, "{message} (SQLSTATE {code})"),
-            DriverError::Statement { code: None, message } => f.write_str(message),
-            DriverError::Io(m) => f.write_str(m),
-            DriverError::Unsupported(m) => write!(f, "not supported: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for DriverError {}
 
 /// A statement failed while executing a list of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,8 +217,9 @@ pub trait Driver {
     fn state_sql(&self) -> &dyn StateSql;
     /// The server's product and version, e.g. `PostgreSQL 15.19`.
     fn server_version(&mut self) -> Result<String, DriverError>;
-    /// Takes the migration lock (held until `unlock` or disconnect), waiting at most `budget`.
-    fn lock(&mut self, budget: Duration) -> Result<(), DriverError>;
+    /// Tries once, without waiting, to take the migration lock (held until `unlock` or
+    /// disconnect): `false` when another migrator holds it. The engine owns the waiting.
+    fn try_lock(&mut self) -> Result<bool, DriverError>;
     /// Releases the migration lock if held; harmless otherwise.
     fn unlock(&mut self) -> Result<(), DriverError>;
     /// Which of the tool's own tables exist.

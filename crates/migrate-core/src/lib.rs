@@ -2,7 +2,8 @@
 //!
 //! Nothing here does I/O. The schema model ([`schema`]), the ops and their fold ([`op`]), the
 //! revision graph and planning ([`graph`]), rendering per dialect ([`render`]), checksums
-//! ([`checksum`]), and the trait a database driver implements ([`driver`]).
+//! ([`checksum`]), the trait a database driver implements ([`driver`]), and how the workspace
+//! waits for a lock ([`wait`]: backoff with jitter, the one exception to "no I/O": it sleeps).
 
 pub mod backup;
 pub mod checksum;
@@ -18,6 +19,7 @@ pub mod render;
 pub mod revision;
 pub mod safe;
 pub mod schema;
+pub mod wait;
 
 pub use graph::{Heads, ResolveError, RevisionGraph, Step, Target, Withdrawal};
 pub use op::{Backfill, Batching, ColumnChange, ModelError, Op, RawSql};

@@ -10,7 +10,7 @@ use migrate_core::driver::{
 };
 use migrate_core::render::{render_step, schema_at};
 use migrate_core::{
-    Direction, Heads, RenderError, ResolveError, RevisionGraph, Schema, Step, Target, Withdrawal,
+    Direction, Heads, RenderError, ResolveError, RevisionGraph, Schema, Step, Withdrawal,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 mod lock_order;
 mod phased;
 mod retry;
+mod script;
 
 pub use phased::{HalfWay, PhaseUnit, BATCH_TARGET, BATCH_TIME_LIMIT};
+pub use script::{heads_text, script, script_text, step_title, Framing, Range, Script};
 
 /// Who runs the tool, as the history table records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,17 +135,6 @@ pub struct PreparedStep {
     pub phases: Vec<PhaseUnit>,
 }
 
-/// What a run would execute, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Script {
-    /// Statements creating the tool's tables first (empty when they exist).
-    pub bootstrap: Vec<String>,
-    /// The steps.
-    pub steps: Vec<PreparedStep>,
-    /// All steps in one transaction.
-    pub single_transaction: bool,
-}
-
 /// A step that ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepReport {
@@ -192,21 +183,32 @@ pub enum Event {
 }
 
 /// Why a command could not do its work. Every message tells the operator what to do next.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
     /// The database could not be used.
-    Driver(DriverError),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
     /// A target or the database's recorded state could not be resolved.
-    Resolve(ResolveError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     /// A revision could not be rendered (the revision itself is wrong).
-    Render(RenderError),
+    #[error("revision cannot be rendered: {0}")]
+    Render(#[from] RenderError),
     /// Applied revisions changed after they were applied.
+    #[error(
+        "applied revision(s) {} changed since they were applied (checksum differs): review the change, then rerun with --accept-changed",
+        .0.join(", ")
+    )]
     ChangedRevisions(Vec<String>),
     /// Single-transaction mode with a revision that cannot run in a transaction.
+    #[error(
+        "revision {0} cannot run inside a transaction, so --single-transaction cannot be used"
+    )]
     NotTransactional(String),
     /// A step failed; everything before it stays applied, nothing of it does.
-    StepFailed(Box<StepFailure>),
+    #[error("{0}")]
+    StepFailed(#[source] Box<StepFailure>),
 }
 
 /// A failed step, and what the run had completed before it.
@@ -228,79 +230,49 @@ pub struct StepFailure {
     pub committed_phases: usize,
 }
 
-impl fmt::Display for EngineError {
+impl fmt::Display for StepFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EngineError::Driver(e) => e.fmt(f),
-            EngineError::Resolve(e) => e.fmt(f),
-            EngineError::Render(e) => write!(f, "revision cannot be rendered: {e}"),
-            EngineError::ChangedRevisions(ids) => write!(
-                f,
-                "applied revision(s) {} changed since they were applied (checksum differs): review the change, then rerun with --accept-changed",
-                ids.join(", ")
-            ),
-            EngineError::NotTransactional(id) => write!(
-                f,
-                "revision {id} cannot run inside a transaction, so --single-transaction cannot be used"
-            ),
-            EngineError::StepFailed(failure) => {
-                let StepFailure {
-                    step,
-                    statement,
-                    error,
-                    completed,
-                    stays_at,
-                    committed_phases,
-                } = failure.as_ref();
-                let at = if stays_at.is_empty() {
-                    "base".to_owned()
-                } else {
-                    join(stays_at)
-                };
-                write!(
-                    f,
-                    "{} of revision {} failed",
-                    if step.direction == Direction::Up { "upgrade" } else { "downgrade" },
-                    step.revision
-                )?;
-                if let Some((i, sql)) = statement {
-                    write!(f, " at statement {} ({})", i + 1, first_line(sql))?;
-                }
-                write!(
-                    f,
-                    ": {error}; the database stays at {at}, with {} step(s) of this run completed before it",
-                    completed.len()
-                )?;
-                if *committed_phases > 0 {
-                    write!(
-                        f,
-                        " ({committed_phases} phase(s) of {} are committed: run migrate again to resume it)",
-                        step.revision
-                    )?;
-                }
-                Ok(())
-            }
+        let StepFailure {
+            step,
+            statement,
+            error,
+            completed,
+            stays_at,
+            committed_phases,
+        } = self;
+        let at = heads_text(stays_at);
+        write!(
+            f,
+            "{} of revision {} failed",
+            if step.direction == Direction::Up {
+                "upgrade"
+            } else {
+                "downgrade"
+            },
+            step.revision
+        )?;
+        if let Some((i, sql)) = statement {
+            write!(f, " at statement {} ({})", i + 1, first_line(sql))?;
         }
+        write!(
+            f,
+            ": {error}; the database stays at {at}, with {} step(s) of this run completed before it",
+            completed.len()
+        )?;
+        if *committed_phases > 0 {
+            write!(
+                f,
+                " ({committed_phases} phase(s) of {} are committed: run migrate again to resume it)",
+                step.revision
+            )?;
+        }
+        Ok(())
     }
 }
 
-impl std::error::Error for EngineError {}
-
-impl From<DriverError> for EngineError {
-    fn from(e: DriverError) -> Self {
-        EngineError::Driver(e)
-    }
-}
-
-impl From<ResolveError> for EngineError {
-    fn from(e: ResolveError) -> Self {
-        EngineError::Resolve(e)
-    }
-}
-
-impl From<RenderError> for EngineError {
-    fn from(e: RenderError) -> Self {
-        EngineError::Render(e)
+impl std::error::Error for StepFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 
@@ -421,25 +393,16 @@ impl<'g> Engine<'g> {
     pub fn script(&mut self, intent: &Intent) -> Result<Script, EngineError> {
         let current = self.driver.read_heads()?;
         let graph = self.graph_for(&current, matches!(intent, Intent::Downgrade(_)))?;
-        let steps = prepare(
+        let range = Range::of_intent(graph, intent, &current)?;
+        // As `run`: the tool's tables are created only when there is something to run.
+        let tables = self.driver.state_tables()?;
+        script(
             graph,
             self.driver.state_sql(),
             &self.options,
-            intent,
-            &current,
-        )?;
-        // As `run`: the tool's tables are created only when there is something to run.
-        let tables = self.driver.state_tables()?;
-        let bootstrap = if steps.is_empty() || (tables.version && tables.history) {
-            Vec::new()
-        } else {
-            self.driver.state_sql().bootstrap_statements()
-        };
-        Ok(Script {
-            bootstrap,
-            steps,
-            single_transaction: self.options.single_transaction,
-        })
+            &range,
+            !(tables.version && tables.history),
+        )
     }
 
     /// Runs the intent under the migration lock, reporting each event as it happens.
@@ -450,7 +413,13 @@ impl<'g> Engine<'g> {
         intent: &Intent,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Vec<StepReport>, EngineError> {
-        self.driver.lock(self.options.lock_wait)?;
+        migrate_core::wait::wait_for_lock(
+            self.driver.as_mut(),
+            self.options.lock_wait,
+            &mut |pause| {
+                log::debug!("migration lock busy; polling again in {pause:?}");
+            },
+        )?;
         let result = self.run_locked(intent, on_event);
         let unlocked = self.driver.unlock();
         let reports = result?;
@@ -472,14 +441,16 @@ impl<'g> Engine<'g> {
         if !changed.is_empty() && !self.options.accept_changed {
             return Err(EngineError::ChangedRevisions(changed));
         }
-        // Everything is validated before the first write: a refused run leaves no trace.
-        let prepared = prepare(
+        // Everything is validated before the first write: a refused run leaves no trace. The
+        // plan is the dry run's: the same function, from the same state.
+        let prepared = script(
             graph,
             self.driver.state_sql(),
             &self.options,
-            intent,
-            &current,
-        )?;
+            &Range::of_intent(graph, intent, &current)?,
+            false,
+        )?
+        .steps;
         on_event(&Event::Planned {
             steps: prepared.iter().map(|p| p.step.clone()).collect(),
         });
@@ -748,25 +719,26 @@ pub fn prepare(
     intent: &Intent,
     current: &Heads,
 ) -> Result<Vec<PreparedStep>, EngineError> {
+    prepare_range(
+        graph,
+        sql,
+        options,
+        &Range::of_intent(graph, intent, current)?,
+    )
+}
+
+/// Renders every step of `range` with its bookkeeping (see [`script`]).
+fn prepare_range(
+    graph: &RevisionGraph,
+    sql: &dyn StateSql,
+    options: &Options,
+    range: &Range,
+) -> Result<Vec<PreparedStep>, EngineError> {
+    let current = &range.from;
     let applied = graph.applied(current)?;
-    let steps = match intent {
-        Intent::Upgrade(target) => {
-            let target = graph.resolve(target, current)?;
-            graph.plan_upgrade(current, &target)?
-        }
-        Intent::Downgrade(target) => {
-            let target = graph.resolve(target, current)?;
-            if let Target::Revisions(ids) = &target {
-                if let Some(missing) = ids.iter().find(|id| !applied.contains(*id)) {
-                    return Err(ResolveError::NotAnAncestor {
-                        target: missing.clone(),
-                        current: current.iter().cloned().collect(),
-                    }
-                    .into());
-                }
-            }
-            graph.plan_downgrade(current, &target)?
-        }
+    let steps = match range.direction {
+        Direction::Up => graph.plan_upgrade(current, &range.to)?,
+        Direction::Down => graph.plan_downgrade(current, &range.to)?,
     };
     if steps.is_empty() {
         return Ok(Vec::new());
@@ -857,10 +829,6 @@ impl Failed {
             committed: 0,
         }
     }
-}
-
-fn join(ids: &Heads) -> String {
-    ids.iter().cloned().collect::<Vec<_>>().join(", ")
 }
 
 fn first_line(sql: &str) -> String {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use migrate_core::{Revision, RevisionGraph};
+use migrate_core::RevisionGraph;
 use migrate_engine::{EngineError, StepReport};
 use migrate_testkit::TestDb;
 use std::sync::Barrier;
@@ -68,36 +68,4 @@ fn sixteen_concurrent_migrators_apply_the_identity_revisions_exactly_once() {
     let results = race(&db, &graph, 16);
     assert_each_applied_once(&db, &graph, results);
     assert_schema_at(&db, &graph, Some(&head_of(&graph)));
-}
-
-#[test]
-fn eight_concurrent_migrators_apply_fifty_counting_revisions_exactly_once() {
-    let db = TestDb::new();
-    exec(&db, "CREATE TABLE counter (revision varchar(32) NOT NULL)");
-    let revisions: Vec<Revision> = (0..50)
-        .map(|i| {
-            let id = format!("f{i:011x}");
-            let down = if i == 0 {
-                Vec::new()
-            } else {
-                vec![format!("f{:011x}", i - 1)]
-            };
-            let down: Vec<&str> = down.iter().map(String::as_str).collect();
-            Revision::new(&id, &down, "count")
-                .upgrade(vec![sql(&format!(
-                    "INSERT INTO counter (revision) VALUES ('{id}')"
-                ))])
-                .downgrade(vec![sql(&format!(
-                    "DELETE FROM counter WHERE revision = '{id}'"
-                ))])
-        })
-        .collect();
-    let graph = graph(revisions);
-    let results = race(&db, &graph, 8);
-    assert_each_applied_once(&db, &graph, results);
-    assert_eq!(count(&db, "SELECT count(*) FROM counter"), 50);
-    assert_eq!(
-        count(&db, "SELECT count(DISTINCT revision) FROM counter"),
-        50
-    );
 }

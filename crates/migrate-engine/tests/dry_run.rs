@@ -7,18 +7,7 @@ mod common;
 use common::*;
 use migrate_core::{Index, Op, Revision, RevisionGraph, TableName};
 use migrate_engine::{Engine, EngineError, Intent, Options, Script};
-use migrate_postgres::PostgresStateSql;
 use migrate_testkit::TestDb;
-
-/// Every statement of a script, in the order a run executes them.
-fn flatten(script: &Script) -> Vec<String> {
-    let mut all = script.bootstrap.clone();
-    for step in &script.steps {
-        all.extend(step.statements.iter().cloned());
-        all.extend(step.bookkeeping.iter().cloned());
-    }
-    all
-}
 
 /// Asks for the script, checks it changed nothing, runs the intent through a recording driver,
 /// and checks that the run executed exactly the script.
@@ -30,50 +19,8 @@ fn assert_script_is_what_runs(db: &TestDb, graph: &RevisionGraph, intent: &Inten
     assert!(!script.single_transaction);
     drop(dry);
 
-    let (recording, log) = Recording::new(driver(db));
-    let mut real = Engine::new(Box::new(recording), graph, options());
-    let reports = run(&mut real, intent).unwrap();
-    let executed = log.lock().unwrap().clone();
-    assert_eq!(
-        executed,
-        flatten(&script),
-        "the run executed something other than the script"
-    );
-    // The reports say the same, step by step.
-    assert_eq!(reports.len(), script.steps.len());
-    for (report, step) in reports.iter().zip(&script.steps) {
-        assert_eq!(report.step, step.step);
-        let planned: Vec<String> = step
-            .statements
-            .iter()
-            .chain(&step.bookkeeping)
-            .cloned()
-            .collect();
-        assert_eq!(report.executed, planned);
-    }
+    assert_run_executes(Box::new(driver(db)), graph, intent, &script);
     script
-}
-
-#[test]
-fn script_on_a_fresh_database_creates_nothing_and_is_what_the_run_executes() {
-    let db = TestDb::new();
-    let graph = identity_schema::graph();
-    let script = assert_script_is_what_runs(&db, &graph, &up("head"));
-    assert_eq!(
-        script.bootstrap,
-        migrate_core::driver::StateSql::bootstrap_statements(&PostgresStateSql)
-    );
-    assert_eq!(
-        step_ids(
-            &script
-                .steps
-                .iter()
-                .map(|s| s.step.clone())
-                .collect::<Vec<_>>()
-        ),
-        revision_ids(&graph)
-    );
-    assert_schema_at(&db, &graph, Some(&head_of(&graph)));
 }
 
 #[test]
@@ -216,14 +163,14 @@ fn single_transaction_mode_applies_every_step_when_all_succeed() {
         let mut e = engine_with(&db, &graph, single_transaction());
         e.script(&up("head")).unwrap()
     };
-    let (recording, log) = Recording::new(driver(&db));
+    let (recording, log) = Recording::new(Box::new(driver(&db)));
     let mut engine = Engine::new(Box::new(recording), &graph, single_transaction());
     let reports = run(&mut engine, &up("head")).unwrap();
     assert_eq!(
         report_ids(&reports),
         ["c1000000000a", "c2000000000b", "c3000000000c"]
     );
-    assert_eq!(*log.lock().unwrap(), flatten(&script));
+    assert_eq!(*log.lock().unwrap(), script_statements(&script));
     assert!(["a", "b", "c"].iter().all(|t| relation_exists(&db, t)));
     assert_eq!(versions(&db), ["c3000000000c"]);
     let history = history(&db);

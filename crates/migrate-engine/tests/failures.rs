@@ -365,56 +365,6 @@ fn an_accepted_change_is_not_reported_again() {
     run(&mut strict, &down(R1)).unwrap();
 }
 
-#[test]
-fn a_second_migrator_gives_up_with_lock_busy_and_succeeds_once_the_lock_is_released() {
-    let db = TestDb::new();
-    let graph = graph(fixed_chain());
-    let mut holder = driver(&db);
-    holder.lock(Duration::from_secs(1)).unwrap();
-
-    let mut waiting = engine_with(&db, &graph, options_with_lock_wait(Duration::from_secs(1)));
-    let before = snapshot(&db);
-    let started = Instant::now();
-    let result = run(&mut waiting, &up("head"));
-    let waited = started.elapsed();
-    match &result {
-        Err(EngineError::Driver(DriverError::LockBusy(d))) => {
-            assert!(*d >= Duration::from_secs(1), "reported {d:?}");
-        }
-        other => panic!("expected LockBusy, got {other:?}"),
-    }
-    assert!(
-        waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
-        "waited {waited:?} for a 1 s budget"
-    );
-    assert!(result.unwrap_err().to_string().contains("lock"));
-    // It gave up before touching anything, not even its own tables.
-    assert_eq!(snapshot(&db), before);
-    assert!(!relation_exists(&db, VERSION_TABLE));
-
-    holder.unlock().unwrap();
-    let started = Instant::now();
-    let reports = run(&mut waiting, &up("head")).unwrap();
-    assert_eq!(report_ids(&reports), [R1, R2, R3]);
-    assert!(started.elapsed() < Duration::from_secs(5));
-    // And it released the lock in turn.
-    holder.lock(Duration::from_millis(500)).unwrap();
-    holder.unlock().unwrap();
-}
-
-#[test]
-fn a_dropped_holder_releases_the_lock() {
-    let db = TestDb::new();
-    let graph = graph(fixed_chain());
-    let mut holder = driver(&db);
-    holder.lock(Duration::from_secs(1)).unwrap();
-    drop(holder);
-    let mut engine = engine_with(&db, &graph, options_with_lock_wait(Duration::from_secs(2)));
-    let started = Instant::now();
-    run(&mut engine, &up("head")).unwrap();
-    assert!(started.elapsed() < Duration::from_secs(1));
-}
-
 /// r2 adds a column to `a`, which another session keeps locked for a while.
 fn alter_chain() -> Vec<Revision> {
     vec![

@@ -13,10 +13,10 @@ pub mod url;
 use migrate_core::driver::{
     Driver, DriverError, ExecError, HistoryEntry, HistoryRecord, Outcome, StateSql, StateTables,
 };
-use migrate_core::render::{quote_ident, quote_literal};
+use migrate_core::render::{quote_ident, quote_literal, transaction_framing};
 use migrate_core::{Dialect, Direction, Heads};
 use postgres::{Client, NoTls};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tls::SslMode;
 use url::ConnectionSettings;
 
@@ -106,6 +106,9 @@ pub struct PostgresDriver {
     /// connection (N pods need N connections, not 2N) and no snapshot between polls (a snapshot
     /// held while waiting would deadlock `CREATE INDEX CONCURRENTLY`).
     locked: bool,
+    /// Whether the server was found fit for the migration lock (a primary, no transaction
+    /// pooler): checked on the first poll only.
+    lock_checked: bool,
     settings: ConnectionSettings,
     session: SessionSettings,
     /// The work session's backend pid, read on first need (see [`phased`]).
@@ -126,6 +129,7 @@ impl PostgresDriver {
         Ok(PostgresDriver {
             client,
             locked: false,
+            lock_checked: false,
             settings: settings.clone(),
             session,
             backend_pid: None,
@@ -501,37 +505,27 @@ impl Driver for PostgresDriver {
         Ok(format!("PostgreSQL {}", row.get::<_, String>(0)))
     }
 
-    fn lock(&mut self, budget: Duration) -> Result<(), DriverError> {
+    fn try_lock(&mut self) -> Result<bool, DriverError> {
         if self.locked {
-            return Ok(());
+            return Ok(true);
         }
-        refuse_standby(&mut self.client, &self.settings)?;
-        // A second session only for as long as the pooler probe needs it: closed before the
-        // wait, so that a waiting migrator holds one connection.
-        let mut probe = open(&self.settings, &self.session)?;
-        refuse_transaction_pooler(&mut self.client, &mut probe, &self.settings)?;
-        drop(probe);
+        if !self.lock_checked {
+            refuse_standby(&mut self.client, &self.settings)?;
+            // A second session only for as long as the pooler probe needs it: closed before
+            // the engine's wait, so that a waiting migrator holds one connection.
+            let mut probe = open(&self.settings, &self.session)?;
+            refuse_transaction_pooler(&mut self.client, &mut probe, &self.settings)?;
+            drop(probe);
+            self.lock_checked = true;
+        }
         let key = self.lock_key();
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(10);
-        loop {
-            let got: bool = self
-                .client
-                .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
-                .map_err(classify)?
-                .get(0);
-            if got {
-                self.locked = true;
-                return Ok(());
-            }
-            let waited = started.elapsed();
-            if waited >= budget {
-                return Err(DriverError::LockBusy(waited));
-            }
-            log::debug!("migration lock busy; polling again in {pause:?}");
-            std::thread::sleep(jitter(pause).min(budget.saturating_sub(waited)));
-            pause = (pause * 2).min(Duration::from_millis(200));
-        }
+        let got: bool = self
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+            .map_err(classify)?
+            .get(0);
+        self.locked = got;
+        Ok(got)
     }
 
     fn unlock(&mut self) -> Result<(), DriverError> {
@@ -663,16 +657,21 @@ impl Driver for PostgresDriver {
 /// Runs `statements` in one transaction on `client`: all of them, or none.
 fn transaction(client: &mut Client, statements: &[String]) -> Result<(), ExecError> {
     // BEGIN travels with the first statement and COMMIT with the last: three round trips
-    // for a typical revision instead of five, and a failure still names its statement.
+    // for a typical revision instead of five, and a failure still names its statement. The
+    // framing is the dialect's, which a dry run prints (PostgreSQL's has no checks).
+    let framing = transaction_framing(Dialect::Postgres);
+    debug_assert!(framing.before.is_empty() && framing.checks.is_empty());
     let last = statements.len().saturating_sub(1);
     for (i, sql) in statements.iter().enumerate() {
         let mut message = String::with_capacity(sql.len() + 16);
         if i == 0 {
-            message.push_str("BEGIN;\n");
+            message.push_str(framing.begin);
+            message.push_str(";\n");
         }
         message.push_str(sql);
         if i == last {
-            message.push_str(";\nCOMMIT");
+            message.push_str(";\n");
+            message.push_str(framing.commit);
         }
         if let Err(e) = client.batch_execute(&message) {
             // The transaction is aborted (or, if COMMIT itself failed, already over);
@@ -690,14 +689,4 @@ fn transaction(client: &mut Client, statements: &[String]) -> Result<(), ExecErr
 fn is_history_id_collision(e: &DriverError) -> bool {
     matches!(e, DriverError::Statement { code: Some(code), message }
         if code == "23505" && message.contains(&format!("\"{HISTORY_TABLE}_pkey\"")))
-}
-
-/// Spreads pollers apart so that a crowd of waiting migrators does not poll in lockstep.
-fn jitter(pause: Duration) -> Duration {
-    let seed = std::process::id() ^ Instant::now().elapsed().subsec_nanos();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let spread = (seed ^ nanos) % 1000;
-    pause + pause * spread / 1000
 }

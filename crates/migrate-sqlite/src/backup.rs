@@ -283,7 +283,7 @@ impl SqliteDriver {
         quick_check(&source, path)?;
         let budget = self.options().busy_timeout;
         let took_lock = !self.is_locked();
-        self.lock(budget)?;
+        migrate_core::wait::wait_for_lock(self, budget, &mut |_| {})?;
         let copied = copy_all(&source, &mut self.conn, budget);
         let result = copied.and_then(|()| table_stats(&mut self.conn));
         if took_lock {

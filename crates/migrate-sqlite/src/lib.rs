@@ -13,9 +13,10 @@
 //!
 //! # One migrator at a time
 //!
-//! SQLite has no advisory locks. [`Driver::lock`] takes an exclusive OS file lock
+//! SQLite has no advisory locks. [`Driver::try_lock`] tries an exclusive OS file lock
 //! (`flock` on Unix) on `<database>.migrate-lock`, beside the database file (symbolic links
-//! resolved, so two spellings of one path share a lock), polling it within the budget. The lock
+//! resolved, so two spellings of one path share a lock); the engine polls it within its budget
+//! (`migrate_core::wait`). The lock
 //! belongs to the open file, so it is released by `unlock`, by dropping the driver, and by the
 //! kernel when the process dies: a crashed migrator never leaves it held. The lock file is left
 //! in place: removing it would let a late-comer lock a new file while another still holds the old
@@ -28,7 +29,9 @@
 //! A table rebuild drops the old table, which with foreign keys enforced would delete or null
 //! the rows of the tables that reference it, and `PRAGMA foreign_keys` cannot change inside a
 //! transaction. So [`Driver::execute_in_transaction`] turns foreign keys off before `BEGIN
-//! IMMEDIATE`, runs the statements, and before COMMIT runs `PRAGMA foreign_key_check`: if any
+//! IMMEDIATE`, runs the statements, and before COMMIT runs the foreign-key check (these framing
+//! statements are SQLite's `migrate_core::render::transaction_framing`, which a dry run prints
+//! too): if any
 //! row of the database then breaks a foreign key the transaction is rolled back, so nothing is
 //! committed that breaks one. Foreign keys are turned back on (as configured) on every path out.
 //! One consequence: ON DELETE actions do not fire inside a migration, so a data migration that
@@ -60,12 +63,12 @@ pub use url::{parse_url, SqliteTarget};
 use migrate_core::driver::{
     Driver, DriverError, ExecError, HistoryEntry, HistoryRecord, Outcome, StateSql, StateTables,
 };
-use migrate_core::render::quote_literal;
+use migrate_core::render::{quote_literal, transaction_framing, FOREIGN_KEY_CHECK};
 use migrate_core::{Dialect, Direction, Heads, Schema};
 use rusqlite::{Connection, OpenFlags};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The version table, named and shaped exactly as Alembic keeps it, so its databases are adopted.
 pub const VERSION_TABLE: &str = "alembic_version";
@@ -214,7 +217,7 @@ impl SqliteDriver {
             .into_iter()
             .filter(|line| line != "ok")
             .collect();
-        if let Some(broken) = self.foreign_key_violations()? {
+        if let Some(broken) = self.violations(FOREIGN_KEY_CHECK)? {
             problems.push(format!("foreign keys broken: {broken}"));
         }
         Ok(problems)
@@ -233,7 +236,7 @@ impl SqliteDriver {
     /// Starts a write transaction and notes its start time for the history row.
     fn begin(&self) -> Result<(), DriverError> {
         self.conn
-            .execute_batch("BEGIN IMMEDIATE")
+            .execute_batch(transaction_framing(Dialect::Sqlite).begin)
             .map_err(classify)?;
         let clock = (|| {
             let now: String = self
@@ -259,12 +262,10 @@ impl SqliteDriver {
         }
     }
 
-    /// The rows that break a foreign key, described (at most a few), or `None`.
-    fn foreign_key_violations(&self) -> Result<Option<String>, DriverError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")
-            .map_err(classify)?;
+    /// The rows that `listing` (a query of the foreign-key check's columns: table, rowid,
+    /// referenced table) returns, described (at most a few), or `None`.
+    fn violations(&self, listing: &str) -> Result<Option<String>, DriverError> {
+        let mut stmt = self.conn.prepare(listing).map_err(classify)?;
         let rows: Vec<(String, Option<i64>, String)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(classify)?
@@ -448,40 +449,34 @@ impl Driver for SqliteDriver {
         Ok(format!("SQLite {version}"))
     }
 
-    fn lock(&mut self, budget: Duration) -> Result<(), DriverError> {
+    fn try_lock(&mut self) -> Result<bool, DriverError> {
         if self.locked {
-            return Ok(());
+            return Ok(true);
         }
         let Some(path) = self.lock_path() else {
             // An in-memory database is private to this connection: nobody else can migrate it.
             self.locked = true;
-            return Ok(());
+            return Ok(true);
         };
-        let file = open_lock_file(&path)?;
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(10);
-        loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    self.lock_file = Some(file);
-                    self.locked = true;
-                    return Ok(());
-                }
-                Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(e)) => {
-                    return Err(DriverError::Io(format!(
-                        "cannot lock {}: {e}",
-                        path.display()
-                    )))
-                }
+        let file = match self.lock_file.take() {
+            Some(file) => file,
+            None => open_lock_file(&path)?,
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                self.lock_file = Some(file);
+                self.locked = true;
+                Ok(true)
             }
-            let waited = started.elapsed();
-            if waited >= budget {
-                return Err(DriverError::LockBusy(waited));
+            Err(TryLockError::WouldBlock) => {
+                // Kept open for the next poll.
+                self.lock_file = Some(file);
+                Ok(false)
             }
-            log::debug!("migration lock busy; polling again in {pause:?}");
-            std::thread::sleep(jitter(pause).min(budget.saturating_sub(waited)));
-            pause = (pause * 2).min(Duration::from_millis(200));
+            Err(TryLockError::Error(e)) => Err(DriverError::Io(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -562,11 +557,15 @@ impl Driver for SqliteDriver {
             statement: None,
             error,
         };
-        // Outside any transaction, the only place where this pragma takes effect (see the
-        // crate's documentation); restored on every path out.
-        self.conn
-            .execute_batch("PRAGMA foreign_keys = OFF")
-            .map_err(|e| at_begin(classify(e)))?;
+        // The dialect's framing, which a dry run prints: foreign keys off outside any
+        // transaction, the only place where the pragma takes effect (see the crate's
+        // documentation), restored on every path out; the checks before COMMIT.
+        let framing = transaction_framing(Dialect::Sqlite);
+        for sql in framing.before {
+            self.conn
+                .execute_batch(sql)
+                .map_err(|e| at_begin(classify(e)))?;
+        }
         let result = (|| {
             self.begin().map_err(at_begin)?;
             for (i, sql) in statements.iter().enumerate() {
@@ -578,24 +577,26 @@ impl Driver for SqliteDriver {
                     });
                 }
             }
-            match self.foreign_key_violations() {
-                Ok(None) => {}
-                Ok(Some(broken)) => {
+            for check in framing.checks {
+                if let Err(e) = self.conn.execute_batch(check) {
+                    // The check failed: say which rows broke a foreign key, as the listing
+                    // query finds them.
+                    let error = match self.violations(FOREIGN_KEY_CHECK) {
+                        Ok(Some(broken)) => DriverError::Statement {
+                            code: None,
+                            message: format!(
+                                "FOREIGN KEY constraint failed: {broken}; nothing was committed \
+                                 (PRAGMA foreign_key_check lists them)"
+                            ),
+                        },
+                        Ok(None) => classify(e),
+                        Err(listing) => listing,
+                    };
                     self.rollback();
-                    return Err(at_begin(DriverError::Statement {
-                        code: None,
-                        message: format!(
-                            "FOREIGN KEY constraint failed: {broken}; nothing was committed \
-                             (PRAGMA foreign_key_check lists them)"
-                        ),
-                    }));
-                }
-                Err(e) => {
-                    self.rollback();
-                    return Err(at_begin(e));
+                    return Err(at_begin(error));
                 }
             }
-            if let Err(e) = self.conn.execute_batch("COMMIT") {
+            if let Err(e) = self.conn.execute_batch(framing.commit) {
                 self.rollback();
                 return Err(at_begin(classify(e)));
             }
@@ -646,13 +647,4 @@ fn open_lock_file(path: &Path) -> Result<File, DriverError> {
                 path.display()
             ))
         })
-}
-
-/// Spreads pollers apart so that a crowd of waiting migrators does not poll in lockstep.
-fn jitter(pause: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let spread = (std::process::id() ^ nanos) % 1000;
-    pause + pause * spread / 1000
 }

@@ -1,45 +1,20 @@
-//! Migrators racing on one database file apply each revision exactly once: threads with their
-//! own connections, and separate processes (this test binary run again as a child).
+//! Migrators racing on one database file apply each revision exactly once: separate processes
+//! (this test binary run again as a child). Threads with their own connections race on both
+//! databases in `crates/migrate-engine/tests/scenarios.rs`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
 
 use common::*;
 use migrate_core::driver::Driver;
-use migrate_core::{Revision, RevisionGraph};
+use migrate_core::RevisionGraph;
 use migrate_engine::Engine;
 use migrate_sqlite::{SqliteDriver, SqliteOptions, SqliteTarget};
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 const REVISIONS: usize = 30;
-
-/// The first revision creates a counter table, every one (the first included) inserts its row:
-/// applying any revision twice would show as a duplicate.
-fn counter_graph() -> RevisionGraph {
-    let revisions: Vec<Revision> = (1..=REVISIONS)
-        .map(|n| {
-            let id = rev_id(n);
-            let parent = (n > 1).then(|| rev_id(n - 1));
-            let down: Vec<&str> = parent.iter().map(String::as_str).collect();
-            let insert = format!("INSERT INTO counter (revision) VALUES ('{id}')");
-            let up = if n == 1 {
-                format!("CREATE TABLE counter (revision TEXT NOT NULL); {insert}")
-            } else {
-                insert
-            };
-            sql_revision(
-                &id,
-                &down,
-                &up,
-                &format!("DELETE FROM counter WHERE revision = '{id}'"),
-            )
-        })
-        .collect();
-    RevisionGraph::new(revisions).unwrap()
-}
 
 fn migrate_to_head(path: &Path, graph: &RevisionGraph) -> usize {
     let driver = SqliteDriver::connect(
@@ -72,28 +47,6 @@ fn assert_each_revision_once(file: &TestFile, applied_by_runs: usize) {
     );
 }
 
-#[test]
-fn eight_threads_migrating_one_file_apply_each_revision_once() {
-    let file = TestFile::new();
-    let graph = counter_graph();
-    let barrier = Arc::new(Barrier::new(8));
-    let applied: usize = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..8)
-            .map(|_| {
-                let barrier = Arc::clone(&barrier);
-                let graph = &graph;
-                let path = file.path.clone();
-                s.spawn(move || {
-                    barrier.wait();
-                    migrate_to_head(&path, graph)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).sum()
-    });
-    assert_each_revision_once(&file, applied);
-}
-
 /// Set in a child process: the database it migrates.
 const CHILD_ENV: &str = "MIGRATE_SQLITE_CHILD_DB";
 
@@ -104,7 +57,7 @@ fn child_process_migrator() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let graph = counter_graph();
+    let graph = counter_graph(REVISIONS);
     let applied = migrate_to_head(Path::new(&path), &graph);
     // On a line of its own: the test harness has already written part of its own line.
     println!("\napplied={applied}");
@@ -156,7 +109,7 @@ fn the_application_writing_meanwhile_waits_for_a_revision_instead_of_interleavin
     // A revision holds SQLite's write lock from BEGIN IMMEDIATE to COMMIT; an application
     // writer waits (its busy timeout) and then succeeds.
     let file = TestFile::new();
-    let graph = counter_graph();
+    let graph = counter_graph(REVISIONS);
     let mut engine = engine(&file, &graph);
     run(&mut engine, &up(&rev_id(1))).unwrap();
     let path = file.path.clone();

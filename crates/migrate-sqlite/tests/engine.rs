@@ -1,40 +1,16 @@
-//! The driver under the engine on real SQLite files: state tables, dry runs, failures, foreign
-//! keys, the migration lock.
+//! The driver under the engine on real SQLite files: state tables, foreign keys, the lock
+//! file. The scenarios both databases share (dry runs, failures, the lock's wait, drift) are
+//! written once in `crates/migrate-engine/tests/scenarios.rs`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
 
 use common::*;
 use migrate_core::driver::{Driver, DriverError, StateSql};
+use migrate_core::wait::wait_for_lock;
 use migrate_core::{Heads, RevisionGraph};
-use migrate_engine::{EngineError, Intent};
 use migrate_sqlite::{SqliteDriver, SqliteOptions, SqliteStateSql, SqliteTarget};
 use std::time::{Duration, Instant};
-
-/// Three revisions: a table, a row, another row.
-fn small_graph() -> RevisionGraph {
-    RevisionGraph::new(vec![
-        sql_revision(
-            &rev_id(1),
-            &[],
-            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
-            "DROP TABLE items",
-        ),
-        sql_revision(
-            &rev_id(2),
-            &[&rev_id(1)],
-            "INSERT INTO items (name) VALUES ('a')",
-            "DELETE FROM items WHERE name = 'a'",
-        ),
-        sql_revision(
-            &rev_id(3),
-            &[&rev_id(2)],
-            "INSERT INTO items (name) VALUES ('b')",
-            "DELETE FROM items WHERE name = 'b'",
-        ),
-    ])
-    .unwrap()
-}
 
 #[test]
 fn a_new_file_is_created_and_reads_as_base() {
@@ -76,109 +52,6 @@ fn a_file_that_is_not_a_database_is_refused() {
         matches!(&error, DriverError::Unreachable(m) if m.contains("not a SQLite database")),
         "{error:?}"
     );
-}
-
-#[test]
-fn dry_run_statements_are_the_executed_ones() {
-    let file = TestFile::new();
-    let graph = identity_schema::graph();
-    let mut engine = engine(&file, &graph);
-    let target = Intent::Upgrade("094916cde150".to_owned());
-    let script = engine.script(&target).unwrap();
-    assert_eq!(script.bootstrap, SqliteStateSql.bootstrap_statements());
-    // The dry run changed nothing.
-    assert!(!file.driver().state_tables().unwrap().version);
-    let reports = run(&mut engine, &target).unwrap();
-    assert_eq!(script.steps.len(), reports.len());
-    for (planned, ran) in script.steps.iter().zip(&reports) {
-        let planned: Vec<String> = planned
-            .statements
-            .iter()
-            .chain(&planned.bookkeeping)
-            .cloned()
-            .collect();
-        assert_eq!(planned, ran.executed, "{}", ran.step.revision);
-    }
-    // The way down too, from the real current state.
-    let back = Intent::Downgrade("base".to_owned());
-    let script = engine.script(&back).unwrap();
-    assert!(script.bootstrap.is_empty());
-    let reports = run(&mut engine, &back).unwrap();
-    for (planned, ran) in script.steps.iter().zip(&reports) {
-        let planned: Vec<String> = planned
-            .statements
-            .iter()
-            .chain(&planned.bookkeeping)
-            .cloned()
-            .collect();
-        assert_eq!(planned, ran.executed);
-    }
-}
-
-#[test]
-fn a_failing_revision_keeps_the_last_good_one_and_nothing_of_itself() {
-    let file = TestFile::new();
-    let mut revisions = small_graph().revisions().to_vec();
-    // Its first statement would succeed, its second fails: neither stays.
-    revisions.push(sql_revision(
-        &rev_id(4),
-        &[&rev_id(3)],
-        "CREATE TABLE half (id INTEGER); INSERT INTO items (name) VALUES (NULL)",
-        "DROP TABLE half",
-    ));
-    revisions.push(sql_revision(
-        &rev_id(5),
-        &[&rev_id(4)],
-        "INSERT INTO items (name) VALUES ('never')",
-        "SELECT 1",
-    ));
-    let graph = RevisionGraph::new(revisions).unwrap();
-    let mut engine = engine(&file, &graph);
-    let error = run(&mut engine, &up("head")).unwrap_err();
-    let EngineError::StepFailed(failure) = &error else {
-        panic!("{error:?}")
-    };
-    assert_eq!(failure.step.revision, rev_id(4));
-    assert_eq!(failure.completed.len(), 3);
-    assert_eq!(failure.statement.as_ref().map(|s| s.0), Some(0));
-    assert!(
-        matches!(&failure.error, DriverError::Statement { message, .. } if message.contains("NOT NULL constraint failed: items.name")),
-        "{:?}",
-        failure.error
-    );
-    let expected_at: Heads = [rev_id(3)].into_iter().collect();
-    assert_eq!(failure.stays_at, expected_at);
-    let mut driver = file.driver();
-    assert_eq!(driver.read_heads().unwrap(), expected_at);
-    let conn = file.conn();
-    assert_eq!(count(&conn, "SELECT count(*) FROM items"), 2);
-    assert_eq!(
-        count(
-            &conn,
-            "SELECT count(*) FROM sqlite_master WHERE name = 'half'"
-        ),
-        0
-    );
-    // Every step is recorded, the failure too, with its duration.
-    let history = driver.read_history().unwrap();
-    let outcomes: Vec<(&str, &str)> = history
-        .iter()
-        .map(|h| (h.revision.as_str(), h.outcome.as_str()))
-        .collect();
-    assert_eq!(
-        outcomes,
-        [
-            (rev_id(1).as_str(), "applied"),
-            (rev_id(2).as_str(), "applied"),
-            (rev_id(3).as_str(), "applied"),
-            (rev_id(4).as_str(), "failed"),
-        ]
-    );
-    let failed = history.last().unwrap();
-    assert!(failed.error.as_deref().unwrap().contains("NOT NULL"));
-    assert!(failed.duration_ms >= 0.0);
-    // The foreign keys setting is back after the failure.
-    assert_eq!(count(driver.connection(), "PRAGMA foreign_keys"), 1);
 }
 
 #[test]
@@ -302,9 +175,9 @@ fn a_rebuild_of_a_referenced_table_keeps_the_referring_rows() {
         count(&conn, "SELECT count(*) FROM child WHERE parent_id = 1"),
         1
     );
-    assert_live_matches(&file, &graph, "head");
+    assert_live_matches(&mut file.driver(), &graph, "head");
     run(&mut engine, &down("base")).unwrap();
-    assert_live_matches(&file, &graph, "base");
+    assert_live_matches(&mut file.driver(), &graph, "base");
 }
 
 #[test]
@@ -312,10 +185,11 @@ fn the_lock_is_exclusive_bounded_and_released_on_unlock_and_drop() {
     let file = TestFile::new();
     let mut first = file.driver();
     let mut second = file.driver();
-    first.lock(Duration::from_secs(1)).unwrap();
+    assert!(first.try_lock().unwrap());
     assert!(first.lock_path().unwrap().exists());
+    assert!(!second.try_lock().unwrap());
     let started = Instant::now();
-    let error = second.lock(Duration::from_millis(300)).unwrap_err();
+    let error = wait_for_lock(&mut second, Duration::from_millis(300), &mut |_| {}).unwrap_err();
     assert!(matches!(error, DriverError::LockBusy(_)), "{error:?}");
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -323,11 +197,11 @@ fn the_lock_is_exclusive_bounded_and_released_on_unlock_and_drop() {
         .to_string()
         .contains("another migration holds the lock"));
     // Locking again is harmless; unlocking frees it for the other.
-    first.lock(Duration::ZERO).unwrap();
+    assert!(first.try_lock().unwrap());
     first.unlock().unwrap();
-    second.lock(Duration::from_millis(300)).unwrap();
+    assert!(second.try_lock().unwrap());
     drop(second);
-    first.lock(Duration::from_millis(300)).unwrap();
+    assert!(first.try_lock().unwrap());
     first.unlock().unwrap();
     first.unlock().unwrap();
 }
@@ -336,33 +210,16 @@ fn the_lock_is_exclusive_bounded_and_released_on_unlock_and_drop() {
 fn a_waiting_migrator_gets_the_lock_when_it_is_released() {
     let file = TestFile::new();
     let mut holder = file.driver();
-    holder.lock(Duration::from_secs(1)).unwrap();
+    assert!(holder.try_lock().unwrap());
     let path = file.path.clone();
     let waiter = std::thread::spawn(move || {
         let mut driver =
             SqliteDriver::connect(&SqliteTarget::File(path), SqliteOptions::default()).unwrap();
-        driver.lock(Duration::from_secs(10))
+        wait_for_lock(&mut driver, Duration::from_secs(10), &mut |_| {})
     });
     std::thread::sleep(Duration::from_millis(200));
     drop(holder);
     waiter.join().unwrap().unwrap();
-}
-
-#[test]
-fn the_engine_fails_fast_when_another_migrator_holds_the_lock() {
-    let file = TestFile::new();
-    let graph = small_graph();
-    let mut holder = file.driver();
-    holder.lock(Duration::from_secs(1)).unwrap();
-    let mut options = options();
-    options.lock_wait = Duration::from_millis(200);
-    let mut engine = migrate_engine::Engine::new(Box::new(file.driver()), &graph, options);
-    let error = run(&mut engine, &up("head")).unwrap_err();
-    assert!(
-        matches!(error, EngineError::Driver(DriverError::LockBusy(_))),
-        "{error:?}"
-    );
-    assert!(file.driver().read_heads().unwrap().is_empty());
 }
 
 #[test]
@@ -423,7 +280,7 @@ fn the_history_statement_runs_in_a_plain_session_too() {
 
 #[test]
 fn an_in_memory_database_migrates_privately() {
-    let graph = small_graph();
+    let graph = graph(small_chain());
     let driver = SqliteDriver::connect(&SqliteTarget::Memory, SqliteOptions::default()).unwrap();
     let mut engine = migrate_engine::Engine::new(Box::new(driver), &graph, options());
     run(&mut engine, &up("head")).unwrap();
@@ -435,28 +292,6 @@ fn an_in_memory_database_migrates_privately() {
     let text: Vec<String> = report.differences.iter().map(ToString::to_string).collect();
     assert_eq!(text.len(), 1, "{text:?}");
     assert!(text[0].contains("items"), "{text:?}");
-}
-
-#[test]
-fn check_reports_drift_made_behind_the_tools_back() {
-    let file = TestFile::new();
-    let graph = identity_schema::graph();
-    let mut engine = engine(&file, &graph);
-    run(&mut engine, &up("094916cde150")).unwrap();
-    let report = engine.check().unwrap();
-    assert!(report.differences.is_empty(), "{:?}", report.differences);
-    assert_eq!(report.pending.len(), graph.revisions().len() - 5);
-    file.conn()
-        .execute_batch("CREATE INDEX ix_manual ON users (last_name); DROP INDEX ix_users_status")
-        .unwrap();
-    let report = engine.check().unwrap();
-    let text: Vec<String> = report.differences.iter().map(ToString::to_string).collect();
-    assert_eq!(text.len(), 2, "{text:?}");
-    assert!(text.iter().any(|d| d.contains("ix_manual")), "{text:?}");
-    assert!(
-        text.iter().any(|d| d.contains("ix_users_status")),
-        "{text:?}"
-    );
 }
 
 /// A revision whose SQL differs by dialect.

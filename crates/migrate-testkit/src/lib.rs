@@ -17,14 +17,21 @@
 //!   time, a streaming standby, a PgBouncer in front; each stopped and removed on drop.
 //! - [`FaultCluster`] is a fault test's own server, stopped the hard way (`pg_ctl stop -m
 //!   immediate`) and started again, or started with `max_connections` it needs.
+//! - [`Backend`] is a fresh database of either kind ([`Kind`]: a [`TestDb`] or a [`TestFile`])
+//!   that gives a `Box<dyn Driver>`, and [`both!`] runs a scenario written once on both.
+//! - [`harness`] is the engine harness: engines on a backend, intents, synthetic revisions,
+//!   the `schema_at` oracle, and a driver that records what it executes.
 
 pub mod archive;
+mod backend;
 mod describe;
 mod fault_cluster;
+pub mod harness;
 pub mod private_cluster;
 mod server;
 mod testdb;
 
+pub use backend::{postgres_driver, postgres_driver_with, Backend, Kind, TestFile};
 pub use describe::{describe_schema, with_column_last};
 pub use fault_cluster::FaultCluster;
 pub use server::{auth_server, ensure_server, AuthServer, Server};

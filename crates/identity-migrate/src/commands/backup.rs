@@ -6,7 +6,7 @@ use crate::args::BackupArgs;
 use crate::config::Resolved;
 use crate::error::CliError;
 use crate::open::{self, Database};
-use crate::output;
+use crate::report::{self, Format};
 use migrate_backup::{
     Backup, BackupError, BackupRequest, Check, Method, RestoreOptions, SnapshotRequest,
 };
@@ -71,15 +71,6 @@ fn megabytes(bytes: u64) -> String {
     format!("{mb:.1} MB")
 }
 
-/// The database's revision(s), or `base`.
-fn revisions_text(revisions: &[String]) -> String {
-    if revisions.is_empty() {
-        "base".to_owned()
-    } else {
-        revisions.join(", ")
-    }
-}
-
 pub(super) fn backup(
     out: &mut dyn Write,
     cfg: &Resolved,
@@ -97,27 +88,25 @@ pub(super) fn backup(
         &database,
         &request(cfg, args.output.as_deref(), snapshot),
     )?;
+    report::emit(out, &backup_report(&taken), Format::json(args.json)).map_err(io_error)
+}
+
+/// The report of a backup taken (`backup`, and the one `migrate --backup` takes first).
+fn backup_report(taken: &Backup) -> report::Backup {
     let m = &taken.manifest;
-    let format = match taken.compression {
-        Some(level) => format!("{}, zlib level {level}", m.format),
-        None => m.format.clone(),
-    };
-    let rows = [
-        ("backup", taken.path.display().to_string()),
-        (
-            "manifest",
-            migrate_backup::manifest_path(&taken.path)
-                .display()
-                .to_string(),
-        ),
-        ("format", format),
-        ("revision", revisions_text(&m.revisions)),
-        ("tables", m.tables.len().to_string()),
-        ("rows", taken.rows().to_string()),
-        ("size", megabytes(taken.bytes())),
-        ("verified", taken.checked.clone()),
-    ];
-    output::key_values(out, &rows).map_err(io_error)
+    report::Backup {
+        backup: taken.path.display().to_string(),
+        manifest: migrate_backup::manifest_path(&taken.path)
+            .display()
+            .to_string(),
+        format: m.format.clone(),
+        compression: taken.compression,
+        revisions: m.revisions.clone(),
+        tables: m.tables.len(),
+        rows: taken.rows(),
+        bytes: taken.bytes(),
+        verified: taken.checked.clone(),
+    }
 }
 
 pub(super) fn backup_verify(
@@ -125,34 +114,34 @@ pub(super) fn backup_verify(
     cfg: &Resolved,
     path: &Path,
     full: bool,
+    format: Format,
 ) -> Result<(), CliError> {
     let manifest = migrate_backup::read_manifest(path)?;
     let reader = open::archive_reader(cfg, &manifest)?;
     let check = if full { Check::Full } else { Check::Fast };
-    let spinner = crate::progress::spinner(false, &format!("verifying {}", path.display()));
+    let spinner = crate::progress::spinner(
+        format == Format::Json,
+        &format!("verifying {}", path.display()),
+    );
     let verified = migrate_backup::verify(path, reader.as_ref(), check);
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }
     let verified = verified?;
     let manifest = &verified.manifest;
-    let files = manifest.files.len();
-    let rows = manifest.tables.values().sum::<u64>();
-    let tables = manifest.tables.len();
-    if verified.decoded {
-        writeln!(
-            out,
-            "{}: intact ({files} file(s) match their SHA-256; {rows} row(s) in {tables} table(s) read back, every table's data digest matching)",
-            path.display()
-        )
-    } else {
-        writeln!(
-            out,
-            "{}: intact ({files} file(s) match their SHA-256, decoded in full when written; table of contents readable, with the {tables} table(s) of the manifest; --full decodes it again)",
-            path.display()
-        )
-    }
-    .map_err(io_error)
+    let report = report::BackupVerified {
+        backup: path.display().to_string(),
+        intact: true,
+        files: manifest.files.len(),
+        tables: manifest.tables.len(),
+        rows: manifest.tables.values().sum::<u64>(),
+        depth: if verified.decoded {
+            report::Depth::FullDecode
+        } else {
+            report::Depth::TableOfContents
+        },
+    };
+    report::emit(out, &report, format).map_err(io_error)
 }
 
 pub(super) fn restore(
@@ -160,6 +149,7 @@ pub(super) fn restore(
     cfg: &Resolved,
     path: &Path,
     options: &RestoreOptions,
+    format: Format,
 ) -> Result<(), CliError> {
     let database = Database::resolve(cfg)?;
     let manifest = migrate_backup::read_manifest(path)?;
@@ -179,41 +169,24 @@ pub(super) fn restore(
     );
     drop(line);
     let restored = restored?;
-    match &restored.method {
-        Method::Swap => writeln!(
-            out,
-            "restored with {} parallel session(s) into a scratch database, checked, and swapped in atomically",
-            options.request.jobs
-        ),
-        Method::InPlace(why) => writeln!(
-            out,
-            "restored in place in one transaction ({why})"
-        ),
-    }
-    .map_err(io_error)?;
-    if let Some(previous) = &restored.previous {
-        writeln!(
-            out,
-            "previous database kept as {previous} (DROP DATABASE \"{previous}\" once it is no longer needed)"
-        )
-        .map_err(io_error)?;
-    }
-    if let Some(safety) = &restored.safety_backup {
-        writeln!(
-            out,
-            "safety backup of the previous content: {}",
-            safety.path.display()
-        )
-        .map_err(io_error)?;
-    }
-    writeln!(
-        out,
-        "restored {} into {}: {} row(s) in {} table(s), matching the manifest; the database is at {}",
-        path.display(),
-        database.redacted(),
-        restored.manifest.tables.values().sum::<u64>(),
-        restored.manifest.tables.len(),
-        revisions_text(&restored.revisions)
-    )
-    .map_err(io_error)
+    let (method, in_place_reason) = match &restored.method {
+        Method::Swap => ("swap", None),
+        Method::InPlace(why) => ("in_place", Some(why.to_string())),
+    };
+    let report = report::Restore {
+        backup: path.display().to_string(),
+        database: database.redacted(),
+        method: method.to_owned(),
+        in_place_reason,
+        jobs: (method == "swap").then_some(options.request.jobs),
+        previous_database: restored.previous.clone(),
+        safety_backup: restored
+            .safety_backup
+            .as_ref()
+            .map(|b| b.path.display().to_string()),
+        tables: restored.manifest.tables.len(),
+        rows: restored.manifest.tables.values().sum::<u64>(),
+        revisions: restored.revisions.clone(),
+    };
+    report::emit(out, &report, format).map_err(io_error)
 }

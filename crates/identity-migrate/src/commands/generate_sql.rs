@@ -6,9 +6,10 @@ use crate::args::{DialectArg, GenerateSqlArgs};
 use crate::config::Resolved;
 use crate::error::CliError;
 use crate::open::Database;
-use crate::output::{self, heads_text, Framing};
+use crate::output::{heads_text, Framing};
+use crate::report::{self, Format};
 use migrate_core::{Dialect, Heads, RevisionGraph, Target};
-use migrate_engine::{EngineError, Intent, Options};
+use migrate_engine::{EngineError, Options, Range};
 use std::io::Write;
 
 pub(super) fn generate_sql(
@@ -38,85 +39,65 @@ pub(super) fn generate_sql(
         None => current_or_base(cfg, graph, &database)?,
     };
     let target = graph.resolve(&args.to, &from).map_err(EngineError::from)?;
-    let applied = graph.applied(&from).map_err(EngineError::from)?;
-    let downward = match &target {
-        Target::Base => !from.is_empty(),
-        Target::Revisions(ids) => ids.iter().all(|id| applied.contains(id)) && ids != &from,
-    };
-    let to_text = match &target {
-        Target::Base => "base".to_owned(),
-        Target::Revisions(ids) => heads_text(ids),
-    };
-    // Resolved ids, so a relative `--to` means the same in the plan as in the header; several
-    // ids only come from `heads`.
-    let to_arg = match &target {
-        Target::Base => "base".to_owned(),
-        Target::Revisions(ids) if ids.len() > 1 => "heads".to_owned(),
-        Target::Revisions(ids) => heads_text(ids),
-    };
-    let intent = if downward {
-        Intent::Downgrade(to_arg)
-    } else {
-        Intent::Upgrade(to_arg)
-    };
+    // The resolved points go to the engine's one script function, as the dry run's do.
+    let range = Range::between(graph, from.clone(), target)?;
     let state_sql = crate::open::state_sql(dialect);
-    let steps =
-        migrate_engine::prepare(graph, state_sql, &Options::new(identity()), &intent, &from)?;
+    let mut script = migrate_engine::script(
+        graph,
+        state_sql,
+        &Options::new(identity()),
+        &range,
+        from.is_empty(),
+    )?;
     // A range with a revision that builds indexes concurrently cannot be one transaction: the
     // script then frames each revision as `migrate` runs it.
-    let one_transaction = steps.iter().all(|s| s.transactional);
-    let script = migrate_engine::Script {
-        bootstrap: if from.is_empty() {
-            state_sql.bootstrap_statements()
-        } else {
-            Vec::new()
-        },
-        steps,
-        single_transaction: one_transaction,
-    };
-    let (dialect_name, apply, framing) = if dialect == Dialect::Sqlite {
+    let one_transaction = script.steps.iter().all(|s| s.transactional);
+    script.single_transaction = one_transaction;
+    let (apply_with, framing) = if dialect == Dialect::Sqlite {
         (
-            "SQLite",
             "Apply with: sqlite3 -bail DATABASE < FILE (the script is one transaction: all or nothing)",
-            Framing::SqliteShell,
+            Framing::Transactions,
         )
     } else if one_transaction {
         (
-            "PostgreSQL",
             "Apply with: psql -v ON_ERROR_STOP=1 -1 -f FILE (one transaction: all or nothing)",
             Framing::Bare,
         )
     } else {
         (
-            "PostgreSQL",
             "Apply with: psql -v ON_ERROR_STOP=1 -f FILE (each revision in its own transaction, as `migrate` runs them; a concurrent index build outside any)",
             Framing::Transactions,
         )
     };
-    let mut header = vec![
-        "identity-migrate generate-sql".to_owned(),
-        format!(
-            "Range: {} -> {to_text} ({} step(s)), {dialect_name}",
-            heads_text(&from),
-            script.steps.len()
-        ),
-        apply.to_owned(),
-    ];
-    if script.steps.iter().any(|s| !s.transactional) {
-        header.push(
-            "WARNING: some statements cannot run in a transaction: apply without -1".to_owned(),
-        );
-    }
+    let to = match &range.to {
+        Target::Base => Vec::new(),
+        Target::Revisions(ids) => ids.iter().cloned().collect(),
+    };
+    let report = report::GeneratedSql {
+        dialect: if dialect == Dialect::Sqlite {
+            "sqlite"
+        } else {
+            "postgresql"
+        }
+        .to_owned(),
+        from: from.iter().cloned().collect(),
+        to,
+        apply_with: apply_with.to_owned(),
+        outside_transaction: script.steps.iter().any(|s| !s.transactional),
+        steps: script.steps.iter().map(report::PlannedStep::of).collect(),
+        script,
+        framing,
+    };
     match &args.output {
         Some(path) => {
             let mut buffer = Vec::new();
-            output::script(&mut buffer, &header, &script, framing).map_err(io_error)?;
+            report::emit(&mut buffer, &report, Format::Text).map_err(io_error)?;
             std::fs::write(path, buffer)
                 .map_err(|e| CliError::Io(format!("cannot write {}: {e}", path.display())))?;
-            log::info!("wrote {} ({} step(s))", path.display(), script.steps.len());
+            log::info!("wrote {} ({} step(s))", path.display(), report.steps.len());
             Ok(())
         }
-        None => output::script(out, &header, &script, framing).map_err(io_error),
+        None => report::emit(out, &report, Format::Text).map_err(io_error),
     }
 }
 
@@ -149,7 +130,7 @@ pub(super) fn current_or_base(
         // A connection that fails is a failure, as for every other reading command: a script
         // "from base" for a database that is not at base would be dangerous. `--from base`
         // asks for that script explicitly.
-        Err(CliError::Engine(EngineError::Driver(e))) => Err(CliError::Io(format!(
+        Err(CliError::Driver(e)) => Err(CliError::Io(format!(
             "{e} (to generate the script without a connection, pass --from REV, or --from base for the whole chain)"
         ))),
         Err(e) => Err(e),

@@ -5,8 +5,9 @@ use crate::args::MigrateArgs;
 use crate::config::Resolved;
 use crate::error::CliError;
 use crate::open::Database;
-use crate::output::{self, duration_text, heads_text, Framing};
-use migrate_core::{Dialect, Direction, RevisionGraph, Target};
+use crate::output::{heads_text, Framing};
+use crate::report::{self, Format};
+use migrate_core::{Direction, RevisionGraph, Target};
 use migrate_engine::{Engine, Event, Intent};
 use std::io::Write;
 use std::time::Instant;
@@ -18,6 +19,7 @@ pub(super) fn migrate(
     intent: Intent,
     run: &MigrateArgs,
 ) -> Result<(), CliError> {
+    let format = Format::json(run.json);
     let target = match &intent {
         Intent::Upgrade(t) | Intent::Downgrade(t) => t,
     };
@@ -58,39 +60,34 @@ pub(super) fn migrate(
         let script = engine.script(&intent)?;
         let (from, to) = match (script.steps.first(), script.steps.last()) {
             (Some(first), Some(last)) => (
-                heads_text(&first.step.heads_before),
-                heads_text(&last.step.heads_after),
+                first.step.heads_before.iter().cloned().collect(),
+                last.step.heads_after.iter().cloned().collect(),
             ),
             _ => {
-                let status = engine.status()?;
-                (heads_text(&status.current), heads_text(&status.current))
+                let current: Vec<String> = engine.status()?.current.into_iter().collect();
+                (current.clone(), current)
             }
         };
-        let mut header = vec![
-            "identity-migrate dry run: nothing below was executed".to_owned(),
-            format!("Database: {}", database.redacted()),
-            format!("From {from} to {to}: {} step(s)", script.steps.len()),
-        ];
-        if from_nothing {
-            header.push(
-                "The database file does not exist yet: planned from an empty database (nothing was created)."
-                    .to_owned(),
-            );
-        }
-        if run.backup && !script.steps.is_empty() {
-            header.push(format!(
-                "A verified backup would be taken first, into {} (none was taken now).",
-                cfg.backup_dir.display()
-            ));
-        }
-        let framing = if database.dialect() == Dialect::Sqlite {
-            Framing::SqliteShell
-        } else {
-            Framing::Transactions
+        // The dialect's own framing: what its driver executes around each transaction.
+        let framing = Framing::Transactions;
+        let report = report::DryRun {
+            dry_run: true,
+            database: database.redacted(),
+            from,
+            to,
+            database_missing: from_nothing,
+            backup_into: (run.backup && !script.steps.is_empty())
+                .then(|| cfg.backup_dir.display().to_string()),
+            bootstrap: script.bootstrap.clone(),
+            steps: script.steps.iter().map(report::PlannedStep::of).collect(),
+            script,
+            framing,
         };
-        output::script(out, &header, &script, framing).map_err(io_error)?;
+        report::emit(out, &report, format).map_err(io_error)?;
         return Ok(());
     }
+    let text = format == Format::Text;
+    let mut backup = None;
     if run.backup {
         // Only when there is something to run: the backup is the price of a change.
         if engine.script(&intent)?.steps.is_empty() {
@@ -99,10 +96,18 @@ pub(super) fn migrate(
             log::info!("the database is created by this migration: nothing to back up");
         } else {
             let taken = take_backup(cfg, &database, &safety_request(cfg))?.path;
-            writeln!(out, "backup   {} (verified)", taken.display()).map_err(io_error)?;
+            let taken = taken.display().to_string();
+            if text {
+                report::Progress::Backup(&taken)
+                    .write_text(out)
+                    .map_err(io_error)?;
+            }
+            backup = Some(taken);
         }
     }
     let started = Instant::now();
+    let mut accepted = Vec::new();
+    let mut steps = Vec::new();
     let mut spinner: Option<indicatif::ProgressBar> = None;
     let mut on_event = |event: &Event| {
         // A spinner while a step runs (a long revision shows it is alive), gone before its line.
@@ -114,7 +119,7 @@ pub(super) fn migrate(
             if let Some(bar) = spinner.take() {
                 bar.finish_and_clear();
             }
-            spinner = crate::progress::spinner(false, &format!("{doing} {}", step.revision));
+            spinner = crate::progress::spinner(!text, &format!("{doing} {}", step.revision));
         }
         // A backfill's progress in the step's spinner (the log has it too, every few seconds).
         if let Event::BatchProgress {
@@ -143,33 +148,26 @@ pub(super) fn migrate(
                 bar.finish_and_clear();
             }
         }
-        let line = match event {
-            Event::Accepted(ids) => Some(
-                ids.iter()
-                    .map(|id| {
-                        format!("accepted {id}  its new checksum is recorded (--accept-changed)")
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ),
-            Event::Planned { steps } if steps.is_empty() => None,
-            Event::Planned { steps } => Some(format!("{} step(s) to run", steps.len())),
-            Event::StepFinished(r) => Some(format!(
-                "{} {}  {}  ({})",
-                if r.step.direction == Direction::Up {
-                    "applied "
-                } else {
-                    "reverted"
-                },
-                r.step.revision,
-                r.message,
-                duration_text(r.elapsed.as_secs_f64() * 1000.0)
-            )),
+        let progress = match event {
+            Event::Accepted(ids) => {
+                accepted.extend(ids.iter().cloned());
+                Some(report::Progress::Accepted(ids))
+            }
+            Event::Planned { steps } => Some(report::Progress::Planned(steps.len())),
+            Event::StepFinished(r) => {
+                steps.push(report::MigratedStep {
+                    revision: r.step.revision.clone(),
+                    direction: r.step.direction.as_str().to_owned(),
+                    message: r.message.clone(),
+                    duration_ms: r.elapsed.as_secs_f64() * 1000.0,
+                });
+                steps.last().map(report::Progress::Step)
+            }
             _ => None,
         };
-        if let Some(line) = line {
+        if let Some(progress) = progress.filter(|_| text) {
             // A closed stdout must not stop a migration halfway: the database is what matters.
-            let _ = writeln!(out, "{line}");
+            let _ = progress.write_text(out);
         }
     };
     let reports = engine.run(&intent, &mut on_event);
@@ -178,22 +176,18 @@ pub(super) fn migrate(
     }
     let reports = reports?;
     let status = engine.status()?;
-    let at = heads_text(&status.current);
-    let head_note = if status.at_head { " (head)" } else { "" };
-    let summary = match reports.first().map(|r| r.step.direction) {
-        None => format!("Nothing to do: the database is at {at}{head_note}."),
-        Some(Direction::Up) => format!(
-            "Applied {} revision(s) in {}; the database is at {at}{head_note}.",
-            reports.len(),
-            duration_text(started.elapsed().as_secs_f64() * 1000.0)
-        ),
-        Some(Direction::Down) => format!(
-            "Reverted {} revision(s) in {}; the database is at {at}{head_note}.",
-            reports.len(),
-            duration_text(started.elapsed().as_secs_f64() * 1000.0)
-        ),
+    let report = report::Migration {
+        backup,
+        accepted,
+        direction: reports
+            .first()
+            .map(|r| r.step.direction.as_str().to_owned()),
+        steps,
+        current: status.current.into_iter().collect(),
+        at_head: status.at_head,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     };
-    writeln!(out, "{summary}").map_err(io_error)
+    report::emit(out, &report, format).map_err(io_error)
 }
 
 /// A revision named on the command line is taken as written: `abc ` is not `abc` (a stray

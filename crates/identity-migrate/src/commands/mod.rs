@@ -20,6 +20,7 @@ use crate::args::{BackupCommand, Cli, Command, MigrateArgs};
 use crate::config::{self, Resolved};
 use crate::error::CliError;
 use crate::open::{Connected, Database};
+use crate::report::Format;
 use migrate_core::RevisionGraph;
 use migrate_engine::{Engine, Intent, Options, RunIdentity};
 
@@ -33,7 +34,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::promote::status_all(&mut out, &cli.global, &graph, &a)
         }
         Command::Status(a) => {
-            let at_head = status(&mut out, &cfg, &graph, a.json)?;
+            let at_head = status(&mut out, &cfg, &graph, Format::json(a.json))?;
             match at_head {
                 Some(pending) if a.exit_code => Err(CliError::Pending(format!(
                     "{pending} revision(s) pending (--exit-code)"
@@ -41,7 +42,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 _ => Ok(()),
             }
         }
-        Command::List(a) => list(&mut out, &cfg, &graph, a.json),
+        Command::List(a) => list(&mut out, &cfg, &graph, Format::json(a.json)),
         Command::Migrate(run) => {
             migrate(&mut out, &cfg, &graph, Intent::Upgrade("head".into()), &run)
         }
@@ -53,8 +54,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::GenerateSql(a) => generate_sql(&mut out, &cfg, &graph, &a),
         Command::Backup(a) => match &a.verify {
-            Some(BackupCommand::Verify { path, full }) => {
-                backup_verify(&mut out, &cfg, path, *full)
+            Some(BackupCommand::Verify { path, full, json }) => {
+                backup_verify(&mut out, &cfg, path, *full, Format::json(*json))
             }
             None => backup(&mut out, &cfg, &a),
         },
@@ -63,6 +64,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             yes,
             jobs,
             in_place,
+            json,
         } => restore(
             &mut out,
             &cfg,
@@ -75,15 +77,24 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     session_wait: cfg.lock_wait,
                 },
             },
+            Format::json(json),
         ),
         Command::Seed { users, seed } => seed_data(&mut out, &cfg, users, seed),
-        Command::Check(a) => check(&mut out, &cfg, &graph, a.json),
-        Command::Verify(a) => verify(&mut out, &cfg, &graph, a.json),
+        Command::Check(a) => check(&mut out, &cfg, &graph, Format::json(a.json)),
+        Command::Verify(a) => verify(&mut out, &cfg, &graph, Format::json(a.json)),
         Command::Revision {
             message,
             autogenerate,
             dir,
-        } => crate::scaffold::revision(&mut out, &graph, &message, autogenerate, dir.as_deref()),
+            json,
+        } => crate::scaffold::revision(
+            &mut out,
+            &graph,
+            &message,
+            autogenerate,
+            dir.as_deref(),
+            Format::json(json),
+        ),
         Command::Lint(a) => crate::lint_cmd::run(&mut out, &cfg, &graph, &a),
         Command::Trace(a) => crate::trace::run(&mut out, &cfg, &graph, &a),
         Command::Wait(a) => crate::wait::wait(

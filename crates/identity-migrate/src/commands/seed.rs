@@ -4,7 +4,7 @@ use super::io_error;
 use crate::config::Resolved;
 use crate::error::CliError;
 use crate::open::Database;
-use crate::output;
+use crate::report::{self, Format};
 use std::io::Write;
 
 pub(super) fn seed_data(
@@ -42,16 +42,24 @@ pub(super) fn seed_data(
             );
         }
     })
-    .map_err(|e| CliError::Config(format!("cannot seed {}: {e}", settings.redacted())));
+    .map_err(|source| CliError::Seed {
+        database: settings.redacted(),
+        source,
+    });
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }
     let report = report?;
-    let rows: Vec<Vec<String>> = report
-        .rows
-        .iter()
-        .map(|(table, n)| vec![table.clone(), n.to_string()])
-        .collect();
-    output::table(out, &["TABLE", "ROWS"], &rows).map_err(io_error)?;
-    writeln!(out, "seeded {} row(s)", report.total()).map_err(io_error)
+    let report = report::Seeded {
+        tables: report
+            .rows
+            .iter()
+            .map(|(table, rows)| report::SeededTable {
+                table: table.clone(),
+                rows: *rows,
+            })
+            .collect(),
+        rows: report.total(),
+    };
+    report::emit(out, &report, Format::Text).map_err(io_error)
 }

@@ -1,5 +1,5 @@
 //! Shared helpers of the command-line tests: run the binary in a clean environment, look at a
-//! test database, and read JSON without a JSON crate (the dev-dependencies hold none).
+//! test database, and read JSON (`serde_json`) with accessors that say what was expected.
 //!
 //! Every run removes `DATABASE_URL` and every `PG*` variable, points `HOME` at the test's own
 //! directory (so no `~/.pgpass` answers for it) and runs in that directory, so that no stray
@@ -256,207 +256,64 @@ pub fn db_at(dir: &Path, target: &str) -> TestDb {
     db
 }
 
-/// A parsed JSON value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Json {
-    /// `null`
-    Null,
-    /// `true` or `false`
-    Bool(bool),
-    /// A number.
-    Number(f64),
-    /// A string.
-    String(String),
-    /// An array.
-    Array(Vec<Json>),
-    /// An object, keys in document order.
-    Object(Vec<(String, Json)>),
+/// A JSON document as `serde_json` reads it.
+pub use serde_json::Value as Json;
+
+/// Parses one JSON document; panics, showing it, if it is not JSON.
+#[track_caller]
+pub fn parse_json(text: &str) -> Json {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-impl Json {
-    /// Parses one JSON document (surrounding whitespace allowed); panics if it is not JSON.
-    #[track_caller]
-    pub fn parse(text: &str) -> Json {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = p
-            .value()
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-        p.ws();
-        assert_eq!(p.i, p.s.len(), "trailing text after JSON: {text}");
-        v
-    }
-
+/// Accessors that panic with the document when it does not have the expected shape, so that a
+/// test reads as the path it checks.
+pub trait JsonExt {
     /// The member `key` of an object; panics if absent.
-    #[track_caller]
-    pub fn get(&self, key: &str) -> &Json {
-        match self {
-            Json::Object(members) => members
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v)
-                .unwrap_or_else(|| panic!("no member {key:?} in {self:?}")),
-            _ => panic!("not an object: {self:?}"),
-        }
-    }
-
+    fn at(&self, key: &str) -> &Json;
     /// The elements of an array; panics otherwise.
-    #[track_caller]
-    pub fn items(&self) -> &[Json] {
-        match self {
-            Json::Array(items) => items,
-            _ => panic!("not an array: {self:?}"),
-        }
-    }
-
-    /// The keys of an object, in document order; panics otherwise.
-    #[track_caller]
-    pub fn keys(&self) -> Vec<String> {
-        match self {
-            Json::Object(members) => members.iter().map(|(k, _)| k.clone()).collect(),
-            _ => panic!("not an object: {self:?}"),
-        }
-    }
-
+    fn items(&self) -> &[Json];
+    /// The keys of an object; panics otherwise.
+    fn keys(&self) -> Vec<String>;
     /// The value of a number; panics otherwise.
-    #[track_caller]
-    pub fn number(&self) -> f64 {
-        match self {
-            Json::Number(n) => *n,
-            _ => panic!("not a number: {self:?}"),
-        }
-    }
-
+    fn number(&self) -> f64;
     /// The text of a string; panics otherwise.
+    fn str(&self) -> &str;
+}
+
+impl JsonExt for Json {
     #[track_caller]
-    pub fn str(&self) -> &str {
-        match self {
-            Json::String(s) => s,
-            _ => panic!("not a string: {self:?}"),
-        }
-    }
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
-            self.i += 1;
-        }
+    fn at(&self, key: &str) -> &Json {
+        self.as_object()
+            .unwrap_or_else(|| panic!("not an object: {self}"))
+            .get(key)
+            .unwrap_or_else(|| panic!("no member {key:?} in {self}"))
     }
 
-    fn eat(&mut self, lit: &str) -> Result<(), String> {
-        if self.s[self.i..].starts_with(lit.as_bytes()) {
-            self.i += lit.len();
-            Ok(())
-        } else {
-            Err(format!("expected {lit} at {}", self.i))
-        }
+    #[track_caller]
+    fn items(&self) -> &[Json] {
+        self.as_array()
+            .unwrap_or_else(|| panic!("not an array: {self}"))
     }
 
-    fn value(&mut self) -> Result<Json, String> {
-        self.ws();
-        match self.s.get(self.i) {
-            Some(b'n') => self.eat("null").map(|()| Json::Null),
-            Some(b't') => self.eat("true").map(|()| Json::Bool(true)),
-            Some(b'f') => self.eat("false").map(|()| Json::Bool(false)),
-            Some(b'"') => self.string().map(Json::String),
-            Some(b'[') => {
-                self.i += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.eat("]").is_ok() {
-                    return Ok(Json::Array(items));
-                }
-                loop {
-                    items.push(self.value()?);
-                    self.ws();
-                    if self.eat(",").is_err() {
-                        self.eat("]")?;
-                        return Ok(Json::Array(items));
-                    }
-                }
-            }
-            Some(b'{') => {
-                self.i += 1;
-                let mut members = Vec::new();
-                self.ws();
-                if self.eat("}").is_ok() {
-                    return Ok(Json::Object(members));
-                }
-                loop {
-                    self.ws();
-                    let key = self.string()?;
-                    self.ws();
-                    self.eat(":")?;
-                    members.push((key, self.value()?));
-                    self.ws();
-                    if self.eat(",").is_err() {
-                        self.eat("}")?;
-                        return Ok(Json::Object(members));
-                    }
-                }
-            }
-            Some(c) if *c == b'-' || c.is_ascii_digit() => {
-                let start = self.i;
-                while self.i < self.s.len() && b"+-.eE0123456789".contains(&self.s[self.i]) {
-                    self.i += 1;
-                }
-                let text =
-                    std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
-                text.parse()
-                    .map(Json::Number)
-                    .map_err(|e| format!("bad number {text}: {e}"))
-            }
-            other => Err(format!("unexpected {other:?} at {}", self.i)),
-        }
+    #[track_caller]
+    fn keys(&self) -> Vec<String> {
+        self.as_object()
+            .unwrap_or_else(|| panic!("not an object: {self}"))
+            .keys()
+            .cloned()
+            .collect()
     }
 
-    fn string(&mut self) -> Result<String, String> {
-        self.eat("\"")?;
-        let mut out = Vec::new();
-        loop {
-            let c = *self.s.get(self.i).ok_or("unterminated string")?;
-            self.i += 1;
-            match c {
-                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
-                b'\\' => {
-                    let e = *self.s.get(self.i).ok_or("unterminated escape")?;
-                    self.i += 1;
-                    let ch = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let hex = self.s.get(self.i..self.i + 4).ok_or("short \\u escape")?;
-                            self.i += 4;
-                            let code = u32::from_str_radix(
-                                std::str::from_utf8(hex).map_err(|e| e.to_string())?,
-                                16,
-                            )
-                            .map_err(|e| e.to_string())?;
-                            char::from_u32(code).unwrap_or('\u{fffd}')
-                        }
-                        other => return Err(format!("bad escape \\{}", other as char)),
-                    };
-                    let mut buf = [0; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                }
-                c if c < 0x20 => return Err("control character in string".to_owned()),
-                c => out.push(c),
-            }
-        }
+    #[track_caller]
+    fn number(&self) -> f64 {
+        self.as_f64()
+            .unwrap_or_else(|| panic!("not a number: {self}"))
+    }
+
+    #[track_caller]
+    fn str(&self) -> &str {
+        self.as_str()
+            .unwrap_or_else(|| panic!("not a string: {self}"))
     }
 }
 

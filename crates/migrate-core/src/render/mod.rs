@@ -1,7 +1,10 @@
 //! Rendering: `render(op, &schema_before, dialect) -> statements`, pure, one module per dialect.
 
+mod framing;
 pub(crate) mod postgres;
 mod sqlite;
+
+pub use framing::{transaction_framing, TransactionFraming, FOREIGN_KEY_CHECK, FOREIGN_KEY_GUARD};
 
 use crate::graph::{RevisionGraph, Step};
 use crate::op::{ModelError, Op};

@@ -1,54 +1,18 @@
-//! Helpers shared by the engine's integration tests: connecting an engine to a [`TestDb`],
-//! reading the database back with plain SQL, and building synthetic revisions.
+//! Helpers of the engine's PostgreSQL-only integration tests: an engine on a [`TestDb`] and the
+//! database read back with plain SQL. The engine harness (intents, synthetic revisions, the
+//! recording driver) is `migrate_testkit::harness`, shared with the drivers' tests.
 //!
 //! Every test binary uses a different subset of these helpers.
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
-use migrate_core::driver::{Driver, DriverError, ExecError, HistoryRecord, StateSql, StateTables};
-use migrate_core::{
-    Column, ColumnType, Heads, Op, RawSql, Revision, RevisionGraph, Step, Table, TableName,
-};
-use migrate_engine::{Engine, EngineError, Event, Intent, Options, RunIdentity, StepReport};
-use migrate_postgres::{PostgresDriver, SessionSettings};
+pub use migrate_testkit::harness::*;
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use migrate_testkit::{postgres_driver as driver, postgres_driver_with as driver_with};
+
+use migrate_core::RevisionGraph;
+use migrate_engine::{Engine, Options};
 use migrate_testkit::{describe_schema, TestDb};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-pub const VERSION_TABLE: &str = "alembic_version";
-pub const HISTORY_TABLE: &str = "identity_migrate_history";
-
-/// The identity recorded in every history row these tests write.
-pub fn identity() -> RunIdentity {
-    RunIdentity {
-        os_user: "test".into(),
-        host: "test".into(),
-        tool_version: "0".into(),
-    }
-}
-
-/// Default options with the test identity.
-pub fn options() -> Options {
-    Options::new(identity())
-}
-
-/// Default options with a short lock wait, so that a lock left behind fails a test quickly.
-pub fn options_with_lock_wait(wait: Duration) -> Options {
-    let mut o = options();
-    o.lock_wait = wait;
-    o
-}
-
-/// A new driver (its own sessions) on the test database.
-pub fn driver(db: &TestDb) -> PostgresDriver {
-    driver_with(db, SessionSettings::default())
-}
-
-/// A new driver with the given session settings.
-pub fn driver_with(db: &TestDb, session: SessionSettings) -> PostgresDriver {
-    let settings = migrate_postgres::url::parse_with_process_env(&db.url())
-        .expect("the test database URL parses");
-    PostgresDriver::connect(&settings, session).expect("connect to the test database")
-}
 
 /// An engine with default options on a new driver.
 pub fn engine<'g>(db: &TestDb, graph: &'g RevisionGraph) -> Engine<'g> {
@@ -58,29 +22,6 @@ pub fn engine<'g>(db: &TestDb, graph: &'g RevisionGraph) -> Engine<'g> {
 /// An engine with the given options on a new driver.
 pub fn engine_with<'g>(db: &TestDb, graph: &'g RevisionGraph, options: Options) -> Engine<'g> {
     Engine::new(Box::new(driver(db)), graph, options)
-}
-
-/// Runs an intent, ignoring events.
-pub fn run(engine: &mut Engine<'_>, intent: &Intent) -> Result<Vec<StepReport>, EngineError> {
-    engine.run(intent, &mut |_| {})
-}
-
-/// Runs an intent and also returns every event reported.
-pub fn run_collecting(
-    engine: &mut Engine<'_>,
-    intent: &Intent,
-) -> (Result<Vec<StepReport>, EngineError>, Vec<Event>) {
-    let mut events = Vec::new();
-    let result = engine.run(intent, &mut |e| events.push(e.clone()));
-    (result, events)
-}
-
-pub fn up(target: &str) -> Intent {
-    Intent::Upgrade(target.to_owned())
-}
-
-pub fn down(target: &str) -> Intent {
-    Intent::Downgrade(target.to_owned())
 }
 
 /// A fixture of `tests/fixtures/spec`: the expected `describe_schema` output at a revision.
@@ -97,46 +38,18 @@ pub fn describe(db: &TestDb) -> String {
     describe_schema(&mut db.client(), &["public"])
 }
 
-/// Asserts that the live schema, every namespace introspected, is what the revisions say it is
-/// at `at` (`None` for base), both spelled by the database as `check` compares them: the oracle
-/// for revisions that have no spec fixture (the hardening series, `legacy` schema included).
+/// Asserts that the database is at `at` (`None` for base) and that its live schema, every
+/// namespace introspected, is what the revisions say it is there: the oracle for revisions
+/// that have no spec fixture (the hardening series, `legacy` schema included).
 pub fn assert_schema_at(db: &TestDb, graph: &RevisionGraph, at: Option<&str>) {
-    let heads: Heads = at
-        .map(|a| [a.to_owned()].into_iter().collect())
-        .unwrap_or_default();
-    let applied = graph.applied(&heads).unwrap();
-    let expected = migrate_core::render::schema_at(graph, &applied).unwrap();
     let mut driver = driver(db);
-    let canonical = driver.canonicalize(&expected).unwrap();
-    let live = driver.introspect().unwrap();
-    // Column order is not drift, as `check` has it: undoing fbcbc6afff27's online type change
-    // leaves user_activity_logs.session_id last.
-    let differences: Vec<_> = migrate_core::diff::differences(&canonical, &live)
+    let expected: Vec<String> = at.map(str::to_owned).into_iter().collect();
+    let heads: Vec<String> = migrate_core::driver::Driver::read_heads(&mut driver)
+        .unwrap()
         .into_iter()
-        .filter(|d| !d.detail.starts_with("column order "))
         .collect();
-    assert!(
-        differences.is_empty(),
-        "at {}: the live schema differs from schema_at: {}",
-        at.unwrap_or("base"),
-        differences
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
-}
-
-/// The ids of `graph`'s revisions, oldest first.
-pub fn revision_ids(graph: &RevisionGraph) -> Vec<String> {
-    graph.revisions().iter().map(|r| r.id.clone()).collect()
-}
-
-/// The single head of `graph`.
-pub fn head_of(graph: &RevisionGraph) -> String {
-    let heads = graph.heads();
-    assert_eq!(heads.len(), 1, "one head: {heads:?}");
-    heads[0].to_owned()
+    assert_eq!(heads, expected);
+    assert_live_matches(&mut driver, graph, at.unwrap_or("base"));
 }
 
 /// Runs SQL on a plain connection of its own.
@@ -251,121 +164,5 @@ pub fn snapshot(db: &TestDb) -> Snapshot {
         history: history(db),
         version_table: relation_exists(db, VERSION_TABLE),
         history_table: relation_exists(db, HISTORY_TABLE),
-    }
-}
-
-pub fn heads(ids: &[&str]) -> Heads {
-    ids.iter().map(|s| (*s).to_owned()).collect()
-}
-
-// ---- synthetic revisions ---------------------------------------------------------------
-
-/// `CREATE TABLE <name> (id integer NOT NULL PRIMARY KEY)`.
-pub fn table(name: &str) -> Table {
-    Table::new(name)
-        .column(Column::new("id", ColumnType::Integer).not_null())
-        .primary_key(format!("{name}_pkey"), &["id"])
-}
-
-pub fn create_table(name: &str) -> Op {
-    Op::CreateTable(table(name))
-}
-
-pub fn drop_table(name: &str) -> Op {
-    Op::DropTable {
-        table: TableName::new(name),
-    }
-}
-
-/// Raw PostgreSQL.
-pub fn sql(body: &str) -> Op {
-    Op::Sql(RawSql {
-        description: body.to_owned(),
-        postgres: Some(body.to_owned()),
-        sqlite: None,
-    })
-}
-
-/// A revision that creates table `name` and whose downgrade drops it.
-pub fn table_revision(id: &str, down: &[&str], name: &str) -> Revision {
-    Revision::new(id, down, &format!("create {name}"))
-        .upgrade(vec![create_table(name)])
-        .downgrade(vec![drop_table(name)])
-}
-
-pub fn graph(revisions: Vec<Revision>) -> RevisionGraph {
-    RevisionGraph::new(revisions).expect("the synthetic revisions form a graph")
-}
-
-pub fn step_ids(steps: &[Step]) -> Vec<String> {
-    steps.iter().map(|s| s.revision.clone()).collect()
-}
-
-pub fn report_ids(reports: &[StepReport]) -> Vec<String> {
-    reports.iter().map(|r| r.step.revision.clone()).collect()
-}
-
-// ---- a driver that records what it is asked to execute ---------------------------------
-
-/// The real PostgreSQL driver, unchanged, that also records every statement it is given to
-/// execute, in order: what a run really sends to the server.
-pub struct Recording {
-    inner: PostgresDriver,
-    pub log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Recording {
-    pub fn new(inner: PostgresDriver) -> (Self, Arc<Mutex<Vec<String>>>) {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        (
-            Recording {
-                inner,
-                log: Arc::clone(&log),
-            },
-            log,
-        )
-    }
-}
-
-impl Driver for Recording {
-    fn state_sql(&self) -> &dyn StateSql {
-        self.inner.state_sql()
-    }
-    fn server_version(&mut self) -> Result<String, DriverError> {
-        self.inner.server_version()
-    }
-    fn lock(&mut self, budget: Duration) -> Result<(), DriverError> {
-        self.inner.lock(budget)
-    }
-    fn unlock(&mut self) -> Result<(), DriverError> {
-        self.inner.unlock()
-    }
-    fn state_tables(&mut self) -> Result<StateTables, DriverError> {
-        self.inner.state_tables()
-    }
-    fn read_heads(&mut self) -> Result<Heads, DriverError> {
-        self.inner.read_heads()
-    }
-    fn read_history(&mut self) -> Result<Vec<HistoryRecord>, DriverError> {
-        self.inner.read_history()
-    }
-    fn execute_in_transaction(&mut self, statements: &[String]) -> Result<(), ExecError> {
-        self.log.lock().unwrap().extend(statements.iter().cloned());
-        self.inner.execute_in_transaction(statements)
-    }
-    fn introspect(&mut self) -> Result<migrate_core::Schema, DriverError> {
-        self.inner.introspect()
-    }
-
-    fn canonicalize(
-        &mut self,
-        expected: &migrate_core::Schema,
-    ) -> Result<migrate_core::Schema, DriverError> {
-        self.inner.canonicalize(expected)
-    }
-
-    fn execute_each(&mut self, statements: &[String]) -> Result<(), ExecError> {
-        self.log.lock().unwrap().extend(statements.iter().cloned());
-        self.inner.execute_each(statements)
     }
 }
