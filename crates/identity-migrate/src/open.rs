@@ -388,3 +388,9 @@ impl Connected {
         }
     }
 }
+
+/// Cancels what every database session and client tool of this process is running (a
+/// signal arrived): the work stops at once and its cleanup runs.
+pub fn interrupt_sessions() {
+    migrate_postgres::interrupt::interrupt();
+}

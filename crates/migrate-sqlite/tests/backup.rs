@@ -5,8 +5,10 @@
 mod common;
 
 use common::*;
+use migrate_core::backup::BackupDriver;
 use migrate_core::driver::{Driver, DriverError};
 use migrate_sqlite::backup::file_table_stats;
+use migrate_sqlite::{SqliteDriver, SqliteOptions};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,4 +194,100 @@ fn digests_change_with_any_value() {
     assert_ne!(before["extra"].sha256, after["extra"].sha256);
     assert_eq!(before["extra"].rows, after["extra"].rows);
     assert_eq!(before["keyed"], after["keyed"]);
+}
+
+#[test]
+fn a_missing_file_reads_as_the_empty_database_and_is_not_created() {
+    let file = TestFile::new();
+    let mut driver =
+        SqliteDriver::connect_or_empty(&file.target(), SqliteOptions::default()).unwrap();
+    assert!(driver.read_heads().unwrap().is_empty());
+    assert!(!file.path.exists(), "reading created the file");
+}
+
+/// The backup policy over this driver's backup half: the same manifest, checks and restore
+/// decisions as PostgreSQL's.
+#[test]
+fn the_backup_policy_works_through_the_driver() {
+    use migrate_backup::{
+        backup, restore, verify, BackupError, BackupRequest, Check, Method, RestoreOptions,
+        RestoreRequest, SnapshotRequest,
+    };
+    let file = populated();
+    let dir = tempfile::tempdir().unwrap();
+    let request = |output: Option<std::path::PathBuf>| BackupRequest {
+        dir: dir.path().to_owned(),
+        output,
+        snapshot: SnapshotRequest {
+            format: None,
+            one_file: false,
+            jobs: 1,
+            compress: None,
+        },
+        tool_version: "test".to_owned(),
+    };
+    let mut source = file.driver();
+    let taken = backup(&mut source, &request(None), &mut |_| {}).unwrap();
+    assert_eq!(taken.manifest.format, "sqlite");
+    assert_eq!(taken.manifest.revisions, ["094916cde150"]);
+    assert_eq!(taken.manifest.tables.get("extra"), Some(&2));
+    assert_eq!(taken.compression, None);
+
+    // A PostgreSQL format is refused before anything is written.
+    let mut custom = request(None);
+    custom.snapshot.format = Some("custom".to_owned());
+    let refused = backup(&mut source, &custom, &mut |_| {}).unwrap_err();
+    assert!(matches!(refused, BackupError::Refused(_)), "{refused}");
+
+    // Read whole even by the fast check: a SQLite file has no table of contents.
+    let reader = source.archive_reader().unwrap();
+    let verified = verify(&taken.path, reader.as_ref(), Check::Fast).unwrap();
+    assert!(verified.decoded);
+
+    let options = |replace| RestoreOptions {
+        replace,
+        request: RestoreRequest {
+            in_place: false,
+            jobs: 1,
+            session_wait: Duration::from_secs(1),
+        },
+    };
+    let target = TestFile::new();
+    let mut fresh = target.driver();
+    let restored = restore(
+        &mut fresh,
+        &verified,
+        &options(false),
+        &request(None),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(matches!(restored.method, Method::InPlace(_)));
+    assert!(restored.safety_backup.is_none());
+    assert_eq!(restored.tables, taken.manifest.tables);
+
+    // Now it holds tables: refused without `replace`, and a safety backup first with it.
+    let not_empty = restore(
+        &mut fresh,
+        &verified,
+        &options(false),
+        &request(None),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(not_empty, BackupError::NotEmpty { .. }),
+        "{not_empty}"
+    );
+    let again = restore(
+        &mut fresh,
+        &verified,
+        &options(true),
+        &request(None),
+        &mut |_| {},
+    )
+    .unwrap();
+    let safety = again.safety_backup.expect("a safety backup");
+    assert!(safety.path.exists());
+    assert_eq!(safety.manifest.tables, taken.manifest.tables);
 }

@@ -8,14 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The manifest beside an archive: `<archive>.manifest.json`.
-pub fn manifest_of(archive: &Path) -> PathBuf {
-    let mut name = archive
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".manifest.json");
-    archive.with_file_name(name)
-}
+pub use migrate_backup::manifest_path as manifest_of;
 
 /// Names in a directory (hidden ones included), sorted.
 pub fn listing(dir: &Path) -> Vec<String> {
