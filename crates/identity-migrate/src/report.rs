@@ -65,8 +65,35 @@ pub struct Status {
     pub pending: usize,
     /// Whether the database is at head.
     pub at_head: bool,
+    /// Revisions a phased run stopped inside (PostgreSQL): neither applied nor untouched.
+    pub half_way: Vec<HalfWay>,
     /// The connection's protection (PostgreSQL); `null` for SQLite.
     pub connection: Option<Connection>,
+}
+
+/// A revision a phased run stopped inside; `migrate` (or the same `rollback`) resumes it.
+#[derive(Debug, Serialize)]
+pub struct HalfWay {
+    /// Its id.
+    pub revision: String,
+    /// `up` or `down`.
+    pub direction: &'static str,
+    /// Its phases committed so far.
+    pub phases_done: usize,
+    /// Rows its batched updates committed so far.
+    pub rows_done: i64,
+}
+
+impl HalfWay {
+    /// The engine's value, as reported.
+    pub fn of(h: &migrate_engine::HalfWay) -> HalfWay {
+        HalfWay {
+            revision: h.revision.clone(),
+            direction: h.direction.as_str(),
+            phases_done: h.phases_done,
+            rows_done: h.rows_done,
+        }
+    }
 }
 
 /// A revision the database is at.
@@ -130,7 +157,26 @@ impl Report for Status {
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        let state = if self.at_head {
+        let state = if let Some(h) = self.half_way.first() {
+            // A phased run stopped inside this revision: it is neither applied nor untouched.
+            let rows = if h.rows_done > 0 {
+                format!(", {} row(s) backfilled", h.rows_done)
+            } else {
+                String::new()
+            };
+            let (way, resume) = if h.direction == "down" {
+                (
+                    "downgrade",
+                    "run the same `identity-migrate rollback` again to finish it",
+                )
+            } else {
+                ("upgrade", "run `identity-migrate migrate` to resume it")
+            };
+            format!(
+                "{} stopped half-way through its {way} ({} phase(s) committed{rows}): {resume}",
+                h.revision, h.phases_done
+            )
+        } else if self.at_head {
             "up to date".to_owned()
         } else {
             format!(

@@ -12,8 +12,11 @@
 //! back the open transaction and frees the lock when the connection closes, and the children
 //! die with the tool (see `migrate_postgres::interrupt`).
 
-use migrate_core::driver::{Driver, DriverError, ExecError, HistoryRecord, StateSql, StateTables};
-use migrate_core::{Heads, Schema};
+use migrate_core::driver::{
+    BatchOutcome, Driver, DriverError, ExecError, HistoryRecord, PhaseProgress, PhasedDriver,
+    ProgressSql, StateSql, StateTables,
+};
+use migrate_core::{Direction, Heads, Schema};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -102,15 +105,25 @@ fn interrupted(signal: i32, detail: &str) -> DriverError {
 pub struct Interruptible {
     inner: Box<dyn Driver>,
     delivered: bool,
+    /// The inner driver's progress SQL, when it runs revisions in phases.
+    progress: Option<&'static dyn ProgressSql>,
 }
 
 impl Interruptible {
     /// Wraps `inner`.
-    pub fn new(inner: Box<dyn Driver>) -> Self {
+    pub fn new(mut inner: Box<dyn Driver>) -> Self {
+        let progress = inner.phased().map(|p| p.progress_sql());
         Interruptible {
             inner,
             delivered: false,
+            progress,
         }
+    }
+
+    fn inner_phased(&mut self) -> Result<&mut dyn PhasedDriver, DriverError> {
+        self.inner
+            .phased()
+            .ok_or_else(|| DriverError::Unsupported("running a revision in phases".to_owned()))
     }
 
     /// The interruption, if a signal came and no statement has failed for it yet.
@@ -203,5 +216,64 @@ impl Driver for Interruptible {
 
     fn canonicalize(&mut self, expected: &Schema) -> Result<Schema, DriverError> {
         self.inner.canonicalize(expected)
+    }
+
+    fn phased(&mut self) -> Option<&mut dyn PhasedDriver> {
+        // Without this the engine would run every revision whole, phases and batches unused.
+        match self.progress {
+            Some(_) => Some(self),
+            None => None,
+        }
+    }
+}
+
+/// The inner driver's phases, each batch stopped by a signal as a statement is.
+impl PhasedDriver for Interruptible {
+    fn progress_sql(&self) -> &'static dyn ProgressSql {
+        // Always the inner driver's: `phased()` offers this only when it has phases, and
+        // PostgreSQL's is the only driver that has.
+        self.progress.unwrap_or(&migrate_postgres::PostgresStateSql)
+    }
+
+    fn read_progress(
+        &mut self,
+        revision: &str,
+        direction: Direction,
+    ) -> Result<Vec<PhaseProgress>, DriverError> {
+        self.inner_phased()?.read_progress(revision, direction)
+    }
+
+    fn execute_batch(
+        &mut self,
+        batch: &str,
+        after: Option<&str>,
+        limit: i64,
+        time_limit: Duration,
+        record: &dyn Fn(&BatchOutcome) -> String,
+    ) -> Result<BatchOutcome, ExecError> {
+        self.before()?;
+        let result = self
+            .inner_phased()
+            .map_err(|error| ExecError {
+                statement: None,
+                error,
+            })?
+            .execute_batch(batch, after, limit, time_limit, record);
+        match result {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => Err(match self.after(Err(e)) {
+                Err(e) => e,
+                Ok(()) => ExecError {
+                    statement: None,
+                    error: DriverError::Unsupported(
+                        "a batch that failed without an error".to_owned(),
+                    ),
+                },
+            }),
+        }
+    }
+
+    fn estimate_rows(&mut self, table: &str) -> Result<Option<i64>, DriverError> {
+        self.inner_phased()?.estimate_rows(table)
     }
 }

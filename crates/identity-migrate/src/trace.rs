@@ -8,7 +8,10 @@
 //! `migrate` runs it: one transaction (committed on the copy, so the next revision finds what
 //! it needs, and held times end where `migrate`'s commit would), `CONCURRENTLY` statements
 //! outside. The copy is dropped on every way out: success, failure, or a panic; its name
-//! (`<db>__trace_<pid>`) says what it was should a killed process leave one behind.
+//! (`<db>__trace_<pid>`) says what it was should a killed process leave one behind, and the
+//! next trace of the same database drops it: while a trace runs, a session of it holds an
+//! advisory lock named after its copy (on the maintenance database), which the server releases
+//! when that session ends however the process ended. A copy whose lock is free is debris.
 
 use crate::args::TraceArgs;
 use crate::commands::io_error;
@@ -34,6 +37,59 @@ struct Scratch {
     maintenance: ConnectionSettings,
     settings: ConnectionSettings,
     how: String,
+    /// The session holding the copy's owner lock (see the module's documentation).
+    owner: Option<postgres::Client>,
+}
+
+/// The advisory lock key (hashed by the server) that says a trace still owns `scratch`.
+fn owner_key(scratch: &str) -> String {
+    format!("identity-migrate trace {scratch}")
+}
+
+/// Drops the scratch copies of `base` that no running trace owns: left by a killed one.
+fn sweep(admin: &mut postgres::Client, base: &str, own: &str) {
+    let escaped: String = base
+        .chars()
+        .flat_map(|c| match c {
+            '\\' | '%' | '_' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let pattern = format!("{escaped}\\_\\_trace\\_%");
+    let Ok(rows) = admin.query(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE $1 AND datname <> $2",
+        &[&pattern, &own],
+    ) else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        let key = owner_key(&name);
+        let free = admin
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
+            .map(|r| r.get::<_, bool>(0))
+            .unwrap_or(false);
+        if !free {
+            continue;
+        }
+        match admin.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&name)
+        )) {
+            Ok(()) => log::warn!("dropped {name}: the scratch copy of a trace that was killed"),
+            Err(e) => log::warn!(
+                "could not drop {name}, the scratch copy of a trace that was killed: {}; drop it by hand",
+                db_message(&e)
+            ),
+        }
+        let _ = admin.query_one(
+            "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+            &[&key],
+        );
+    }
 }
 
 impl Scratch {
@@ -46,6 +102,19 @@ impl Scratch {
         settings.dbname = format!("{base}__trace_{}", std::process::id());
         let mut admin = connect(&maintenance)?;
         let _ = admin.batch_execute("SET client_min_messages = warning");
+        // Owned before it exists, so that no other trace's sweep can take it for debris.
+        admin
+            .query_one(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                &[&owner_key(&settings.dbname)],
+            )
+            .map_err(|e| {
+                CliError::Io(format!(
+                    "cannot mark the scratch database as this trace's: {}",
+                    db_message(&e)
+                ))
+            })?;
+        sweep(&mut admin, &base, &settings.dbname);
         let name = quote_ident(&settings.dbname);
         // One left by a killed trace of the same pid is garbage by construction.
         let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"));
@@ -94,6 +163,7 @@ impl Scratch {
                     maintenance: maintenance.clone(),
                     settings: settings.clone(),
                     how: String::new(),
+                    owner: None,
                 };
                 let safety = migrate_backup::BackupRequest {
                     dir: std::env::temp_dir(),
@@ -130,6 +200,7 @@ impl Scratch {
             maintenance,
             settings,
             how,
+            owner: Some(admin),
         })
     }
 }
@@ -140,7 +211,11 @@ impl Drop for Scratch {
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             quote_ident(&self.settings.dbname)
         );
-        match connect(&self.maintenance).map(|mut c| c.batch_execute(&sql)) {
+        let dropped = match self.owner.as_mut() {
+            Some(owner) => Ok(owner.batch_execute(&sql)),
+            None => connect(&self.maintenance).map(|mut c| c.batch_execute(&sql)),
+        };
+        match dropped {
             Ok(Ok(())) => log::debug!("dropped the scratch database {}", self.settings.dbname),
             Ok(Err(e)) => log::error!(
                 "could not drop the scratch database {}: {}; drop it by hand",

@@ -297,6 +297,44 @@ fn a_failing_trace_still_drops_its_copy() {
     assert!(scratch_copies(&db).is_empty());
 }
 
+/// A copy whose trace was killed (no session holds its owner lock) is dropped by the next
+/// trace of the same database; the copy of a trace still running (its lock held) is not.
+#[test]
+fn a_trace_drops_the_copy_a_killed_trace_left_and_spares_a_running_ones() {
+    let dir = tempdir();
+    let db = db_at(dir.path(), "3ffba08b0d3f");
+    let base: String = db.name().chars().take(40).collect();
+    let (killed, running) = (
+        format!("{base}__trace_4000000"),
+        format!("{base}__trace_4000001"),
+    );
+    let mut maintenance = postgres::Client::connect(
+        &migrate_testkit::ensure_server().url("postgres"),
+        postgres::NoTls,
+    )
+    .expect("maintenance session");
+    for name in [&killed, &running] {
+        maintenance
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .expect("create a copy");
+    }
+    let key = format!("identity-migrate trace {running}");
+    maintenance
+        .query_one("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
+        .expect("own the running copy");
+    let out = run_db(dir.path(), &db, &["trace"]).ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "dropped {killed}: the scratch copy of a trace that was killed"
+        )),
+        "{out}"
+    );
+    assert_eq!(scratch_copies(&db), std::slice::from_ref(&running));
+    maintenance
+        .batch_execute(&format!("DROP DATABASE \"{running}\""))
+        .expect("drop the running copy");
+}
+
 #[test]
 fn trace_needs_nobody_connected_or_a_verified_backup() {
     let dir = tempdir();

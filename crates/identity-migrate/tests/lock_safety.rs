@@ -107,16 +107,23 @@ fn migrate_waits_out_a_long_transaction_on_users_naming_it_and_readers_wait_at_m
     eprintln!("{count} reads of users, the longest {longest:?}");
 }
 
+/// `3ffba08b0d3f` commits table by table (its organizations part goes before `users`): what
+/// the budget stops is the blocked table's part, of which nothing is kept; the parts before it
+/// stay committed and the error says that `migrate` resumes after them.
 #[test]
-fn migrate_gives_up_at_the_lock_budget_with_one_line_naming_the_blocker_and_keeps_nothing_of_the_step(
+fn migrate_gives_up_at_the_lock_budget_with_one_line_naming_the_blocker_and_keeps_nothing_of_the_blocked_table(
 ) {
     let dir = tempdir();
     let db = seeded(dir.path());
-    let schema = |db: &TestDb| {
-        let described = migrate_testkit::describe_schema(&mut db.client(), &["public", "legacy"]);
-        (described, relations(db))
+    let users = |db: &TestDb| {
+        strings(
+            db,
+            "SELECT column_name::text || ' ' || data_type || ' ' || coalesce(column_default, '-') \
+             FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'users' \
+             ORDER BY ordinal_position",
+        )
     };
-    let before = schema(&db);
+    let before = users(&db);
     let (mut blocking, pid) = blocker(&db);
     let stop = Arc::new(AtomicBool::new(false));
     let reads = reader(&db, stop.clone());
@@ -137,9 +144,13 @@ fn migrate_gives_up_at_the_lock_budget_with_one_line_naming_the_blocker_and_keep
     assert!(line.contains(&format!("blocked by pid {pid}")), "{line}");
     assert!(line.contains("lock budget"), "{line}");
     assert!(line.contains("stays at 68d314520251"), "{line}");
+    assert!(
+        line.contains("1 phase(s) of 3ffba08b0d3f are committed: run migrate again to resume it"),
+        "{line}"
+    );
     // The budget (3 s) plus one lock timeout and the time to start and plan.
     assert!(took < Duration::from_secs(8), "{took:?}");
-    assert_eq!(schema(&db), before);
+    assert_eq!(users(&db), before);
     assert!(
         history(&db).last().unwrap().ends_with("failed"),
         "{:?}",
@@ -150,4 +161,64 @@ fn migrate_gives_up_at_the_lock_budget_with_one_line_naming_the_blocker_and_keep
         longest <= Duration::from_millis(LOCK_TIMEOUT_MS + 100),
         "a reader of users waited {longest:?} (lock timeout {LOCK_TIMEOUT_MS} ms)"
     );
+}
+
+/// `3ffba08b0d3f` commits table by table: with the last of its tables held past the lock
+/// budget, `migrate` exits 1 with the earlier tables' parts committed. `status` shows the
+/// revision half-way (not plain pending) and says that `migrate` resumes it; `rollback`
+/// refuses with one line until it has; then `migrate` finishes it and `check` is clean.
+#[test]
+fn a_revision_stopped_half_way_shows_as_half_way_refuses_rollback_and_migrate_finishes_it() {
+    let dir = tempdir();
+    let db = seeded(dir.path());
+    let mut holding = db.client();
+    holding
+        .batch_execute("BEGIN; SELECT count(*) FROM user_preferences")
+        .unwrap();
+    let out = output(
+        command(dir.path())
+            .args(["--database-url", &db.url(), "--quiet"])
+            .args(["--lock-timeout", &LOCK_TIMEOUT_MS.to_string()])
+            .env("IDENTITY_MIGRATE_LOCK_BUDGET", "1")
+            .arg("migrate"),
+    );
+    assert_eq!(out.code, 1, "{out}");
+    assert_one_error_line(&out);
+    assert_eq!(version(&db), Some(vec!["68d314520251".to_owned()]));
+
+    let status = run_db(dir.path(), &db, &["status"]);
+    assert!(
+        status.stdout.contains(
+            "3ffba08b0d3f stopped half-way through its upgrade (9 phase(s) committed): run `identity-migrate migrate` to resume it"
+        ),
+        "{status}"
+    );
+    let json = parse_json(&run_db(dir.path(), &db, &["status", "--json"]).ok().stdout);
+    let half_way = json.at("half_way").items();
+    assert_eq!(half_way.len(), 1, "{json:?}");
+    assert_eq!(half_way[0].at("revision").str(), "3ffba08b0d3f");
+    assert_eq!(half_way[0].at("direction").str(), "up");
+
+    let before = relations(&db);
+    let rollback = run_db(dir.path(), &db, &["rollback", "974799e38366"]);
+    assert_eq!(rollback.code, 3, "{rollback}");
+    let line = assert_one_error_line(&rollback);
+    assert!(
+        line.contains("3ffba08b0d3f stopped half-way through its upgrade")
+            && line.contains("run `identity-migrate migrate` first"),
+        "{line}"
+    );
+    assert_eq!(
+        relations(&db),
+        before,
+        "the refused rollback touched nothing"
+    );
+    assert_eq!(version(&db), Some(vec!["68d314520251".to_owned()]));
+
+    holding.batch_execute("COMMIT").unwrap();
+    run_db(dir.path(), &db, &["migrate"]).ok();
+    assert_eq!(version(&db), Some(vec![head()]));
+    let status = run_db(dir.path(), &db, &["status"]).ok();
+    assert!(status.stdout.contains("up to date"), "{status}");
+    run_db(dir.path(), &db, &["check"]).ok();
 }

@@ -107,6 +107,94 @@ struct Side {
     during: Window,
     migration: Duration,
     errors: Vec<String>,
+    /// The slowest logins of the migration window, with what the migration ran meanwhile.
+    slowest: Vec<(Login, Vec<Seen>)>,
+}
+
+/// A statement of the migration's sessions, as the sampler saw it: from when it was first
+/// seen running to when it was last seen (since the workload began; the sampler polls every
+/// [`SAMPLE_EVERY`]), and whether it was seen waiting for a lock.
+#[derive(Clone)]
+struct Seen {
+    first: Duration,
+    last: Duration,
+    waited: bool,
+    query: String,
+}
+
+/// The workload sessions' `application_name`, by which the sampler tells them apart.
+const LOGIN_APPLICATION: &str = "migrate-bench-login";
+
+/// How often the sampler reads `pg_stat_activity`.
+const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+
+/// How many of the slowest logins the report explains.
+const SLOWEST: usize = 5;
+
+/// Polls `pg_stat_activity` for the migration's sessions (application `identity-migrate`) of
+/// `db` until `stop`, and returns each statement seen (a diagnostic: which statement a slow
+/// login waited behind; the server keeps no such log unless configured to).
+fn sample_statements(
+    db: &TestDb,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Seen>> {
+    let mut client = db.client();
+    let name = db.name().to_owned();
+    std::thread::spawn(move || {
+        let mut seen: Vec<Seen> = Vec::new();
+        let mut open: std::collections::HashMap<(i32, String), usize> =
+            std::collections::HashMap::new();
+        while !stop.load(Ordering::Relaxed) {
+            let rows = client
+                .query(
+                    "SELECT pid, state || query_start::text || coalesce(wait_event, ''), wait_event_type = 'Lock', \
+                     CASE WHEN backend_type = 'checkpointer' THEN 'checkpointer: ' || wait_event \
+                     WHEN application_name = $2 THEN 'a login, waiting on ' || wait_event_type || ' ' || wait_event || ': ' \
+                     || left(query, 60) \
+                     ELSE CASE WHEN state = 'active' THEN '' ELSE '(idle in transaction after) ' END \
+                     || regexp_replace(left(query, 160), '\\s+', ' ', 'g') END \
+                     FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ( \
+                     (datname = $1 AND application_name = 'identity-migrate' \
+                     AND state IN ('active', 'idle in transaction')) \
+                     OR (datname = $1 AND application_name = $2 AND state = 'active' AND wait_event IS NOT NULL \
+                     AND clock_timestamp() - query_start > interval '50 milliseconds') \
+                     OR (backend_type = 'checkpointer' AND wait_event <> 'CheckpointerMain'))",
+                    &[&name, &LOGIN_APPLICATION],
+                )
+                .unwrap_or_default();
+            let now = epoch.elapsed();
+            // A key not seen in this poll is over: seen again later, it is a new span (the
+            // checkpointer has no query_start to tell its rounds apart).
+            let polled: std::collections::HashSet<(i32, String)> = rows
+                .iter()
+                .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default()))
+                .collect();
+            open.retain(|key, _| polled.contains(key));
+            for r in rows {
+                let key: (i32, String) =
+                    (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default());
+                let waited: bool = r.get::<_, Option<bool>>(2).unwrap_or(false);
+                match open.get(&key) {
+                    Some(&i) => {
+                        seen[i].last = now;
+                        seen[i].waited |= waited;
+                    }
+                    None => {
+                        open.insert(key, seen.len());
+                        seen.push(Seen {
+                            first: now,
+                            last: now,
+                            waited,
+                            query: r.get(3),
+                        });
+                    }
+                }
+            }
+            std::thread::sleep(SAMPLE_EVERY);
+        }
+        seen
+    })
 }
 
 pub(crate) fn run(plan: &OnlinePlan) -> Res<String> {
@@ -229,6 +317,42 @@ pub(crate) fn run(plan: &OnlinePlan) -> Res<String> {
             );
         }
     }
+    for s in sides.iter().filter(|s| s.label == "online") {
+        let _ = writeln!(
+            out,
+            "\n**The {} side's slowest logins**, and the migration's statements running meanwhile \
+             (times in seconds since the migration started; a statement's span is when a sampler \
+             polling `pg_stat_activity` every {} ms first and last saw it; \"waited\" = seen waiting \
+             for a lock; also the logins seen waiting for more than 50 ms, on what, and the \
+             checkpointer when it was busy):\n",
+            s.label,
+            SAMPLE_EVERY.as_millis()
+        );
+        for (login, meanwhile) in &s.slowest {
+            let start = login.ended.saturating_sub(login.latency);
+            let _ = writeln!(
+                out,
+                "- {} from {:.3} to {:.3}{}",
+                fmt_ms(login.latency),
+                start.as_secs_f64(),
+                login.ended.as_secs_f64(),
+                if login.failed { " (failed)" } else { "" }
+            );
+            for seen in meanwhile.iter().take(12) {
+                let _ = writeln!(
+                    out,
+                    "  - {:.3}-{:.3}{}: `{}`",
+                    seen.first.as_secs_f64(),
+                    seen.last.as_secs_f64(),
+                    if seen.waited { " waited" } else { "" },
+                    seen.query.replace('`', "'")
+                );
+            }
+            if meanwhile.len() > 12 {
+                let _ = writeln!(out, "  - and {} more", meanwhile.len() - 12);
+            }
+        }
+    }
     for s in &sides {
         if !s.errors.is_empty() {
             let _ = writeln!(
@@ -292,9 +416,14 @@ fn side(
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let epoch = Instant::now();
     let interval = Duration::from_secs_f64(f64::from(plan.workers) / f64::from(plan.rate));
+    let sampling = Arc::new(AtomicBool::new(false));
+    let sampler = sample_statements(db, epoch, sampling.clone());
     let mut handles = Vec::new();
     for w in 0..plan.workers {
         let mut client = db.client();
+        client
+            .batch_execute(&format!("SET application_name = '{LOGIN_APPLICATION}'"))
+            .map_err(|e| format!("application_name: {e}"))?;
         let stop = stop.clone();
         let logins = logins.clone();
         let errors = errors.clone();
@@ -344,15 +473,45 @@ fn side(
     for h in handles {
         let _ = h.join();
     }
+    sampling.store(true, Ordering::Relaxed);
+    let statements = sampler.join().unwrap_or_default();
     result?;
     let logins = logins.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let errors = errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut during: Vec<Login> = logins
+        .iter()
+        .filter(|l| l.ended >= started && l.ended < finished)
+        .copied()
+        .collect();
+    during.sort_by_key(|l| std::cmp::Reverse(l.latency));
+    let slowest = during
+        .into_iter()
+        .take(SLOWEST)
+        .map(|l| {
+            let (from, to) = (l.ended.saturating_sub(l.latency), l.ended);
+            let meanwhile: Vec<Seen> = statements
+                .iter()
+                .filter(|s| s.last + SAMPLE_EVERY >= from && s.first <= to)
+                .map(|s| Seen {
+                    first: s.first.saturating_sub(started),
+                    last: s.last.saturating_sub(started),
+                    ..s.clone()
+                })
+                .collect();
+            let l = Login {
+                ended: l.ended.saturating_sub(started),
+                ..l
+            };
+            (l, meanwhile)
+        })
+        .collect();
     Ok(Side {
         label,
         before: Window::of(&logins, Duration::from_millis(500), started),
         during: Window::of(&logins, started, finished),
         migration: finished - started,
         errors,
+        slowest,
     })
 }
 

@@ -26,6 +26,12 @@ pub struct Revision {
     /// against the database, so adding one to an applied revision must not read as an edit of
     /// it.
     pub allowances: Vec<Allowance>,
+    /// Whether an executor that runs phases may commit this revision table by table: each
+    /// group of consecutive ops that blocks writes to one table in a transaction of its own,
+    /// resumable like any phased revision. For a revision that changes many tables a service
+    /// writes to, so that no transaction holds more than one of them (see
+    /// [`Revision::table_by_table`]). Not part of the checksum: what runs is the same.
+    pub table_by_table: bool,
 }
 
 /// A lint rule accepted for one revision, and why.
@@ -48,6 +54,7 @@ impl Revision {
             upgrade: Vec::new(),
             downgrade: Vec::new(),
             allowances: Vec::new(),
+            table_by_table: false,
         }
     }
 
@@ -58,6 +65,14 @@ impl Revision {
             rule: rule.to_owned(),
             reason: why.to_owned(),
         });
+        self
+    }
+
+    /// Lets an executor that runs phases commit this revision table by table (see the field):
+    /// the revision is then no longer all or nothing, but every table's part is, and a run
+    /// that stopped between them resumes where it stopped. Its ops should be grouped by table.
+    pub fn table_by_table(mut self) -> Self {
+        self.table_by_table = true;
         self
     }
 

@@ -21,7 +21,7 @@ mod phased;
 mod retry;
 mod script;
 
-pub use phased::{PhaseUnit, BATCH_TARGET, BATCH_TIME_LIMIT};
+pub use phased::{HalfWay, PhaseUnit, BATCH_TARGET, BATCH_TIME_LIMIT};
 pub use script::{heads_text, script, script_text, step_title, Framing, Range, Script};
 
 /// Who runs the tool, as the history table records it.
@@ -761,6 +761,7 @@ fn prepare_range(
                 revision.ops(step.direction),
                 &before,
                 dialect,
+                revision.table_by_table,
             )?,
             None => Vec::new(),
         };

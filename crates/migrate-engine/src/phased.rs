@@ -47,13 +47,16 @@ pub struct PhaseUnit {
 /// The phases of `ops` against `before`, or an empty list when every phase is transactional
 /// (then the step runs whole, as [`render_ops`] gives it). Consecutive ops that are one
 /// transactional phase each are rendered together, as [`render_ops`] does, so that their
-/// changes of one table stay one `ALTER TABLE`.
+/// changes of one table stay one `ALTER TABLE`; when `table_by_table` (the revision's
+/// [`migrate_core::Revision::table_by_table`]), such a run is cut where it moves on to another
+/// table whose writes it blocks, and each part after the first commits on its own.
 pub(crate) fn phase_units(
     revision: &str,
     direction: Direction,
     ops: &[Op],
     before: &Schema,
     dialect: Dialect,
+    table_by_table: bool,
 ) -> Result<Vec<PhaseUnit>, RenderError> {
     let mut schema = before.clone();
     let mut units = Vec::new();
@@ -81,30 +84,45 @@ pub(crate) fn phase_units(
                     .map_err(|e| model_error(end, e))?;
                 end += 1;
             }
-            let unit_before = schema.clone();
-            let rendered: Vec<String> =
-                render_ops(revision, direction, &ops[i..end], &mut schema, dialect)?
+            // Table by table when the revision allows it: each segment commits on its own.
+            let segments = if table_by_table {
+                crate::lock_order::table_segments(&ops[i..end], &schema, before)
+            } else {
+                std::iter::once(0..end - i).collect()
+            };
+            for (n, segment) in segments.into_iter().enumerate() {
+                let (from, to) = (i + segment.start, i + segment.end);
+                let unit_before = schema.clone();
+                let rendered: Vec<String> =
+                    render_ops(revision, direction, &ops[from..to], &mut schema, dialect)?
+                        .into_iter()
+                        .map(|s| s.sql)
+                        .collect();
+                let ordered = crate::lock_order::with_lock_order(
+                    revision,
+                    direction,
+                    &ops[from..to],
+                    &unit_before,
+                    rendered,
+                    dialect,
+                )?;
+                let statements: Vec<migrate_core::Statement> = ordered
                     .into_iter()
-                    .map(|s| s.sql)
+                    .map(migrate_core::Statement::new)
                     .collect();
-            let ordered = crate::lock_order::with_lock_order(
-                revision,
-                direction,
-                &ops[i..end],
-                &unit_before,
-                rendered,
-                dialect,
-            )?;
-            let statements: Vec<migrate_core::Statement> = ordered
-                .into_iter()
-                .map(migrate_core::Statement::new)
-                .collect();
-            if !statements.is_empty() {
-                units.push(PhaseUnit {
-                    op: i,
-                    index: 0,
-                    phase: Phase::Transaction(statements),
-                });
+                if !statements.is_empty() {
+                    units.push(PhaseUnit {
+                        op: from,
+                        index: 0,
+                        // The first shares the transaction of what came before, as any run of
+                        // plain ops does; each later one commits what came before it.
+                        phase: if n == 0 {
+                            Phase::Transaction(statements)
+                        } else {
+                            Phase::OwnTransaction(statements)
+                        },
+                    });
+                }
             }
             i = end;
             continue;
@@ -128,6 +146,20 @@ pub(crate) fn phase_units(
     Ok(units)
 }
 
+/// A revision that a phased run left half-way: some of its phases committed, its version row
+/// not written yet. Running `migrate` again resumes it after them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HalfWay {
+    /// The revision.
+    pub revision: String,
+    /// The direction it was being run in.
+    pub direction: Direction,
+    /// Its phases committed so far.
+    pub phases_done: usize,
+    /// Rows its batched updates committed so far.
+    pub rows_done: i64,
+}
+
 /// Why a phased step stopped.
 #[derive(Debug)]
 pub(crate) struct PhasedError {
@@ -140,6 +172,47 @@ pub(crate) struct PhasedError {
 }
 
 impl Engine<'_> {
+    /// The revisions a phased run left half-way (their progress rows say so), in graph order.
+    /// Reads only; takes no lock. Only the revisions a run could have stopped in are asked
+    /// about: the next upgrades (not applied, every revision below applied) and the downgrades
+    /// of the current revisions.
+    pub fn half_way(&mut self) -> Result<Vec<HalfWay>, crate::EngineError> {
+        let current = self.driver.read_heads()?;
+        // A withdrawn revision's database is served by the released chain (as a rollback is).
+        let graph = self.graph_for(&current, true)?;
+        let applied = graph.applied(&current)?;
+        let candidates: Vec<(String, Direction)> = graph
+            .revisions()
+            .iter()
+            .filter_map(|r| {
+                if current.contains(&r.id) {
+                    Some((r.id.clone(), Direction::Down))
+                } else if !applied.contains(&r.id) && r.down.iter().all(|d| applied.contains(d)) {
+                    Some((r.id.clone(), Direction::Up))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let Some(driver) = self.driver.phased() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (revision, direction) in candidates {
+            let rows = driver.read_progress(&revision, direction)?;
+            if rows.is_empty() {
+                continue;
+            }
+            out.push(HalfWay {
+                phases_done: rows.iter().filter(|r| r.done).count(),
+                rows_done: rows.iter().map(|r| r.rows_done).sum(),
+                revision,
+                direction,
+            });
+        }
+        Ok(out)
+    }
+
     /// Runs a step whose ops have phases, resuming after what an earlier run committed.
     pub(crate) fn execute_phased(
         &mut self,

@@ -47,6 +47,7 @@ pub(super) fn migrate(
         engine(database.connect(cfg, create)?, graph, cfg, Some(run))
     };
     refuse_upgrade_below_current(&mut engine, graph, &intent)?;
+    refuse_rollback_while_half_way(&mut engine, &intent)?;
     if cfg.database_url.is_none() && !run.dry_run {
         // Said even with -q: a deployment whose DATABASE_URL failed to mount must not pass for
         // a migration of its database.
@@ -198,6 +199,28 @@ pub(super) fn exact_revision(rev: &str, what: &str) -> Result<(), CliError> {
         )));
     }
     Ok(())
+}
+
+/// A rollback while an upgrade stopped half-way would run downgrades over a schema that is
+/// neither the revision's nor its parent's; finishing the upgrade first gives it one.
+fn refuse_rollback_while_half_way(
+    engine: &mut Engine<'_>,
+    intent: &Intent,
+) -> Result<(), CliError> {
+    if !matches!(intent, Intent::Downgrade(_)) {
+        return Ok(());
+    }
+    match engine
+        .half_way()?
+        .into_iter()
+        .find(|h| h.direction == Direction::Up)
+    {
+        Some(h) => Err(CliError::Refused(format!(
+            "{} stopped half-way through its upgrade ({} phase(s) committed): run `identity-migrate migrate` first to finish it, then roll back",
+            h.revision, h.phases_done
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `migrate-to` only goes up: a target the database is already past would be "nothing to do",

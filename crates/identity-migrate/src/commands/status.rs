@@ -19,7 +19,9 @@ pub(super) fn status(
 ) -> Result<Option<usize>, CliError> {
     let (mut connected, database) = connect(cfg)?;
     let security = connected.security()?;
-    let status = engine(connected, graph, cfg, None).status()?;
+    let mut engine = engine(connected, graph, cfg, None);
+    let status = engine.status()?;
+    let half_way = engine.half_way()?;
     let report = report::Status {
         database: database.redacted(),
         current: status
@@ -34,6 +36,7 @@ pub(super) fn status(
         heads: status.heads.clone(),
         pending: status.pending,
         at_head: status.at_head,
+        half_way: half_way.iter().map(report::HalfWay::of).collect(),
         connection: security.as_ref().map(report::Connection::of),
     };
     report::emit(out, &report, format).map_err(io_error)?;

@@ -32,6 +32,9 @@ pub fn revision() -> Revision {
         "CHECK constraints for enum-like columns, counters, country codes and IP addresses (NOT VALID)",
     )
     .created("2026-12-03")
+    // Each table in a transaction of its own under the online engine: no login waits
+    // behind a transaction that holds the locks of several tables.
+    .table_by_table()
     .upgrade(
         constraints()
             .into_iter()

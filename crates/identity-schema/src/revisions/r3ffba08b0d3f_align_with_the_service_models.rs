@@ -1,8 +1,10 @@
 //! `3ffba08b0d3f`: the ten tables take the identity service's models (spec
 //! `service-models.md`, §1 and §2), so that its unchanged ORM works on them (§5).
 //!
-//! At `68d314520251` the ORM can insert into `users` and nothing else. This revision, in one
-//! transaction, changes only the catalog (no table is rewritten, no row is read beyond the data
+//! At `68d314520251` the ORM can insert into `users` and nothing else. This revision changes
+//! only the catalog, table by table (one transaction per table when the engine runs phases,
+//! so that a login never waits behind a transaction holding two tables; one transaction for
+//! all of it otherwise) (no table is rewritten, no row is read beyond the data
 //! checks):
 //!
 //! - **Renames.** A database column that holds a model column's data under another name is
@@ -74,6 +76,7 @@ pub fn revision() -> Revision {
     .allow("set-not-null-scan", DOWNGRADE)
     .allow("type-change-rewrite", DOWNGRADE)
     .allow("key-without-using-index", DOWNGRADE)
+    .table_by_table()
     .upgrade(upgrade())
     .downgrade(downgrade())
 }
@@ -366,29 +369,67 @@ const PREFERENCE_KEY: (&str, &str, [&str; 2]) = (
     ["user_id", "key"],
 );
 
+/// The ten tables, parents first: the order in which the upgrade changes them.
+const TABLES: [&str; 10] = [
+    "organizations",
+    "users",
+    "user_profiles",
+    "user_sessions",
+    "mfa_methods",
+    "mfa_challenges",
+    "email_verifications",
+    "password_resets",
+    "user_activity_logs",
+    "user_preferences",
+];
+
+/// The checks, then table by table (parents first) its renames, the key that goes, its added
+/// columns and one run of column changes (one `ALTER TABLE`): each table's part commits on its
+/// own when the engine runs phases ([`Revision::table_by_table`]), so no transaction holds the
+/// exclusive lock of more than one table the service writes to.
 fn upgrade() -> Vec<Op> {
     let mut ops = checks_of_the_series();
-    ops.extend(RENAMES.iter().map(|&(table, from, to)| Op::RenameColumn {
-        table: table.into(),
-        from: from.to_owned(),
-        to: to.to_owned(),
-    }));
-    let (table, key, _) = PREFERENCE_KEY;
-    ops.push(drop_constraint(table, key));
-    ops.extend(added().into_iter().map(|(table, column)| Op::AddColumn {
-        table: table.into(),
-        column,
-    }));
-    // One run of column changes: one ALTER TABLE per table.
-    ops.extend(changes().into_iter().map(|c| Op::AlterColumn {
-        table: c.table.into(),
-        column: c.column.to_owned(),
-        change: ColumnChange {
-            ty: c.ty.map(|(to, _)| (to, None)),
-            nullable: c.nullable.then_some(true),
-            default: c.default.map(Some),
-        },
-    }));
+    let (key_table, key, _) = PREFERENCE_KEY;
+    let added = added();
+    let changes = changes();
+    for table in TABLES {
+        ops.extend(
+            RENAMES
+                .iter()
+                .filter(|(t, _, _)| *t == table)
+                .map(|&(table, from, to)| Op::RenameColumn {
+                    table: table.into(),
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                }),
+        );
+        if table == key_table {
+            ops.push(drop_constraint(table, key));
+        }
+        ops.extend(
+            added
+                .iter()
+                .filter(|(t, _)| *t == table)
+                .map(|(table, column)| Op::AddColumn {
+                    table: (*table).into(),
+                    column: column.clone(),
+                }),
+        );
+        ops.extend(
+            changes
+                .iter()
+                .filter(|c| c.table == table)
+                .map(|c| Op::AlterColumn {
+                    table: c.table.into(),
+                    column: c.column.to_owned(),
+                    change: ColumnChange {
+                        ty: c.ty.clone().map(|(to, _)| (to, None)),
+                        nullable: c.nullable.then_some(true),
+                        default: c.default.clone().map(Some),
+                    },
+                }),
+        );
+    }
     ops
 }
 
