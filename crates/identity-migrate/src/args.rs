@@ -375,3 +375,12 @@ pub enum DialectArg {
     /// SQLite.
     Sqlite,
 }
+
+impl From<DialectArg> for migrate_core::Dialect {
+    fn from(arg: DialectArg) -> Self {
+        match arg {
+            DialectArg::Postgres => migrate_core::Dialect::Postgres,
+            DialectArg::Sqlite => migrate_core::Dialect::Sqlite,
+        }
+    }
+}

@@ -273,9 +273,9 @@ fn read_database(
 /// The dialect to judge for: the flag, else the configured database's, else PostgreSQL.
 fn dialect(cfg: &Resolved, flag: Option<DialectArg>) -> Result<Dialect, CliError> {
     Ok(match flag {
-        Some(DialectArg::Postgres) => Dialect::Postgres,
-        Some(DialectArg::Sqlite) => Dialect::Sqlite,
+        Some(arg) => arg.into(),
         None if cfg.database_url.is_some() => Database::resolve(cfg)?.dialect(),
+        // Judged as for the strictest database when none is named.
         None => Dialect::Postgres,
     })
 }

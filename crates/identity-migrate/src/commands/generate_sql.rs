@@ -2,7 +2,7 @@
 
 use super::migrate::exact_revision;
 use super::{identity, io_error};
-use crate::args::{DialectArg, GenerateSqlArgs};
+use crate::args::GenerateSqlArgs;
 use crate::config::Resolved;
 use crate::error::CliError;
 use crate::open::Database;
@@ -19,11 +19,9 @@ pub(super) fn generate_sql(
     args: &GenerateSqlArgs,
 ) -> Result<(), CliError> {
     let database = Database::resolve(cfg)?;
-    let dialect = match args.dialect {
-        Some(DialectArg::Postgres) => Dialect::Postgres,
-        Some(DialectArg::Sqlite) => Dialect::Sqlite,
-        None => database.dialect(),
-    };
+    let dialect = args
+        .dialect
+        .map_or_else(|| database.dialect(), Dialect::from);
     exact_revision(&args.to, "--to")?;
     if let Some(rev) = &args.from {
         exact_revision(rev, "--from")?;
@@ -53,36 +51,21 @@ pub(super) fn generate_sql(
     // script then frames each revision as `migrate` runs it.
     let one_transaction = script.steps.iter().all(|s| s.transactional);
     script.single_transaction = one_transaction;
-    let (apply_with, framing) = if dialect == Dialect::Sqlite {
-        (
-            "Apply with: sqlite3 -bail DATABASE < FILE (the script is one transaction: all or nothing)",
-            Framing::Transactions,
-        )
-    } else if one_transaction {
-        (
-            "Apply with: psql -v ON_ERROR_STOP=1 -1 -f FILE (one transaction: all or nothing)",
-            Framing::Bare,
-        )
+    let shell = dialect.shell_application(one_transaction);
+    let framing = if shell.framed {
+        Framing::Transactions
     } else {
-        (
-            "Apply with: psql -v ON_ERROR_STOP=1 -f FILE (each revision in its own transaction, as `migrate` runs them; a concurrent index build outside any)",
-            Framing::Transactions,
-        )
+        Framing::Bare
     };
     let to = match &range.to {
         Target::Base => Vec::new(),
         Target::Revisions(ids) => ids.iter().cloned().collect(),
     };
     let report = report::GeneratedSql {
-        dialect: if dialect == Dialect::Sqlite {
-            "sqlite"
-        } else {
-            "postgresql"
-        }
-        .to_owned(),
+        dialect: dialect.to_string(),
         from: from.iter().cloned().collect(),
         to,
-        apply_with: apply_with.to_owned(),
+        apply_with: shell.apply_with.to_owned(),
         outside_transaction: script.steps.iter().any(|s| !s.transactional),
         steps: script.steps.iter().map(report::PlannedStep::of).collect(),
         script,

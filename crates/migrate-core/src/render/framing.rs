@@ -58,3 +58,52 @@ pub fn transaction_framing(dialect: Dialect) -> TransactionFraming {
         Dialect::Sqlite => SQLITE,
     }
 }
+
+/// How an operator applies a script of one dialect with the database's own shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShellApplication {
+    /// The shell's command line and what it makes of the script, for the script's header.
+    pub apply_with: &'static str,
+    /// Whether the script carries each transaction's own framing (`BEGIN` .. `COMMIT`); if not,
+    /// the shell makes the whole script one transaction.
+    pub framed: bool,
+}
+
+impl Dialect {
+    /// How a script of this dialect is applied by hand; `one_transaction` when every step of it
+    /// can run in one transaction.
+    pub fn shell_application(self, one_transaction: bool) -> ShellApplication {
+        match self {
+            // SQLite's framing runs a pragma outside the transaction: the script frames itself
+            // (one transaction, since SQLite builds no index concurrently).
+            Dialect::Sqlite => ShellApplication {
+                apply_with: "Apply with: sqlite3 -bail DATABASE < FILE (the script is one transaction: all or nothing)",
+                framed: true,
+            },
+            Dialect::Postgres if one_transaction => ShellApplication {
+                apply_with: "Apply with: psql -v ON_ERROR_STOP=1 -1 -f FILE (one transaction: all or nothing)",
+                framed: false,
+            },
+            Dialect::Postgres => ShellApplication {
+                apply_with: "Apply with: psql -v ON_ERROR_STOP=1 -f FILE (each revision in its own transaction, as `migrate` runs them; a concurrent index build outside any)",
+                framed: true,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod shell_application_tests {
+    use super::*;
+
+    #[test]
+    fn a_script_frames_itself_unless_the_shell_makes_it_one_transaction() {
+        assert!(!Dialect::Postgres.shell_application(true).framed);
+        assert!(Dialect::Postgres.shell_application(false).framed);
+        assert!(Dialect::Sqlite.shell_application(true).framed);
+        assert!(Dialect::Postgres
+            .shell_application(true)
+            .apply_with
+            .contains(" -1 "));
+    }
+}

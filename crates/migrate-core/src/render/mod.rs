@@ -4,7 +4,9 @@ mod framing;
 pub(crate) mod postgres;
 mod sqlite;
 
-pub use framing::{transaction_framing, TransactionFraming, FOREIGN_KEY_CHECK, FOREIGN_KEY_GUARD};
+pub use framing::{
+    transaction_framing, ShellApplication, TransactionFraming, FOREIGN_KEY_CHECK, FOREIGN_KEY_GUARD,
+};
 
 use crate::graph::{RevisionGraph, Step};
 use crate::op::{ModelError, Op};
