@@ -8,7 +8,8 @@
 use crate::config::Resolved;
 use crate::error::CliError;
 use migrate_backup::{ArchiveReader, BackupDriver, Manifest};
-use migrate_core::driver::{Driver, DriverError, StateSql};
+use migrate_core::driver::{Driver, DriverError, ProgressSql, StateSql};
+use migrate_core::lint::LintContext;
 use migrate_core::Dialect;
 use migrate_postgres::backup_session::PostgresBackup;
 use migrate_postgres::url::{self, ConnectionSettings};
@@ -306,6 +307,27 @@ pub fn state_sql(dialect: Dialect) -> &'static dyn StateSql {
     }
 }
 
+/// What protects a session with a database server, in no database's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protection {
+    /// Whether TLS is in use.
+    pub encrypted: bool,
+    /// The TLS protocol.
+    pub protocol: Option<String>,
+    /// The TLS cipher suite.
+    pub cipher: Option<String>,
+    /// The `sslmode` in force.
+    pub sslmode: String,
+    /// Whether the server's certificate chain was verified.
+    pub certificate_chain_verified: bool,
+    /// Whether the server's host name was verified.
+    pub host_name_verified: bool,
+    /// A remote host trusted without its name being checked: the operator should hear it.
+    pub weak_for_remote: bool,
+    /// The one-line summary (`-v`, `check`, `status`).
+    pub summary: String,
+}
+
 /// An open connection, with what only one kind of database can report.
 pub struct Connected {
     session: Session,
@@ -339,19 +361,37 @@ impl Connected {
         }
     }
 
-    /// The session of a database server, for what only a server can tell (lint's live table
-    /// sizes); `None` for an embedded database.
-    pub fn server_session(&mut self) -> Option<&mut postgres::Client> {
-        match &mut self.session {
-            Session::Postgres(d) => Some(d.client()),
-            Session::Sqlite(_) => None,
+    /// Puts what the live database tells lint into `ctx`: on a database server, its major
+    /// version and the sizes of its tables (keyed as the schema model names them: unqualified in
+    /// `schema`); an embedded database tells nothing more.
+    pub fn read_lint_facts(&mut self, schema: &str, ctx: &mut LintContext) -> Result<(), CliError> {
+        if let Session::Postgres(d) = &mut self.session {
+            if let Some(major) = migrate_postgres::sizes::server_major(d.client()) {
+                ctx.pg_major = major;
+            }
+            ctx.sizes = migrate_postgres::sizes::live_sizes(d.client(), schema)?;
         }
+        Ok(())
     }
 
-    /// What protects the session (PostgreSQL only): encryption, protocol, certificate checks.
-    pub fn security(&mut self) -> Result<Option<migrate_postgres::Security>, CliError> {
+    /// What protects the session with a database server (encryption, protocol, certificate
+    /// checks); `None` for an embedded database.
+    pub fn protection(&mut self) -> Result<Option<Protection>, CliError> {
+        use migrate_postgres::tls::Verification;
         match &mut self.session {
-            Session::Postgres(d) => Ok(Some(d.security()?)),
+            Session::Postgres(d) => {
+                let security = d.security()?;
+                Ok(Some(Protection {
+                    encrypted: security.encrypted(),
+                    protocol: security.protocol.clone(),
+                    cipher: security.cipher.clone(),
+                    sslmode: security.mode.as_str().to_owned(),
+                    certificate_chain_verified: security.verification != Verification::None,
+                    host_name_verified: security.verification == Verification::ChainAndHost,
+                    weak_for_remote: security.weak_for_remote(),
+                    summary: security.to_string(),
+                }))
+            }
             Session::Sqlite(_) => Ok(None),
         }
     }
@@ -387,6 +427,12 @@ impl Connected {
             }
         }
     }
+}
+
+/// The progress table's SQL of the one driver that runs revisions in phases: what a wrapped
+/// driver answers before it has asked the driver it wraps.
+pub fn phased_progress_sql() -> &'static dyn ProgressSql {
+    &PostgresStateSql
 }
 
 /// Cancels what every database session and client tool of this process is running (a

@@ -129,16 +129,15 @@ pub struct Connection {
 
 impl Connection {
     /// The report of a PostgreSQL session's protection.
-    pub fn of(security: &migrate_postgres::Security) -> Connection {
-        use migrate_postgres::tls::Verification;
+    pub fn of(protection: &crate::open::Protection) -> Connection {
         Connection {
-            encrypted: security.encrypted(),
-            protocol: security.protocol.clone(),
-            cipher: security.cipher.clone(),
-            sslmode: security.mode.as_str().to_owned(),
-            certificate_chain_verified: security.verification != Verification::None,
-            host_name_verified: security.verification == Verification::ChainAndHost,
-            summary: security.to_string(),
+            encrypted: protection.encrypted,
+            protocol: protection.protocol.clone(),
+            cipher: protection.cipher.clone(),
+            sslmode: protection.sslmode.clone(),
+            certificate_chain_verified: protection.certificate_chain_verified,
+            host_name_verified: protection.host_name_verified,
+            summary: protection.summary.clone(),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! If the command has not ended [`GRACE`] later (a statement that ignores the cancel, a wait
 //! that is not a statement), or at a second signal, the tool exits at once: the server rolls
 //! back the open transaction and frees the lock when the connection closes, and the children
-//! die with the tool (see `migrate_postgres::interrupt`).
+//! die with the tool (see `crate::open::interrupt_sessions`).
 
 use migrate_core::driver::{
     BatchOutcome, Driver, DriverError, ExecError, HistoryRecord, PhaseProgress, PhasedDriver,
@@ -232,7 +232,8 @@ impl PhasedDriver for Interruptible {
     fn progress_sql(&self) -> &'static dyn ProgressSql {
         // Always the inner driver's: `phased()` offers this only when it has phases, and
         // PostgreSQL's is the only driver that has.
-        self.progress.unwrap_or(&migrate_postgres::PostgresStateSql)
+        self.progress
+            .unwrap_or_else(crate::open::phased_progress_sql)
     }
 
     fn read_progress(

@@ -54,16 +54,16 @@ pub(super) fn verify(
 ) -> Result<(), CliError> {
     let (mut connected, database) = connect(cfg)?;
     let mut checks = vec![passed("connect", true, database.redacted())];
-    let security = connected.security()?;
+    let security = connected.protection()?;
     if let Some(security) = &security {
-        if security.weak_for_remote() {
+        if security.weak_for_remote {
             log::warn!(
                 "{} is not this machine, and sslmode={} does not check that the server is the one named: use sslmode=verify-full with sslrootcert",
                 database.redacted(),
-                security.mode
+                security.sslmode
             );
         }
-        checks.push(passed("tls", true, security.to_string()));
+        checks.push(passed("tls", true, security.summary.clone()));
     }
     let version = connected.driver().server_version()?;
     checks.push(passed("server", true, version));

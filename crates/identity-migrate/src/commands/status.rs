@@ -18,7 +18,7 @@ pub(super) fn status(
     format: Format,
 ) -> Result<Option<usize>, CliError> {
     let (mut connected, database) = connect(cfg)?;
-    let security = connected.security()?;
+    let security = connected.protection()?;
     let mut engine = engine(connected, graph, cfg, None);
     let status = engine.status()?;
     let half_way = engine.half_way()?;
