@@ -440,3 +440,134 @@ pub fn phased_progress_sql() -> &'static dyn ProgressSql {
 pub fn interrupt_sessions() {
     migrate_postgres::interrupt::interrupt();
 }
+
+pub use migrate_postgres::trace::{StatementTrace, TraceError};
+
+/// Revisions run on a scratch copy of a database server, each statement measured: the locks it
+/// took, the relations it rewrote, how long each lock was held. The copy is dropped with this.
+pub trait Tracer {
+    /// The copy's session as a driver: for what runs untraced (the state tables, the revisions
+    /// before the traced range, the bookkeeping after a statement outside a transaction).
+    fn driver(&mut self) -> &mut dyn Driver;
+    /// The SQL of the tool's state tables on the copy.
+    fn state_sql(&self) -> &'static dyn StateSql;
+    /// Runs `statements` in one transaction, tracing each, then `bookkeeping`, and commits.
+    fn trace_transaction(
+        &mut self,
+        statements: &[String],
+        bookkeeping: &[String],
+    ) -> Result<Vec<StatementTrace>, TraceError>;
+    /// Runs one statement outside a transaction, traced.
+    fn trace_autocommit(&mut self, sql: &str) -> Result<StatementTrace, TraceError>;
+    /// How the copy was made, for the report.
+    fn made_from(&self) -> String;
+    /// The copy's name.
+    fn scratch_name(&self) -> String;
+}
+
+/// A trace on PostgreSQL: a worker and a monitor session on the scratch copy. Fields drop in
+/// order: the sessions end before the copy is dropped.
+struct ScratchTrace {
+    worker: PostgresDriver,
+    monitor: PostgresDriver,
+    scratch: migrate_postgres::scratch::Scratch,
+}
+
+impl Tracer for ScratchTrace {
+    fn driver(&mut self) -> &mut dyn Driver {
+        &mut self.worker
+    }
+
+    fn state_sql(&self) -> &'static dyn StateSql {
+        &PostgresStateSql
+    }
+
+    fn trace_transaction(
+        &mut self,
+        statements: &[String],
+        bookkeeping: &[String],
+    ) -> Result<Vec<StatementTrace>, TraceError> {
+        migrate_postgres::trace::trace_transaction(
+            self.worker.client(),
+            statements,
+            bookkeeping,
+            true,
+        )
+    }
+
+    fn trace_autocommit(&mut self, sql: &str) -> Result<StatementTrace, TraceError> {
+        migrate_postgres::trace::trace_autocommit(self.worker.client(), self.monitor.client(), sql)
+    }
+
+    fn made_from(&self) -> String {
+        self.scratch.made_from().to_owned()
+    }
+
+    fn scratch_name(&self) -> String {
+        self.scratch.name().to_owned()
+    }
+}
+
+impl From<migrate_postgres::scratch::ScratchError> for CliError {
+    fn from(e: migrate_postgres::scratch::ScratchError) -> Self {
+        match e {
+            migrate_postgres::scratch::ScratchError::Driver(e) => e.into(),
+            migrate_postgres::scratch::ScratchError::Io(message) => CliError::Io(message),
+        }
+    }
+}
+
+/// A tracer on a scratch copy of the server database `live` (from [`Database::server_settings`]):
+/// a template copy, or with `from_backup` a restore of that backup, verified first.
+pub fn tracer(
+    live: &ConnectionSettings,
+    cfg: &Resolved,
+    from_backup: Option<&Path>,
+) -> Result<Box<dyn Tracer>, CliError> {
+    let mut restore = |settings: &ConnectionSettings| -> Result<String, CliError> {
+        let path = from_backup.unwrap_or(Path::new(""));
+        let safety = migrate_backup::BackupRequest {
+            dir: std::env::temp_dir(),
+            output: None,
+            snapshot: migrate_backup::SnapshotRequest {
+                format: None,
+                one_file: true,
+                jobs: 1,
+                compress: None,
+            },
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let options = migrate_backup::RestoreOptions {
+            replace: false,
+            request: migrate_backup::RestoreRequest {
+                in_place: true,
+                jobs: 1,
+                session_wait: std::time::Duration::from_secs(10),
+            },
+        };
+        let mut driver = PostgresBackup::new(settings.clone());
+        migrate_backup::verify_and_restore(&mut driver, path, &options, &safety, &mut |_| {})?;
+        Ok(format!(
+            "a restore of the verified backup {}",
+            path.display()
+        ))
+    };
+    let restore: Option<&mut dyn FnMut(&ConnectionSettings) -> Result<String, CliError>> =
+        match from_backup {
+            Some(_) => Some(&mut restore),
+            None => None,
+        };
+    let scratch = migrate_postgres::scratch::Scratch::create(live, restore)?;
+    let session = SessionSettings {
+        schema: cfg.schema.clone(),
+        lock_timeout: cfg.lock_timeout,
+        statement_timeout: cfg.statement_timeout,
+    };
+    let worker = PostgresDriver::connect(scratch.settings(), session.clone())?;
+    let monitor = PostgresDriver::connect(scratch.settings(), session)?;
+    Ok(Box::new(ScratchTrace {
+        worker,
+        monitor,
+        scratch,
+    }))
+}

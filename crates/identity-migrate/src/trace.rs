@@ -7,241 +7,25 @@
 //! trace itself takes the locks it measures, so it never runs there. Each revision runs as
 //! `migrate` runs it: one transaction (committed on the copy, so the next revision finds what
 //! it needs, and held times end where `migrate`'s commit would), `CONCURRENTLY` statements
-//! outside. The copy is dropped on every way out: success, failure, or a panic; its name
-//! (`<db>__trace_<pid>`) says what it was should a killed process leave one behind, and the
-//! next trace of the same database drops it: while a trace runs, a session of it holds an
-//! advisory lock named after its copy (on the maintenance database), which the server releases
-//! when that session ends however the process ended. A copy whose lock is free is debris.
+//! outside. The copy is dropped on every way out: success, failure, or a panic, and one left
+//! by a killed trace is dropped by the next.
+//!
+//! The database machinery (the copy, its owner lock and sweep, the sessions, the measuring) is
+//! the driver's, reached through [`crate::open::tracer`]; this module picks the revisions, runs
+//! them through it and prints the report.
 
 use crate::args::TraceArgs;
 use crate::commands::io_error;
 use crate::config::Resolved;
 use crate::error::CliError;
 use crate::lint_cmd::range_steps;
-use crate::open::Database;
-use migrate_core::driver::{Driver, DriverError};
-use migrate_core::render::quote_ident;
-use migrate_core::{Dialect, Direction, Heads, RevisionGraph};
+use crate::open::{Database, StatementTrace, TraceError};
+use migrate_core::driver::DriverError;
+use migrate_core::{Direction, Heads, RevisionGraph};
 use migrate_engine::{EngineError, Intent, Options, RunIdentity};
-use migrate_postgres::backup_session::PostgresBackup;
-use migrate_postgres::trace::{self, StatementTrace};
-use migrate_postgres::url::ConnectionSettings;
-use migrate_postgres::{PostgresDriver, SessionSettings};
 use serde_json::json;
 use std::io::Write;
-use std::path::Path;
 use std::time::Instant;
-
-/// A scratch database that is dropped when this goes out of scope.
-struct Scratch {
-    maintenance: ConnectionSettings,
-    settings: ConnectionSettings,
-    how: String,
-    /// The session holding the copy's owner lock (see the module's documentation).
-    owner: Option<postgres::Client>,
-}
-
-/// The advisory lock key (hashed by the server) that says a trace still owns `scratch`.
-fn owner_key(scratch: &str) -> String {
-    format!("identity-migrate trace {scratch}")
-}
-
-/// Drops the scratch copies of `base` that no running trace owns: left by a killed one.
-fn sweep(admin: &mut postgres::Client, base: &str, own: &str) {
-    let escaped: String = base
-        .chars()
-        .flat_map(|c| match c {
-            '\\' | '%' | '_' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    let pattern = format!("{escaped}\\_\\_trace\\_%");
-    let Ok(rows) = admin.query(
-        "SELECT datname::text FROM pg_database WHERE datname LIKE $1 AND datname <> $2",
-        &[&pattern, &own],
-    ) else {
-        return;
-    };
-    for row in rows {
-        let name: String = row.get(0);
-        let key = owner_key(&name);
-        let free = admin
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&key],
-            )
-            .map(|r| r.get::<_, bool>(0))
-            .unwrap_or(false);
-        if !free {
-            continue;
-        }
-        match admin.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(&name)
-        )) {
-            Ok(()) => log::warn!("dropped {name}: the scratch copy of a trace that was killed"),
-            Err(e) => log::warn!(
-                "could not drop {name}, the scratch copy of a trace that was killed: {}; drop it by hand",
-                db_message(&e)
-            ),
-        }
-        let _ = admin.query_one(
-            "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-            &[&key],
-        );
-    }
-}
-
-impl Scratch {
-    /// Copies `live` into a new database, from a template or from a backup.
-    fn create(live: &ConnectionSettings, backup: Option<&Path>) -> Result<Scratch, CliError> {
-        let mut maintenance = live.clone();
-        maintenance.dbname = "postgres".to_owned();
-        let mut settings = live.clone();
-        let base: String = live.database().chars().take(40).collect();
-        settings.dbname = format!("{base}__trace_{}", std::process::id());
-        let mut admin = connect(&maintenance)?;
-        let _ = admin.batch_execute("SET client_min_messages = warning");
-        // Owned before it exists, so that no other trace's sweep can take it for debris.
-        admin
-            .query_one(
-                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-                &[&owner_key(&settings.dbname)],
-            )
-            .map_err(|e| {
-                CliError::Io(format!(
-                    "cannot mark the scratch database as this trace's: {}",
-                    db_message(&e)
-                ))
-            })?;
-        sweep(&mut admin, &base, &settings.dbname);
-        let name = quote_ident(&settings.dbname);
-        // One left by a killed trace of the same pid is garbage by construction.
-        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"));
-        let how = match backup {
-            None => {
-                let sql = format!(
-                    "CREATE DATABASE {name} TEMPLATE {}",
-                    quote_ident(live.database())
-                );
-                if let Err(e) = admin.batch_execute(&sql) {
-                    let others = admin
-                        .query_one(
-                            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
-                            &[&live.database()],
-                        )
-                        .map(|r| r.get::<_, i64>(0))
-                        .unwrap_or(0);
-                    return Err(CliError::Io(
-                        if e.code().map(|c| c.code()) == Some("55006") {
-                            format!(
-                            "cannot copy {} as a template: {others} other session(s) are connected to it; \
-                             trace from a verified backup instead (--from-backup PATH; `identity-migrate backup` makes one)",
-                            live.redacted()
-                        )
-                        } else {
-                            format!(
-                                "cannot create the scratch copy of {}: {}",
-                                live.redacted(),
-                                db_message(&e)
-                            )
-                        },
-                    ));
-                }
-                format!("a template copy of {}", live.redacted())
-            }
-            Some(path) => {
-                admin
-                    .batch_execute(&format!("CREATE DATABASE {name}"))
-                    .map_err(|e| {
-                        CliError::Io(format!(
-                            "cannot create the scratch database: {}",
-                            db_message(&e)
-                        ))
-                    })?;
-                let scratch = Scratch {
-                    maintenance: maintenance.clone(),
-                    settings: settings.clone(),
-                    how: String::new(),
-                    owner: None,
-                };
-                let safety = migrate_backup::BackupRequest {
-                    dir: std::env::temp_dir(),
-                    output: None,
-                    snapshot: migrate_backup::SnapshotRequest {
-                        format: None,
-                        one_file: true,
-                        jobs: 1,
-                        compress: None,
-                    },
-                    tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-                };
-                let options = migrate_backup::RestoreOptions {
-                    replace: false,
-                    request: migrate_backup::RestoreRequest {
-                        in_place: true,
-                        jobs: 1,
-                        session_wait: std::time::Duration::from_secs(10),
-                    },
-                };
-                let mut driver = PostgresBackup::new(settings.clone());
-                migrate_backup::verify_and_restore(
-                    &mut driver,
-                    path,
-                    &options,
-                    &safety,
-                    &mut |_| {},
-                )?;
-                std::mem::forget(scratch);
-                format!("a restore of the verified backup {}", path.display())
-            }
-        };
-        Ok(Scratch {
-            maintenance,
-            settings,
-            how,
-            owner: Some(admin),
-        })
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let sql = format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(&self.settings.dbname)
-        );
-        let dropped = match self.owner.as_mut() {
-            Some(owner) => Ok(owner.batch_execute(&sql)),
-            None => connect(&self.maintenance).map(|mut c| c.batch_execute(&sql)),
-        };
-        match dropped {
-            Ok(Ok(())) => log::debug!("dropped the scratch database {}", self.settings.dbname),
-            Ok(Err(e)) => log::error!(
-                "could not drop the scratch database {}: {}; drop it by hand",
-                self.settings.dbname,
-                db_message(&e)
-            ),
-            Err(e) => log::error!(
-                "could not drop the scratch database {}: {e}; drop it by hand",
-                self.settings.dbname
-            ),
-        }
-    }
-}
-
-/// With the settings' TLS, as every other session of the tool (issue 11).
-fn connect(settings: &ConnectionSettings) -> Result<postgres::Client, CliError> {
-    Ok(migrate_postgres::connect_client(
-        settings,
-        "identity-migrate trace",
-    )?)
-}
-
-fn db_message(e: &postgres::Error) -> String {
-    e.as_db_error()
-        .map_or_else(|| e.to_string(), |d| d.message().to_owned())
-}
 
 /// One traced revision.
 struct TracedStep {
@@ -300,20 +84,14 @@ pub fn run(
         return Ok(());
     };
     let to = last.heads_after.clone();
-    let scratch = Scratch::create(&live, args.from_backup.as_deref())?;
-    let session = SessionSettings {
-        schema: cfg.schema.clone(),
-        lock_timeout: cfg.lock_timeout,
-        statement_timeout: cfg.statement_timeout,
-    };
-    let mut worker = PostgresDriver::connect(&scratch.settings, session.clone())?;
-    let mut monitor = PostgresDriver::connect(&scratch.settings, session)?;
+    let mut tracer = crate::open::tracer(&live, cfg, args.from_backup.as_deref())?;
     let options = Options::new(RunIdentity {
         os_user: "identity-migrate trace".to_owned(),
         host: "scratch".to_owned(),
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     });
-    let state_sql = crate::open::state_sql(Dialect::Postgres);
+    let state_sql = tracer.state_sql();
+    let worker = tracer.driver();
     let tables = worker.state_tables()?;
     if !(tables.version && tables.history) {
         worker
@@ -329,6 +107,7 @@ pub fn run(
             &upgrade_to(graph, &from)?,
             &current,
         )?;
+        let worker = tracer.driver();
         for p in &before {
             let all: Vec<String> = p.statements.iter().chain(&p.bookkeeping).cloned().collect();
             let run = if p.transactional {
@@ -345,17 +124,20 @@ pub fn run(
     for p in &prepared {
         let started = Instant::now();
         let statements = if p.transactional {
-            trace::trace_transaction(worker.client(), &p.statements, &p.bookkeeping, true)
+            tracer
+                .trace_transaction(&p.statements, &p.bookkeeping)
                 .map_err(|e| trace_failed(&p.step.revision, &e))?
         } else {
             let mut each = Vec::with_capacity(p.statements.len());
             for sql in &p.statements {
                 each.push(
-                    trace::trace_autocommit(worker.client(), monitor.client(), sql)
+                    tracer
+                        .trace_autocommit(sql)
                         .map_err(|e| trace_failed(&p.step.revision, &e))?,
                 );
             }
-            worker
+            tracer
+                .driver()
                 .execute_in_transaction(&p.bookkeeping)
                 .map_err(|e| EngineError::Driver(e.error))?;
             each
@@ -369,15 +151,14 @@ pub fn run(
             statements,
         });
     }
-    drop(worker);
-    drop(monitor);
-    let how = scratch.how.clone();
-    let name = scratch.settings.dbname.clone();
-    drop(scratch);
+    let how = tracer.made_from();
+    let name = tracer.scratch_name();
+    // The copy is dropped before the report is printed, as the report says.
+    drop(tracer);
     print(out, &database.redacted(), &how, &name, &traced, args.json)
 }
 
-fn trace_failed(revision: &str, e: &trace::TraceError) -> CliError {
+fn trace_failed(revision: &str, e: &TraceError) -> CliError {
     CliError::Engine(EngineError::Driver(DriverError::Statement {
         code: None,
         message: format!("trace of {revision} on the scratch copy failed: {e}"),

@@ -6,6 +6,7 @@ pub mod backup_session;
 pub mod interrupt;
 mod introspect;
 pub mod phased;
+pub mod scratch;
 pub mod sizes;
 pub mod tls;
 pub mod trace;
