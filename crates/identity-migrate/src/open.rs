@@ -441,6 +441,9 @@ pub fn interrupt_sessions() {
     migrate_postgres::interrupt::interrupt();
 }
 
+/// What a traced statement is made of: the report's tests build one.
+#[cfg(test)]
+pub use migrate_postgres::trace::{Relation, TakenLock};
 pub use migrate_postgres::trace::{StatementTrace, TraceError};
 
 /// Revisions run on a scratch copy of a database server, each statement measured: the locks it
@@ -552,11 +555,10 @@ pub fn tracer(
             path.display()
         ))
     };
-    let restore: Option<&mut dyn FnMut(&ConnectionSettings) -> Result<String, CliError>> =
-        match from_backup {
-            Some(_) => Some(&mut restore),
-            None => None,
-        };
+    let restore: Option<migrate_postgres::scratch::Restore<'_, CliError>> = match from_backup {
+        Some(_) => Some(&mut restore),
+        None => None,
+    };
     let scratch = migrate_postgres::scratch::Scratch::create(live, restore)?;
     let session = SessionSettings {
         schema: cfg.schema.clone(),

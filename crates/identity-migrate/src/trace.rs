@@ -291,7 +291,91 @@ fn one_line(sql: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::{one_line, print, TracedStep};
+    use crate::open::{Relation, StatementTrace, TakenLock};
+    use migrate_core::lock::LockMode;
+    use migrate_core::Direction;
+    use std::time::Duration;
+
+    fn relation(name: &str, kind: char) -> Relation {
+        Relation {
+            schema: "public".to_owned(),
+            name: name.to_owned(),
+            kind,
+        }
+    }
+
+    fn steps() -> Vec<TracedStep> {
+        vec![
+            TracedStep {
+                revision: "aaaa00000001".to_owned(),
+                message: "add users.locale".to_owned(),
+                direction: Direction::Up,
+                transactional: true,
+                elapsed_ms: 12.34,
+                statements: vec![StatementTrace {
+                    sql: "ALTER TABLE users\n  ADD COLUMN locale text NOT NULL DEFAULT 'en'"
+                        .to_owned(),
+                    transactional: true,
+                    elapsed: Duration::from_micros(4_250),
+                    locks: vec![
+                        TakenLock {
+                            relation: relation("users", 'r'),
+                            mode: LockMode::AccessExclusive,
+                            held: Duration::from_micros(9_050),
+                        },
+                        TakenLock {
+                            relation: relation("users_pkey", 'i'),
+                            mode: LockMode::AccessExclusive,
+                            held: Duration::from_micros(9_050),
+                        },
+                    ],
+                    rewritten: vec![relation("users", 'r'), relation("users_pkey", 'i')],
+                }],
+            },
+            TracedStep {
+                revision: "aaaa00000002".to_owned(),
+                message: "index users.locale".to_owned(),
+                direction: Direction::Up,
+                transactional: false,
+                elapsed_ms: 30.0,
+                statements: vec![StatementTrace {
+                    sql: "CREATE INDEX CONCURRENTLY users_locale ON users (locale)".to_owned(),
+                    transactional: false,
+                    elapsed: Duration::from_millis(25),
+                    locks: vec![TakenLock {
+                        relation: relation("users", 'r'),
+                        mode: LockMode::ShareUpdateExclusive,
+                        held: Duration::from_millis(25),
+                    }],
+                    rewritten: Vec::new(),
+                }],
+            },
+        ]
+    }
+
+    /// Pins the report byte for byte, text and JSON, whatever moves around it.
+    #[test]
+    fn the_report_reads_as_it_always_has() {
+        for json in [false, true] {
+            let mut out = Vec::new();
+            print(
+                &mut out,
+                "postgresql://app@db/identity",
+                "a template copy of postgresql://app@db/identity",
+                "identity__trace_42",
+                &steps(),
+                json,
+            )
+            .expect("print");
+            let text = String::from_utf8(out).expect("utf-8");
+            if json {
+                insta::assert_snapshot!("trace_report_json", text);
+            } else {
+                insta::assert_snapshot!("trace_report_text", text);
+            }
+        }
+    }
 
     #[test]
     fn long_statements_are_cut_on_one_line() {

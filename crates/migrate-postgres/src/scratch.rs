@@ -27,6 +27,9 @@ impl From<DriverError> for ScratchError {
     }
 }
 
+/// Fills an empty scratch database (given its settings) and says how the copy was made.
+pub type Restore<'a, E> = &'a mut dyn FnMut(&ConnectionSettings) -> Result<String, E>;
+
 /// A scratch database that is dropped when this goes out of scope.
 pub struct Scratch {
     maintenance: ConnectionSettings,
@@ -93,7 +96,7 @@ impl Scratch {
     /// error the database is dropped).
     pub fn create<E: From<ScratchError>>(
         live: &ConnectionSettings,
-        restore: Option<&mut dyn FnMut(&ConnectionSettings) -> Result<String, E>>,
+        restore: Option<Restore<'_, E>>,
     ) -> Result<Scratch, E> {
         let mut maintenance = live.clone();
         maintenance.dbname = "postgres".to_owned();
