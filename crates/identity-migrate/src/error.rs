@@ -2,7 +2,6 @@
 
 use migrate_core::driver::DriverError;
 use migrate_engine::EngineError;
-use migrate_postgres::url::UrlError;
 
 /// Exit code of bad input: usage, configuration, URL, unknown or ambiguous revision.
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -25,9 +24,9 @@ pub enum CliError {
     /// The configuration is wrong.
     #[error("{0}")]
     Config(String),
-    /// The database URL is wrong.
-    #[error(transparent)]
-    Url(#[from] UrlError),
+    /// The database URL is wrong (the driver's parser says how: see `open`).
+    #[error("{0}")]
+    Url(String),
     /// The engine refused or failed.
     #[error(transparent)]
     Engine(#[from] EngineError),

@@ -468,6 +468,13 @@ pub trait Tracer {
     fn scratch_name(&self) -> String;
 }
 
+/// A database URL the driver's parser refused: bad input, in the parser's words.
+impl From<url::UrlError> for CliError {
+    fn from(e: url::UrlError) -> Self {
+        CliError::Url(e.to_string())
+    }
+}
+
 /// A trace on PostgreSQL: a worker and a monitor session on the scratch copy. Fields drop in
 /// order: the sessions end before the copy is dropped.
 struct ScratchTrace {
