@@ -189,13 +189,13 @@ fn read_database(
     Ok(heads)
 }
 
-/// The dialect to judge for: the flag, else the configured database's, else PostgreSQL.
+/// The dialect to judge for: the flag, else the configured database's, else the default
+/// context's (PostgreSQL, the strictest).
 fn dialect(cfg: &Resolved, flag: Option<DialectArg>) -> Result<Dialect, CliError> {
     Ok(match flag {
         Some(arg) => arg.into(),
         None if cfg.database_url.is_some() => Database::resolve(cfg)?.dialect(),
-        // Judged as for the strictest database when none is named.
-        None => Dialect::Postgres,
+        None => LintContext::default().dialect,
     })
 }
 

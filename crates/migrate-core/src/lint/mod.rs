@@ -218,6 +218,14 @@ impl LintContext {
     }
 }
 
+/// The context of a judgement for no database in particular: the oldest PostgreSQL the tool
+/// supports, whose locks are the strictest (what passes there passes everywhere).
+impl Default for LintContext {
+    fn default() -> Self {
+        LintContext::postgres()
+    }
+}
+
 /// Where a finding is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
