@@ -298,8 +298,8 @@ try:
         sys.argv[1],
         database_url=os.environ["TEST_URL"],
         accept_unknown=sys.argv[2] == "accept",
-        binary=os.environ.at("TEST_BINARY"),
-        timeout=float(os.environ.at("TEST_TIMEOUT", "30")),
+        binary=os.environ.get("TEST_BINARY"),
+        timeout=float(os.environ.get("TEST_TIMEOUT", "30")),
     )
     print(json.dumps(dataclasses.asdict(state)))
 except identity_migrate.SchemaCheckError as e:
