@@ -198,6 +198,7 @@ fn a_revision_stopped_half_way_shows_as_half_way_refuses_rollback_and_migrate_fi
     assert_eq!(half_way.len(), 1, "{json:?}");
     assert_eq!(half_way[0].at("revision").str(), "3ffba08b0d3f");
     assert_eq!(half_way[0].at("direction").str(), "up");
+    assert_eq!(half_way[0].at("phases_done").number(), 9.0);
 
     let before = relations(&db);
     let rollback = run_db(dir.path(), &db, &["rollback", "974799e38366"]);

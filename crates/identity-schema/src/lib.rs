@@ -39,6 +39,20 @@ pub fn graph() -> RevisionGraph {
         .expect("the identity revisions form a graph (checked by tests/revisions.rs)")
 }
 
+/// The service's ten tables, parents before children (the order to load, copy or lock them in).
+pub const TABLES: [&str; 10] = [
+    "organizations",
+    "users",
+    "user_profiles",
+    "user_sessions",
+    "mfa_methods",
+    "mfa_challenges",
+    "email_verifications",
+    "password_resets",
+    "user_activity_logs",
+    "user_preferences",
+];
+
 /// The revision both chains share, where a database at a withdrawn revision goes back to.
 pub const WITHDRAWN_AFTER: &str = "68d314520251";
 

@@ -24,18 +24,7 @@ const SERIES: [&str; 7] = [
 ];
 
 /// The ten tables of `68d314520251`, in foreign-key order.
-const ENHANCED_TABLES: [&str; 10] = [
-    "organizations",
-    "users",
-    "user_profiles",
-    "user_sessions",
-    "mfa_methods",
-    "mfa_challenges",
-    "email_verifications",
-    "password_resets",
-    "user_activity_logs",
-    "user_preferences",
-];
+const ENHANCED_TABLES: [&str; 10] = identity_schema::TABLES;
 
 fn revision(id: &str) -> Revision {
     revisions()

@@ -152,18 +152,7 @@ impl From<postgres::Error> for SeedError {
 }
 
 /// The seeded tables, in load order (parents before children).
-pub const TABLES: [&str; 10] = [
-    "organizations",
-    "users",
-    "user_profiles",
-    "user_sessions",
-    "mfa_methods",
-    "mfa_challenges",
-    "email_verifications",
-    "password_resets",
-    "user_activity_logs",
-    "user_preferences",
-];
+pub use identity_schema::TABLES;
 
 /// A table: its columns, and the rows generated for one parent index.
 type Generator = (&'static [&'static str], fn(&Ctx, u64, &mut Out));

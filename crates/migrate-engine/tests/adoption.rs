@@ -397,18 +397,7 @@ INSERT INTO user_activities_simple (id, user_id, activity_type, activity_metadat
 "#;
 
 /// The tables of `68d314520251` that stay in `public` at head.
-const KEPT_IN_PUBLIC: [&str; 10] = [
-    "organizations",
-    "users",
-    "user_profiles",
-    "user_sessions",
-    "mfa_methods",
-    "mfa_challenges",
-    "email_verifications",
-    "password_resets",
-    "user_activity_logs",
-    "user_preferences",
-];
+const KEPT_IN_PUBLIC: [&str; 10] = identity_schema::TABLES;
 
 /// The two tables the original left behind, which head keeps under `legacy_` names.
 const LEFT_BEHIND: [&str; 2] = ["user_sessions_simple", "user_activities_simple"];
