@@ -81,7 +81,7 @@ pub struct Resolved {
     pub statement_timeout: Option<Duration>,
     /// Directory for backups with a default name.
     pub backup_dir: PathBuf,
-    /// Lint severities by rule id, from the file's `[lint.rules]` (checked by `lint_cmd`).
+    /// Lint severities by rule id, from the file's `[lint.rules]` (checked by `commands::lint`).
     pub lint_rules: BTreeMap<String, String>,
 }
 

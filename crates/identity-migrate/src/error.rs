@@ -100,6 +100,14 @@ impl CliError {
     }
 }
 
+/// A failed write of the command's output as an error (a closed pipe ends quietly).
+pub(crate) fn io_error(e: std::io::Error) -> CliError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return CliError::OutputClosed;
+    }
+    CliError::Io(format!("cannot write output: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

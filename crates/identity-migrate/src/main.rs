@@ -8,19 +8,12 @@ mod config;
 
 mod env_file;
 mod error;
-mod lint_cmd;
 mod logger;
 mod open;
 mod output;
 mod progress;
-mod promote;
 mod report;
-mod scaffold;
-mod shell;
 mod signals;
-
-mod trace;
-mod wait;
 
 use clap::Parser;
 

@@ -174,7 +174,7 @@ fn pending_lints_what_migrate_would_run_with_live_sizes() {
     );
     assert!(json.at("linted").str().contains("pending revision(s)"));
     // The pending range rewrites nothing since fbcbc6afff27 changes its type online (the live
-    // sizes of a rewrite's message are tested in lint_cmd's own tests).
+    // sizes of a rewrite's message are tested in commands::lint's own tests).
     let findings = json.at("findings").items();
     assert!(
         findings

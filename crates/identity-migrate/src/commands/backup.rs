@@ -1,9 +1,9 @@
 //! `backup`, `backup verify` and `restore`: one function each, whatever the database; the
 //! policy is `migrate-backup`'s, the database's part its driver's (see `open`).
 
-use super::io_error;
 use crate::args::BackupArgs;
 use crate::config::Resolved;
+use crate::error::io_error;
 use crate::error::CliError;
 use crate::open::{self, Database};
 use crate::report::{self, Format};

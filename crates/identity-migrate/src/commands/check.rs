@@ -1,7 +1,8 @@
 //! `check` and `verify`: the live schema against the one the history says.
 
-use super::{connect, engine, io_error, message_of};
+use super::session::{connect, engine, message_of};
 use crate::config::Resolved;
+use crate::error::io_error;
 use crate::error::CliError;
 use crate::output::heads_text;
 use crate::report::{self, Format};

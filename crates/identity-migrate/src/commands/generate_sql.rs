@@ -1,9 +1,10 @@
 //! `generate-sql`: the script between two points, for review.
 
 use super::migrate::exact_revision;
-use super::{identity, io_error};
+use super::session::identity;
 use crate::args::GenerateSqlArgs;
 use crate::config::Resolved;
+use crate::error::io_error;
 use crate::error::CliError;
 use crate::open::Database;
 use crate::output::{heads_text, Framing};

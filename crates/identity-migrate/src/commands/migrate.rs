@@ -1,8 +1,10 @@
 //! `migrate`, `migrate-to` and `rollback`: the engine run, with a backup first.
 
-use super::{engine, io_error, safety_request, take_backup};
+use super::backup::{safety_request, take_backup};
+use super::session::engine;
 use crate::args::MigrateArgs;
 use crate::config::Resolved;
+use crate::error::io_error;
 use crate::error::CliError;
 use crate::open::Database;
 use crate::output::{heads_text, Framing};
@@ -25,7 +27,7 @@ pub(super) fn migrate(
     };
     exact_revision(target, "REV")?;
     // Lint refuses a dangerous plan before anything is touched (created, backed up, locked).
-    crate::lint_cmd::guard(out, cfg, graph, &intent, run)?;
+    super::lint::guard(out, cfg, graph, &intent, run)?;
     let database = Database::resolve(cfg)?;
     // A SQLite file not created yet is the empty database it would start as: the plan is made
     // on an empty in-memory database first, so a dry run, a refused target or a plan with

@@ -1,7 +1,7 @@
 //! `seed`: test data through the identity seeder.
 
-use super::io_error;
 use crate::config::Resolved;
+use crate::error::io_error;
 use crate::error::CliError;
 use crate::open::Database;
 use crate::report::{self, Format};

@@ -1,7 +1,8 @@
 //! `status` and `list`: where the database stands and what each revision is.
 
-use super::{connect, engine, io_error, message_of};
+use super::session::{connect, engine, message_of};
 use crate::config::Resolved;
+use crate::error::io_error;
 use crate::error::CliError;
 use crate::report::{self, Format};
 use migrate_core::driver::HistoryRecord;

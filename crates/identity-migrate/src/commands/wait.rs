@@ -14,8 +14,8 @@
 //! keeps the deadline, so a server that accepts connections and never answers cannot hold a pod
 //! past its `--timeout`.
 
-use crate::commands::io_error;
 use crate::config::Resolved;
+use crate::error::io_error;
 use crate::error::CliError;
 use crate::open::{Connected, Database};
 use crate::output::heads_text;

@@ -2,7 +2,7 @@
 //! the parser. Revision arguments complete to the ids of the binary's own graph.
 
 use crate::args::{Cli, ShellArg};
-use crate::commands::io_error;
+use crate::error::io_error;
 use crate::error::CliError;
 use clap::builder::PossibleValuesParser;
 use clap::{Command, CommandFactory};

@@ -121,7 +121,7 @@ pub fn revision(
         out
     };
     if let Some((head, up)) = to_lint {
-        crate::lint_cmd::report_new_revision(out, &id, &head, &up)?;
+        super::lint::report_new_revision(out, &id, &head, &up)?;
     }
     for line in String::from_utf8_lossy(&findings).lines() {
         log::warn!("{line}");

@@ -8,9 +8,11 @@
 //! diverged): a promotion never takes a database back. Before the first statement it takes
 //! the target's verified backup, unless `--no-backup`.
 
+use super::backup::{safety_request, take_backup};
+use super::session::engine;
 use crate::args::{GlobalArgs, PromoteArgs, StatusArgs};
-use crate::commands::{engine, io_error, safety_request, take_backup};
 use crate::config::{self, Resolved};
+use crate::error::io_error;
 use crate::error::CliError;
 use crate::open::Database;
 use crate::output::{self, heads_text};
@@ -285,7 +287,7 @@ fn look(global: &GlobalArgs, graph: &RevisionGraph, name: &str) -> Row {
             }
         }
     };
-    let outcome = crate::commands::connect(&env.cfg)
+    let outcome = super::session::connect(&env.cfg)
         .and_then(|(connected, _)| Ok(engine(connected, graph, &env.cfg, None).status()?))
         .map_err(|e| e.to_string());
     Row {

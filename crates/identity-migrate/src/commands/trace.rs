@@ -14,11 +14,11 @@
 //! the driver's, reached through [`crate::open::tracer`]; this module picks the revisions, runs
 //! them through it and prints the report.
 
+use super::lint::range_steps;
 use crate::args::TraceArgs;
-use crate::commands::io_error;
 use crate::config::Resolved;
+use crate::error::io_error;
 use crate::error::CliError;
-use crate::lint_cmd::range_steps;
 use crate::open::{Database, StatementTrace, TraceError};
 use migrate_core::driver::DriverError;
 use migrate_core::{Direction, Heads, RevisionGraph};

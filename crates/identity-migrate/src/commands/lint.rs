@@ -11,8 +11,8 @@
 //! before it touches anything.
 
 use crate::args::{DialectArg, LintArgs, MigrateArgs, RuleArgs};
-use crate::commands::io_error;
 use crate::config::Resolved;
+use crate::error::io_error;
 use crate::error::CliError;
 use crate::open::Database;
 use migrate_core::driver::DriverError;
