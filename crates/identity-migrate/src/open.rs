@@ -307,8 +307,9 @@ pub fn state_sql(dialect: Dialect) -> &'static dyn StateSql {
     }
 }
 
-/// What protects a session with a database server, in no database's terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What protects a session with a database server, in no database's terms (`status --json`
+/// shows it as its `connection`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Protection {
     /// Whether TLS is in use.
     pub encrypted: bool,
@@ -323,8 +324,10 @@ pub struct Protection {
     /// Whether the server's host name was verified.
     pub host_name_verified: bool,
     /// A remote host trusted without its name being checked: the operator should hear it.
+    #[serde(skip)]
     pub weak_for_remote: bool,
     /// The one-line summary (`-v`, `check`, `status`).
+    #[serde(skip)]
     pub summary: String,
 }
 

@@ -68,7 +68,7 @@ pub struct Status {
     /// Revisions a phased run stopped inside (PostgreSQL): neither applied nor untouched.
     pub half_way: Vec<HalfWay>,
     /// The connection's protection (PostgreSQL); `null` for SQLite.
-    pub connection: Option<Connection>,
+    pub connection: Option<crate::open::Protection>,
 }
 
 /// A revision a phased run stopped inside; `migrate` (or the same `rollback`) resumes it.
@@ -105,41 +105,6 @@ pub struct CurrentRevision {
     pub message: String,
     /// Whether it is a head.
     pub head: bool,
-}
-
-/// The protection of a PostgreSQL connection.
-#[derive(Debug, Serialize)]
-pub struct Connection {
-    /// Whether TLS is in use.
-    pub encrypted: bool,
-    /// The TLS protocol.
-    pub protocol: Option<String>,
-    /// The TLS cipher suite.
-    pub cipher: Option<String>,
-    /// The `sslmode` in force.
-    pub sslmode: String,
-    /// Whether the server's certificate chain was verified.
-    pub certificate_chain_verified: bool,
-    /// Whether the server's host name was verified.
-    pub host_name_verified: bool,
-    /// The one-line summary the text shows.
-    #[serde(skip)]
-    pub summary: String,
-}
-
-impl Connection {
-    /// The report of a PostgreSQL session's protection.
-    pub fn of(protection: &crate::open::Protection) -> Connection {
-        Connection {
-            encrypted: protection.encrypted,
-            protocol: protection.protocol.clone(),
-            cipher: protection.cipher.clone(),
-            sslmode: protection.sslmode.clone(),
-            certificate_chain_verified: protection.certificate_chain_verified,
-            host_name_verified: protection.host_name_verified,
-            summary: protection.summary.clone(),
-        }
-    }
 }
 
 impl Report for Status {

@@ -38,7 +38,7 @@ pub(super) fn status(
         pending: status.pending,
         at_head: status.at_head,
         half_way: half_way.iter().map(report::HalfWay::of).collect(),
-        connection: security.as_ref().map(report::Connection::of),
+        connection: security,
     };
     report::emit(out, &report, format).map_err(io_error)?;
     Ok((!status.at_head).then_some(status.pending))
