@@ -31,33 +31,48 @@ use migrate_core::backup::{check_content, compare_counts, Expected, RestoreError
 use migrate_core::driver::DriverError;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Why a backup, a verification or a restore failed. Each message says what to do.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackupError {
     /// The database or a client tool failed.
-    Driver(DriverError),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
     /// A file could not be read or written.
+    #[error("{0}")]
     Io(String),
     /// The request is not one this database's backups can do (bad input).
+    #[error("{0}")]
     Refused(String),
     /// The destination already exists; backups are never overwritten.
+    #[error("{} already exists: backups are never overwritten; choose another --output", .0.display())]
     Exists(PathBuf),
     /// The archive has no manifest beside it.
+    #[error(
+        "{} has no manifest ({}): it is not a complete backup made by identity-migrate",
+        .0.display(),
+        manifest_path(.0).display()
+    )]
     NoManifest(PathBuf),
     /// The archive does not match its manifest, or cannot be read whole.
+    #[error("the backup is not intact: {0}")]
     Corrupt(String),
     /// The target database holds tables (or other relations) and `--yes` was not given.
+    #[error("the target database already holds {tables} table(s) or other relation(s): pass --yes to replace them (the previous database is kept under another name)")]
     NotEmpty {
         /// How many relations it holds.
         tables: usize,
     },
     /// Other sessions are connected to the target, and the swap that replaces it needs none.
+    #[error(
+        "{} other session(s) are connected to {database} ({}): the restore replaces the database by renaming, which needs them closed; stop them and run it again, or pass --in-place (one transaction, slower)",
+        sessions.len(),
+        sessions.join(", ")
+    )]
     SessionsConnected {
         /// The target database.
         database: String,
@@ -65,50 +80,8 @@ pub enum BackupError {
         sessions: Vec<String>,
     },
     /// The restored database does not hold what the manifest says.
+    #[error("the restore finished but the database does not hold what the backup does: {0}")]
     RestoredCountsDiffer(String),
-}
-
-impl fmt::Display for BackupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BackupError::Driver(e) => e.fmt(f),
-            BackupError::Io(m) | BackupError::Refused(m) => f.write_str(m),
-            BackupError::Exists(p) => write!(
-                f,
-                "{} already exists: backups are never overwritten; choose another --output",
-                p.display()
-            ),
-            BackupError::NoManifest(p) => write!(
-                f,
-                "{} has no manifest ({}): it is not a complete backup made by identity-migrate",
-                p.display(),
-                manifest_path(p).display()
-            ),
-            BackupError::Corrupt(m) => write!(f, "the backup is not intact: {m}"),
-            BackupError::NotEmpty { tables } => write!(
-                f,
-                "the target database already holds {tables} table(s) or other relation(s): pass --yes to replace them (the previous database is kept under another name)"
-            ),
-            BackupError::SessionsConnected { database, sessions } => write!(
-                f,
-                "{} other session(s) are connected to {database} ({}): the restore replaces the database by renaming, which needs them closed; stop them and run it again, or pass --in-place (one transaction, slower)",
-                sessions.len(),
-                sessions.join(", ")
-            ),
-            BackupError::RestoredCountsDiffer(m) => write!(
-                f,
-                "the restore finished but the database does not hold what the backup does: {m}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for BackupError {}
-
-impl From<DriverError> for BackupError {
-    fn from(e: DriverError) -> Self {
-        BackupError::Driver(e)
-    }
 }
 
 impl From<RestoreError> for BackupError {
