@@ -868,9 +868,14 @@ fn environment(out: &mut String, tool: Option<&Path>) -> Res<()> {
     .map(|n| (*n, show(n)))
     .collect();
     let tool_version = match tool {
+        // The profile is the directory cargo built it into (`target/release`, or `target/debug`
+        // when the suite runs the quick mode): a debug build's numbers must not pass for release.
         Some(tool) => format!(
-            "{} (release build)",
-            capture(&tool.to_string_lossy(), &["--version"])
+            "{} ({} build)",
+            capture(&tool.to_string_lossy(), &["--version"]),
+            tool.parent()
+                .and_then(|dir| dir.file_name())
+                .map_or_else(|| "unknown".into(), |d| d.to_string_lossy())
         ),
         None => format!(
             "identity-migrate {} (in-process)",

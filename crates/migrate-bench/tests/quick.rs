@@ -112,6 +112,36 @@ fn the_migration_benchmark_runs_in_quick_mode() {
     );
 }
 
+/// The backup benchmark (`scripts/bench-backup --quick` runs it on a release build): the tool's
+/// backup, verify and restore are timed beside `pg_dump`/`pg_restore`, and the report names the
+/// build it measured.
+#[test]
+fn the_backup_benchmark_runs_in_quick_mode() {
+    let tool = tool();
+    let stdout = run_quick(&[&tool, "--backup", "--quick"]);
+    assert_rows(
+        &stdout,
+        &[
+            "| backup | `identity-migrate backup --output X`",
+            "| backup | `pg_dump -Fd -j2 -Z0` |",
+            "| verify fast enough to run every time",
+            "| atomic restore within 30% of `pg_restore -j2`",
+            "(debug build) |",
+        ],
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench-backup");
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .expect("run bash -n");
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+}
+
 /// The identity-migrate binary of this build, beside migrate-bench.
 fn tool() -> String {
     // The workspace's test build puts identity-migrate beside this binary.
