@@ -203,9 +203,15 @@ fn race_to_head(db: &Backend, graph: &RevisionGraph, threads: usize) {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
-                    let mut engine =
-                        db.engine_with(graph, options_with_lock_wait(Duration::from_secs(60)));
+                    // Every thread reaches the barrier, even one whose connection failed: a
+                    // panic before it would leave the others waiting there forever (a hang seen
+                    // once under the full suite's load), where the test must fail and say why.
+                    let engine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        db.engine_with(graph, options_with_lock_wait(Duration::from_secs(60)))
+                    }));
                     barrier.wait();
+                    let mut engine = engine
+                        .unwrap_or_else(|_| panic!("a migrator could not connect (see above)"));
                     run(&mut engine, &up("head"))
                 })
             })
