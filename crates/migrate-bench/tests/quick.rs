@@ -99,17 +99,7 @@ fn the_migration_benchmark_runs_in_quick_mode() {
             "checked once that `migrate` and `psql -1 -f` of the generated SQL leave the same schema",
         ],
     );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench");
-    let syntax = Command::new("bash")
-        .arg("-n")
-        .arg(&script)
-        .output()
-        .expect("run bash -n");
-    assert!(
-        syntax.status.success(),
-        "{}",
-        String::from_utf8_lossy(&syntax.stderr)
-    );
+    assert_bash_syntax("bench");
 }
 
 /// The backup benchmark (`scripts/bench-backup --quick` runs it on a release build): the tool's
@@ -129,7 +119,14 @@ fn the_backup_benchmark_runs_in_quick_mode() {
             "(debug build) |",
         ],
     );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench-backup");
+    assert_bash_syntax("bench-backup");
+}
+
+/// `bash -n` of `scripts/<name>`: the script that runs the benchmark on a release build parses.
+fn assert_bash_syntax(name: &str) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts")
+        .join(name);
     let syntax = Command::new("bash")
         .arg("-n")
         .arg(&script)
