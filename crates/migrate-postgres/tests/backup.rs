@@ -372,33 +372,26 @@ fn tampered_archives_are_refused_in_every_format() {
                     Ok(_) => panic!("{what}: verify ({check:?}) accepted it"),
                 }
             }
-            let err = restore(
-                &settings(&fresh),
-                &copy,
-                &options(false),
-                &safety,
-                &mut |_| {},
-            )
-            .err()
-            .unwrap_or_else(|| panic!("{what}: restored into a fresh database"));
-            assert!(
-                matches!(err, BackupError::Corrupt(_) | BackupError::NoManifest(_)),
-                "{what}: {err}"
-            );
+            // Refused as corrupt before anything is restored, into a fresh database or over the
+            // source alike.
+            let refused = |target: &TestDb, replace: bool, onto: &str| {
+                let err = restore(
+                    &settings(target),
+                    &copy,
+                    &options(replace),
+                    &safety,
+                    &mut |_| {},
+                )
+                .err()
+                .unwrap_or_else(|| panic!("{what}: restored {onto}"));
+                assert!(
+                    matches!(err, BackupError::Corrupt(_) | BackupError::NoManifest(_)),
+                    "{what}: {err}"
+                );
+            };
+            refused(&fresh, false, "into a fresh database");
             assert_eq!(relation_count(&fresh), 0, "{what}");
-            let err = restore(
-                &settings(&source),
-                &copy,
-                &options(true),
-                &safety,
-                &mut |_| {},
-            )
-            .err()
-            .unwrap_or_else(|| panic!("{what}: restored over the source"));
-            assert!(
-                matches!(err, BackupError::Corrupt(_) | BackupError::NoManifest(_)),
-                "{what}: {err}"
-            );
+            refused(&source, true, "over the source");
             assert_eq!(state(&source), before, "{what}");
             assert_eq!(listing(&safety_dir), Vec::<String>::new(), "{what}");
             assert_eq!(databases_beside(&source), Vec::<String>::new(), "{what}");
